@@ -1,0 +1,3 @@
+from zetl.cli import main
+
+main()

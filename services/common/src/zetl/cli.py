@@ -1,0 +1,58 @@
+"""The ``zetl`` command line.
+
+Commands live next to the code they run: each service package adds its own through the
+``zetl.commands`` entry-point group (a function that takes the Typer app), so this shared
+package never imports a service and every installed service shows up in ``zetl --help``.
+"""
+
+from __future__ import annotations
+
+import sys
+from importlib.metadata import entry_points
+
+import typer
+
+from zetl import __version__
+from zetl.errors import ZetlError
+from zetl.log import configure_logging
+from zetl.settings import Settings
+
+app = typer.Typer(
+    name="zetl",
+    help="Local-first RDS for PostgreSQL → Redshift Serverless zero-ETL platform.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _configure(
+    log_level: str = typer.Option(None, help="DEBUG, INFO, WARNING or ERROR [env ZETL_LOG_LEVEL]"),
+) -> None:
+    configure_logging(log_level.upper() if log_level else Settings.from_env().log_level)
+
+
+@app.command()
+def version() -> None:
+    """Print zetl's version."""
+    typer.echo(__version__)
+
+
+def _register_service_commands() -> None:
+    for entry_point in entry_points(group="zetl.commands"):
+        register = entry_point.load()
+        register(app)
+
+
+def main() -> None:
+    """Entry point: run a command; expected failures print one line and exit with their code.
+
+    Usage errors (unknown command or option, missing argument) are Typer's own: exit code 2.
+    """
+    _register_service_commands()
+    try:
+        app()
+    except ZetlError as exc:
+        print(f"zetl: error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)

@@ -1,0 +1,27 @@
+"""The error kinds every zetl command reports, and the exit code each maps to (DESIGN.md)."""
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    DATA = 1  # the data or a check failed: bad rows, a failed verification
+    USAGE = 2  # the command line, the configuration or the environment is wrong
+
+
+class ZetlError(Exception):
+    """An expected failure: reported as one clear line, never as a traceback."""
+
+    exit_code: ExitCode = ExitCode.DATA
+
+
+class DataError(ZetlError):
+    """The input data or a check is at fault."""
+
+    exit_code = ExitCode.DATA
+
+
+class ConfigError(ZetlError):
+    """A setting, an argument, a file or a server the command needs is missing or wrong."""
+
+    exit_code = ExitCode.USAGE

@@ -1,0 +1,42 @@
+"""The installed ``zetl`` command: help, version and exit codes (DESIGN.md)."""
+
+import json
+import subprocess
+import sys
+
+from zetl import __version__
+
+
+def run_zetl(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "zetl", *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_help_lists_the_commands() -> None:
+    result = run_zetl("--help")
+    assert result.returncode == 0, result.stderr
+    assert "version" in result.stdout
+
+
+def test_version_prints_the_package_version() -> None:
+    result = run_zetl("version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == __version__ != "0.0.0+unknown"
+
+
+def test_unknown_command_is_a_usage_error() -> None:
+    result = run_zetl("no-such-command")
+    assert result.returncode == 2
+    assert "no-such-command" in result.stderr
+
+
+def test_logs_are_json_lines_when_not_on_a_terminal() -> None:
+    code = (
+        "import logging; from zetl.log import configure_logging; configure_logging('INFO');"
+        "logging.getLogger('zetl.test').info('copied', extra={'table': 't', 'rows': 3})"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    record = json.loads(result.stderr.strip())
+    assert record["msg"] == "copied"
+    assert (record["table"], record["rows"], record["level"]) == ("t", 3, "info")

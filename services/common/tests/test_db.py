@@ -1,0 +1,36 @@
+import socket
+
+import pytest
+
+from zetl.db import connect, redact, wait_until_ready, with_database
+from zetl.errors import ConfigError
+
+
+def test_redact_hides_the_password_only() -> None:
+    assert redact("postgresql://u:pw@h:5432/db") == "postgresql://u:***@h:5432/db"
+    assert redact("postgresql://u@h/db") == "postgresql://u@h/db"
+
+
+def test_with_database_keeps_the_server() -> None:
+    assert with_database("postgresql://u:p@h:1/a?sslmode=require", "b") == (
+        "postgresql://u:p@h:1/b?sslmode=require"
+    )
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_unreachable_server_is_a_clear_config_error_without_the_password() -> None:
+    url = f"postgresql://u:topsecret@127.0.0.1:{_closed_port()}/db"
+    with pytest.raises(ConfigError) as info:
+        connect(url, connect_timeout=2)
+    assert "cannot connect to postgresql://u:***@127.0.0.1" in str(info.value)
+    assert "topsecret" not in str(info.value)
+
+
+def test_wait_until_ready_gives_up_after_its_timeout() -> None:
+    with pytest.raises(ConfigError):
+        wait_until_ready(f"postgresql://u:p@127.0.0.1:{_closed_port()}/db", timeout_s=0.5)

@@ -1,0 +1,1 @@
+"""zetl dashboard: shows the analytics schema the dbt models build in the warehouse."""

@@ -1,0 +1,1 @@
+"""zetl loader: turns messy production CSV exports into the normalized source database."""

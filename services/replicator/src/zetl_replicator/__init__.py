@@ -1,0 +1,1 @@
+"""zetl replicator: zero-ETL emulated with Postgres logical replication (generic CDC)."""

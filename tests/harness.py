@@ -1,0 +1,153 @@
+"""The real-Postgres test harness: session-scoped source and warehouse servers in containers.
+
+The source runs with ``wal_level=logical`` like an RDS instance with logical replication on;
+the warehouse is a plain server standing in for Redshift Serverless. Both come from
+``POSTGRES_IMAGE`` (the official image by default, the offline stand-in where no registry
+answers). Tests get a fresh database on either server so they never see each other's tables.
+
+Without a Docker engine, tests that need one are skipped with the reason on a laptop and fail
+with the same reason in CI (``CI=true``), where a missing engine is a broken pipeline.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+
+import psycopg2
+import psycopg2.extensions
+import pytest
+from psycopg2 import sql
+
+DEFAULT_POSTGRES_IMAGE = "postgres:17"
+SOURCE_SETTINGS = {
+    "wal_level": "logical",
+    "max_replication_slots": "20",
+    "max_wal_senders": "20",
+}
+
+
+@dataclass(frozen=True)
+class PostgresServer:
+    """Where a test Postgres listens, and how to reach one of its databases."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+    database: str
+
+    def url(self, database: str | None = None) -> str:
+        return (
+            f"postgresql://{self.user}:{self.password}@{self.host}:{self.port}/"
+            f"{database or self.database}"
+        )
+
+    def connect(self, database: str | None = None) -> psycopg2.extensions.connection:
+        conn = psycopg2.connect(self.url(database))
+        conn.autocommit = True
+        return conn
+
+    def create_database(self, prefix: str = "test") -> str:
+        name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+        self.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        return name
+
+    def drop_database(self, name: str) -> None:
+        self.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+    def execute(self, statement: sql.Composable | str, database: str | None = None) -> None:
+        """Run one statement outside a transaction block (CREATE DATABASE needs that)."""
+        conn = self.connect(database)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(statement)
+        finally:
+            conn.close()
+
+
+def postgres_image() -> str:
+    return os.environ.get("POSTGRES_IMAGE") or DEFAULT_POSTGRES_IMAGE
+
+
+@cache
+def docker_unavailable_reason() -> str | None:
+    """None when a Docker engine answers, else why not (checked once per session)."""
+    try:
+        import docker  # testcontainers' own client
+
+        docker.from_env().ping()
+    except Exception as exc:
+        return f"no Docker engine answers ({type(exc).__name__}: {exc})"
+    return None
+
+
+def require_docker() -> None:
+    reason = docker_unavailable_reason()
+    if reason is None:
+        return
+    if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+        pytest.fail(f"{reason}; CI needs Docker (bash .ci/run starts dockerd)", pytrace=False)
+    pytest.skip(f"{reason}; start Docker to run this test")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("docker"):
+        require_docker()
+
+
+def _start_postgres(settings: dict[str, str]) -> Iterator[PostgresServer]:
+    require_docker()
+    from testcontainers.community.postgres import PostgresContainer
+
+    command = " ".join(f"-c {key}={value}" for key, value in settings.items())
+    container = PostgresContainer(
+        postgres_image(), username="zetl", password="zetl-test", dbname="postgres"
+    )
+    if command:
+        container = container.with_command(f"postgres {command}")
+    with container:
+        yield PostgresServer(
+            host=container.get_container_host_ip(),
+            port=int(container.get_exposed_port(5432)),
+            user="zetl",
+            password="zetl-test",
+            database="postgres",
+        )
+
+
+@pytest.fixture(scope="session")
+def source_server() -> Iterator[PostgresServer]:
+    """The source Postgres (the RDS stand-in), with logical replication on."""
+    yield from _start_postgres(SOURCE_SETTINGS)
+
+
+@pytest.fixture(scope="session")
+def warehouse_server() -> Iterator[PostgresServer]:
+    """The warehouse Postgres (the Redshift Serverless stand-in)."""
+    yield from _start_postgres({})
+
+
+def _fresh_database(server: PostgresServer) -> Iterator[str]:
+    name = server.create_database()
+    try:
+        yield server.url(name)
+    finally:
+        server.drop_database(name)
+
+
+@pytest.fixture
+def source_url(source_server: PostgresServer) -> Iterator[str]:
+    """A libpq URL of a new, empty database on the source server, dropped afterwards."""
+    yield from _fresh_database(source_server)
+
+
+@pytest.fixture
+def warehouse_url(warehouse_server: PostgresServer) -> Iterator[str]:
+    """A libpq URL of a new, empty database on the warehouse server, dropped afterwards."""
+    yield from _fresh_database(warehouse_server)
