@@ -21,9 +21,10 @@ help: ## list the targets
 install: $(VENV)/.installed ## create .venv with every service and the dev tools (zetl on .venv/bin)
 
 $(VENV)/.installed: pyproject.toml $(foreach s,$(SERVICES),services/$(s)/pyproject.toml)
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet $(foreach s,$(SERVICES),-e services/$(s)) -e '.[dev,transform,quality,aws]'
+	@# flock: two make runs at once (a test and a lint) must not install into one venv together
+	flock $(VENV).lock -c '$(PYTHON) -m venv $(VENV) \
+	  && $(BIN)/pip install --quiet --upgrade pip \
+	  && $(BIN)/pip install --quiet $(foreach s,$(SERVICES),-e services/$(s)) -e ".[dev,transform,quality,aws]"'
 	touch $@
 
 test: install ## run the whole test suite against real Postgres in containers
