@@ -16,7 +16,7 @@ export DOCKER_BUILDKIT ?= 0
 .PHONY: help install test lint format up down images images-offline e2e clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 install: $(VENV)/.installed ## create .venv with every service and the dev tools (zetl on .venv/bin)
 
@@ -58,3 +58,18 @@ e2e: ## the compose end-to-end test (filled in as the services land)
 
 clean: ## remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# --- issue 6: cloud promotion to AWS (infra/terraform, zetl aws, infra/scripts) ---
+.PHONY: plan-aws deploy-aws destroy-aws check-infra
+
+plan-aws: install ## terraform plan of the AWS stack (needs AWS credentials, infra/terraform/terraform.tfvars)
+	bash infra/scripts/aws.sh plan
+
+deploy-aws: install ## deploy to AWS: terraform apply, images, migrate, zero-ETL database, load, generator, dbt
+	bash infra/scripts/aws.sh deploy
+
+destroy-aws: install ## tear the AWS environment down (asks; CONFIRM=yes to skip) and list what is left
+	bash infra/scripts/aws.sh destroy
+
+check-infra: ## checkov over infra/terraform (own venv .venv-checkov), terraform fmt/validate where installed
+	bash infra/scripts/check-infra.sh
