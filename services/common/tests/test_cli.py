@@ -40,3 +40,22 @@ def test_logs_are_json_lines_when_not_on_a_terminal() -> None:
     record = json.loads(result.stderr.strip())
     assert record["msg"] == "copied"
     assert (record["table"], record["rows"], record["level"]) == ("t", 3, "info")
+
+
+def test_a_command_whose_optional_dependency_is_missing_explains_itself() -> None:
+    """Images without the aws extra still run every other command."""
+    code = (
+        "import sys; sys.modules['botocore'] = None; sys.modules['boto3'] = None\n"
+        "sys.argv = ['zetl', *sys.argv[1:]]\n"
+        "from zetl.cli import main; main()"
+    )
+    help_result = subprocess.run(
+        [sys.executable, "-c", code, "--help"], capture_output=True, text=True
+    )
+    assert help_result.returncode == 0, help_result.stderr
+    assert "version" in help_result.stdout
+    aws = subprocess.run(
+        [sys.executable, "-c", code, "aws", "preflight"], capture_output=True, text=True
+    )
+    assert aws.returncode == 2
+    assert "needs the Python package" in aws.stderr and "zetl[aws]" in aws.stderr

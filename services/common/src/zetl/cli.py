@@ -13,7 +13,7 @@ from importlib.metadata import entry_points
 import typer
 
 from zetl import __version__
-from zetl.errors import ZetlError
+from zetl.errors import ConfigError, ZetlError
 from zetl.log import configure_logging
 from zetl.settings import Settings
 
@@ -41,8 +41,28 @@ def version() -> None:
 
 def _register_service_commands() -> None:
     for entry_point in entry_points(group="zetl.commands"):
-        register = entry_point.load()
+        try:
+            register = entry_point.load()
+        except ModuleNotFoundError as exc:
+            # An image without an optional extra (boto3 for `zetl aws`, say) still runs every
+            # other command; this one explains what to install instead of breaking them all.
+            _register_unavailable(entry_point.name, exc.name or str(exc))
+            continue
         register(app)
+
+
+def _register_unavailable(name: str, missing: str) -> None:
+    @app.command(
+        name,
+        help=f"(unavailable: needs the Python package {missing!r})",
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+        add_help_option=False,
+    )
+    def unavailable() -> None:
+        raise ConfigError(
+            f"`zetl {name}` needs the Python package {missing!r}, which is not installed here"
+            " (for `zetl aws`: pip install 'zetl[aws]')"
+        )
 
 
 def main() -> None:
