@@ -33,7 +33,7 @@ test: install ## run the whole test suite against real Postgres in containers
 lint: install ## ruff and mypy, as CI runs them
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy $(foreach s,$(SERVICES),services/$(s)/src) tests conftest.py
+	$(BIN)/mypy $(foreach s,$(SERVICES),services/$(s)/src) tests bench conftest.py
 	@# each service's tests on their own: test modules of the same name may live in several
 	for d in $(sort $(dir $(wildcard services/*/tests/*.py))); do $(BIN)/mypy $$d || exit 1; done
 
@@ -53,8 +53,8 @@ images: ## build the platform's images (base images from PYTHON_IMAGE / POSTGRES
 images-offline: ## build the base images from Debian packages, for machines with no registry
 	bash compose/offline/build.sh
 
-e2e: ## the compose end-to-end test (filled in as the services land)
-	@echo "e2e: no end-to-end scenario yet: the services it drives land with issues 3-5"
+e2e: install ## the whole compose platform end to end: load, generate, replicate, verify
+	COMPOSE="$(COMPOSE)" $(BIN)/pytest -m e2e tests/e2e
 
 clean: ## remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
@@ -73,3 +73,21 @@ destroy-aws: install ## tear the AWS environment down (asks; CONFIRM=yes to skip
 
 check-infra: ## checkov over infra/terraform (own venv .venv-checkov), terraform fmt/validate where installed
 	bash infra/scripts/check-infra.sh
+
+# --- generator (issue 4) ---
+.PHONY: bench-generator
+bench-generator: install ## generator at full speed beside pgbench with the same statement shape
+	$(BIN)/python -m bench.generator.run
+
+# --- issue 3: source model ERD and loader benchmark ---
+.PHONY: erd bench-loader
+erd: install ## docs/erd.md + docs/erd.png from a freshly migrated schema (Docker; graphviz `dot`)
+	$(BIN)/python -m zetl.schema.erd --out docs
+
+bench-loader: install ## zetl load beside a raw COPY of the same rows, 100k and 1M lines (Docker)
+	$(BIN)/python -m bench.loader.run --sizes 100000,1000000
+
+# --- issue 5: replicator benchmark ---
+.PHONY: bench-replicator
+bench-replicator: install ## zetl replicator vs native logical replication, pg_recvlogical, pg_dump
+	$(BIN)/python bench/replicator/bench.py

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 
@@ -101,8 +102,10 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         require_docker()
 
 
-def _start_postgres(settings: dict[str, str]) -> Iterator[PostgresServer]:
-    require_docker()
+@contextmanager
+def running_postgres(settings: dict[str, str]) -> Iterator[PostgresServer]:
+    """A Postgres container from POSTGRES_IMAGE with these server settings, for as long as
+    the block runs (the fixtures below and the benchmarks use it)."""
     from testcontainers.community.postgres import PostgresContainer
 
     command = " ".join(f"-c {key}={value}" for key, value in settings.items())
@@ -124,13 +127,17 @@ def _start_postgres(settings: dict[str, str]) -> Iterator[PostgresServer]:
 @pytest.fixture(scope="session")
 def source_server() -> Iterator[PostgresServer]:
     """The source Postgres (the RDS stand-in), with logical replication on."""
-    yield from _start_postgres(SOURCE_SETTINGS)
+    require_docker()
+    with running_postgres(SOURCE_SETTINGS) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
 def warehouse_server() -> Iterator[PostgresServer]:
     """The warehouse Postgres (the Redshift Serverless stand-in)."""
-    yield from _start_postgres({})
+    require_docker()
+    with running_postgres({}) as server:
+        yield server
 
 
 def _fresh_database(server: PostgresServer) -> Iterator[str]:
