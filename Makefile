@@ -53,8 +53,8 @@ images: ## build the platform's images (base images from PYTHON_IMAGE / POSTGRES
 images-offline: ## build the base images from Debian packages, for machines with no registry
 	bash compose/offline/build.sh
 
-e2e: install ## the whole compose platform end to end: load, generate, replicate, verify
-	COMPOSE="$(COMPOSE)" $(BIN)/pytest -m e2e tests/e2e
+e2e: ## the compose end-to-end test (filled in as the services land)
+	@echo "e2e: no end-to-end scenario yet: the services it drives land with issues 3-5"
 
 clean: ## remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
@@ -91,3 +91,7 @@ bench-loader: install ## zetl load beside a raw COPY of the same rows, 100k and 
 .PHONY: bench-replicator
 bench-replicator: install ## zetl replicator vs native logical replication, pg_recvlogical, pg_dump
 	$(BIN)/python bench/replicator/bench.py
+.PHONY: sample-data
+sample-data: install ## regenerate data/raw, the sample export the local platform loads
+	$(BIN)/zetl generate export --format storefront --messy --rows 400 --seed 1 --out data/raw
+	$(BIN)/zetl generate export --format players --rows 200 --seed 1 --out data/raw

@@ -1,7 +1,7 @@
 """Loader benchmark: `zetl load` beside a raw COPY of the same rows, in the same run.
 
 For each size (transaction lines), on one throwaway Postgres (POSTGRES_IMAGE, testcontainers):
-  1. generate a messy export (bench/loader/generate.py; not timed),
+  1. generate a messy export (`zetl generate export --messy`'s writer; not timed),
   2. baseline: COPY every line of the same files, as is, into an unconstrained one-column text
      table — the cheapest way to get these rows into Postgres,
   3. `zetl load DIR` in a fresh migrated database, as a child process: wall time and peak RSS,
@@ -24,9 +24,9 @@ from typing import Any
 
 import psycopg2
 
-from bench.loader.generate import generate
 from tests.harness import SOURCE_SETTINGS, PostgresServer, running_postgres
 from zetl.schema.migrate import upgrade
+from zetl_generator.export_storefront import StorefrontExport
 
 EXPORT_FILES = ("publisher.csv", "game.csv", "transaction.csv", "transaction_detail.csv")
 
@@ -77,7 +77,7 @@ def timed_load(url: str, directory: Path, report: Path) -> tuple[float, int, dic
 
 def bench_size(server: PostgresServer, lines: int, workdir: Path) -> dict[str, Any]:
     export = workdir / f"export-{lines}"
-    generate(export, lines)
+    StorefrontExport(seed=7, messy=True).write(export, lines)
     rows = data_rows(export)
     database = server.create_database("bench")
     url = server.url(database)

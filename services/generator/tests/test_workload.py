@@ -1,0 +1,154 @@
+"""The live workload against a real source database: rules, determinism, restarts, rate."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import psycopg2
+import pytest
+
+from tests.harness import PostgresServer, postgres_image
+from zetl.schema.migrate import upgrade
+from zetl_generator.mix import EventKind, Mix
+from zetl_generator.rules import check_rules
+from zetl_generator.workload import Workload, WorkloadOptions
+
+pytestmark = pytest.mark.docker
+TABLES = (
+    "publisher",
+    "game",
+    "game_listing",
+    "affiliate",
+    "customer",
+    "store_transaction",
+    "store_transaction_line",
+    "wallet_transaction",
+)
+
+
+def broken_rules(url: str) -> dict[str, list[str]]:
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        return {r.rule.name: r.examples for r in check_rules(cur) if r.violations}
+
+
+def business_rows(url: str) -> dict[str, list[tuple[object, ...]]]:
+    """Every row of every table, without the audit timestamps (those are wall-clock)."""
+    rows = {}
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        for table in TABLES:
+            cur.execute(
+                "SELECT string_agg(quote_ident(column_name), ', ' ORDER BY ordinal_position)"
+                " FROM information_schema.columns WHERE table_schema = 'public'"
+                " AND table_name = %s AND column_name NOT IN ('created_at', 'updated_at')",
+                (table,),
+            )
+            (columns,) = cur.fetchone() or ("",)
+            cur.execute(f"SELECT {columns} FROM {table} ORDER BY id")
+            rows[table] = cur.fetchall()
+    return rows
+
+
+def run(url: str, **options: object) -> Workload:
+    workload = Workload(url, WorkloadOptions(**options))  # type: ignore[arg-type]
+    workload.run(threading.Event())
+    return workload
+
+
+@pytest.fixture
+def migrated_source(source_url: str) -> str:
+    upgrade(source_url)
+    return source_url
+
+
+def test_ten_thousand_events_keep_every_rule_and_every_kind_flows(migrated_source: str) -> None:
+    workload = run(migrated_source, max_events=10_000, seed=42)
+    assert workload.stats.total == 10_000
+    assert set(workload.stats.events) == set(EventKind), "every kind of event was written"
+    assert broken_rules(migrated_source) == {}
+    with psycopg2.connect(migrated_source) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM customer WHERE display_name IS NULL")
+        assert cur.fetchone()[0] > 0, "erasures anonymised players with history"  # type: ignore[index]
+
+
+def test_same_seed_and_state_give_identical_rows(source_server: PostgresServer) -> None:
+    first, second = source_server.create_database(), source_server.create_database()
+    try:
+        for database in (first, second):
+            upgrade(source_server.url(database))
+            run(source_server.url(database), max_events=2_000, seed=7)
+        rows = business_rows(source_server.url(first))
+        assert rows == business_rows(source_server.url(second))
+        assert len(rows["store_transaction"]) > 100
+        other = source_server.create_database()
+        upgrade(source_server.url(other))
+        run(source_server.url(other), max_events=2_000, seed=8)
+        assert business_rows(source_server.url(other)) != rows, "the seed matters"
+        source_server.drop_database(other)
+    finally:
+        source_server.drop_database(first)
+        source_server.drop_database(second)
+
+
+def test_a_second_run_continues_after_the_first(migrated_source: str) -> None:
+    run(migrated_source, max_events=500, seed=1)
+    run(migrated_source, max_events=500, seed=1)  # same seed: new codes must not collide
+    assert broken_rules(migrated_source) == {}
+
+
+def test_rate_is_held_within_ten_percent(migrated_source: str) -> None:
+    started = time.monotonic()
+    workload = run(migrated_source, rate=100, duration_s=3.0, seed=3)
+    achieved = workload.stats.total / (time.monotonic() - started)
+    assert 90 <= achieved <= 110, achieved
+
+
+def test_mix_restricts_the_event_kinds(migrated_source: str) -> None:
+    weights = ",".join(f"{kind.value}=0" for kind in EventKind if kind != EventKind.SIGNUP)
+    workload = run(migrated_source, max_events=50, mix=Mix.parse(weights + ",signup=1"))
+    assert dict(workload.stats.events) == {EventKind.SIGNUP: 50}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def restartable_source() -> Iterator[tuple[str, object]]:
+    """A source server of its own, on a fixed host port so a restart keeps its address."""
+    from testcontainers.community.postgres import PostgresContainer
+
+    port = _free_port()
+    container = PostgresContainer(
+        postgres_image(), username="zetl", password="zetl-test", dbname="storefront"
+    ).with_bind_ports(5432, port)
+    with container:
+        yield f"postgresql://zetl:zetl-test@127.0.0.1:{port}/storefront", container
+
+
+def test_generator_survives_a_database_restart(restartable_source: tuple[str, object]) -> None:
+    url, container = restartable_source
+    upgrade(url)
+    workload = Workload(url, WorkloadOptions(rate=200, seed=5))
+    stop = threading.Event()
+    runner = threading.Thread(target=workload.run, args=(stop,))
+    runner.start()
+    try:
+        time.sleep(1.5)
+        before = workload.stats.total
+        container.get_wrapped_container().restart(timeout=5)  # type: ignore[attr-defined]
+        deadline = time.monotonic() + 60
+        while workload.stats.reconnects == 0 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(1.0)
+    finally:
+        stop.set()
+        runner.join(timeout=30)
+    assert before > 0
+    assert workload.stats.reconnects >= 1
+    assert workload.stats.total > before + 50, "it went on writing after the restart"
+    assert broken_rules(url) == {}
