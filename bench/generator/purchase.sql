@@ -2,13 +2,13 @@
 -- by a random probe into the id range, insert the header, insert its lines, commit).
 \set u random(0, 999999)
 BEGIN;
-WITH bounds AS (SELECT min(id) AS lo, max(id) AS hi FROM customer)
-SELECT t.id AS customer_id FROM customer AS t, bounds
-WHERE t.country_code IS NOT NULL AND t.id >= bounds.lo + floor(:u / 1000000.0 * (bounds.hi - bounds.lo + 1))
+SELECT t.id AS customer_id FROM customer AS t
+WHERE t.country_code IS NOT NULL AND t.id >= (
+    SELECT min(id) + floor(:u / 1000000.0 * (max(id) - min(id) + 1))::bigint FROM customer)
 ORDER BY t.id LIMIT 1 \gset
-WITH bounds AS (SELECT min(id) AS lo, max(id) AS hi FROM game_listing)
-SELECT t.id AS listing_id FROM game_listing AS t, bounds
-WHERE t.id >= bounds.lo + floor(:u / 1000000.0 * (bounds.hi - bounds.lo)) ORDER BY t.id LIMIT 1 \gset
+SELECT t.id AS listing_id FROM game_listing AS t
+WHERE t.id >= (SELECT min(id) + floor(:u / 1000000.0 * (max(id) - min(id)))::bigint FROM game_listing)
+ORDER BY t.id LIMIT 1 \gset
 INSERT INTO store_transaction (transaction_code, transaction_type, occurred_at, currency,
     total_amount, customer_id)
 VALUES ('PGB' || substr(md5(random()::text), 1, 20), 'sale', now(), 'USD', 39.98, :customer_id)
