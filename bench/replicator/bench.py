@@ -1,0 +1,394 @@
+"""Replicator benchmark: zetl's replicator beside Postgres' own tools, on the same two servers.
+
+1. bulk: one transaction inserting N line-item rows; seconds from source commit until the
+   replica has every row, for zetl, native logical replication (CREATE SUBSCRIPTION into a
+   third database on the warehouse server) and pg_recvlogical to /dev/null (the decoding
+   ceiling; it reports its position once a second, so its figure is ±1 s). Each consumer runs
+   alone, connected before the load, so they do not share the two cores. Peak RSS of zetl.
+2. OLTP: pgbench with a line-item script at full speed for D seconds; a heartbeat row is
+   committed every 100 ms and the lag until it is visible in the replica gives p50/p99/max,
+   for zetl and then for native replication under the same load.
+3. initial copy of the N-row table: `zetl replicate` (from nothing to Synced) beside
+   `pg_dump -t | psql`.
+
+Run with `make bench-replicator` (BENCH_ROWS, BENCH_OLTP_SECONDS to shrink it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+import psycopg2.extensions
+from testcontainers.community.postgres import PostgresContainer
+
+ROWS = int(os.environ.get("BENCH_ROWS", "1000000"))
+OLTP_SECONDS = int(os.environ.get("BENCH_OLTP_SECONDS", "60"))
+IMAGE = os.environ.get("POSTGRES_IMAGE") or "postgres:17"
+PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
+PASSWORD = "bench"  # noqa: S105 (throwaway containers)
+
+LINE_ITEMS = """CREATE TABLE line_items (
+    id bigint PRIMARY KEY, order_id bigint NOT NULL, product_id int NOT NULL,
+    quantity int NOT NULL, unit_price numeric(12,2) NOT NULL, discount numeric(12,2) NOT NULL,
+    currency char(3) NOT NULL, created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL)"""
+OLTP_TABLES = [
+    LINE_ITEMS.replace("line_items", "oltp_items").replace("id bigint", "id bigserial"),
+    "CREATE TABLE heartbeat (id bigint PRIMARY KEY, at timestamptz NOT NULL)",
+]
+BULK_INSERT = f"""INSERT INTO line_items SELECT g, g / 4, g % 5000, 1 + g % 7,
+    (g % 10000) / 100.0, 0, 'EUR', now(), now() FROM generate_series(1, {ROWS}) g"""
+PGBENCH_SCRIPT = """\\set order random(1, 100000000)
+BEGIN;
+INSERT INTO oltp_items (order_id, product_id, quantity, unit_price, discount, currency,
+  created_at, updated_at) VALUES (:order, 1, 1, 9.99, 0, 'EUR', now(), now()),
+  (:order, 2, 2, 19.99, 0, 'EUR', now(), now()), (:order, 3, 1, 4.50, 0.5, 'EUR', now(), now());
+UPDATE oltp_items SET quantity = quantity + 1, updated_at = now()
+  WHERE id = (SELECT max(id) FROM oltp_items);
+END;
+"""
+
+
+class Server:
+    def __init__(self, container: PostgresContainer) -> None:
+        self.container = container
+        self.host = container.get_container_host_ip()
+        self.port = int(container.get_exposed_port(5432))
+        inspected = container.get_wrapped_container().attrs
+        self.internal_ip = inspected["NetworkSettings"]["IPAddress"]
+
+    def url(self, db: str = "postgres") -> str:
+        return f"postgresql://zetl:{PASSWORD}@{self.host}:{self.port}/{db}"
+
+    def connect(self, db: str = "postgres") -> psycopg2.extensions.connection:
+        conn = psycopg2.connect(self.url(db))
+        conn.autocommit = True
+        return conn
+
+    def sql(self, db: str, *statements: str) -> list[tuple[Any, ...]]:
+        conn = self.connect(db)
+        try:
+            with conn.cursor() as cur:
+                for statement in statements:
+                    cur.execute(statement)
+                return cur.fetchall() if cur.description else []
+        finally:
+            conn.close()
+
+
+@contextmanager
+def server(settings: dict[str, str]) -> Iterator[Server]:
+    container = PostgresContainer(IMAGE, username="zetl", password=PASSWORD, dbname="postgres")
+    command = " ".join(f"-c {k}={v}" for k, v in settings.items())
+    with container.with_command(f"postgres {command}") as started:
+        yield Server(started)
+
+
+def log(msg: str) -> None:
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def wait_until(check: Callable[[], bool], timeout: float = 600, every: float = 0.02) -> float:
+    """Poll ``check``; return the monotonic time it first held."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError("benchmark step did not finish in time")
+        time.sleep(every)
+    return time.monotonic()
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class Zetl:
+    """``zetl replicate`` as a subprocess, on its own replica database."""
+
+    def __init__(self, src: Server, wh: Server, db: str, replica: str) -> None:
+        self.env = {
+            **os.environ,
+            "SOURCE_DATABASE_URL": src.url(db),
+            "WAREHOUSE_DATABASE_URL": wh.url(),
+            "ZETL_REPLICA_DATABASE": replica,
+            "ZETL_SLOT": f"zetl_{replica}",
+            "ZETL_LOG_LEVEL": "WARNING",
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen([sys.executable, "-m", "zetl", "replicate"], env=self.env)
+
+    def stop(self) -> float:
+        assert self.process is not None
+        rss = peak_rss_mb(self.process.pid)
+        self.process.terminate()
+        self.process.wait(timeout=60)
+        return rss
+
+
+def max_id(server: Server, db: str, table: str) -> int:
+    try:
+        rows = server.sql(db, f"SELECT coalesce(max(id), 0) FROM public.{table}")
+    except psycopg2.Error:
+        return -1
+    return int(rows[0][0])
+
+
+def bulk(src: Server, wh: Server) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    db = "bulk"
+    src.sql("postgres", f"CREATE DATABASE {db}")
+    src.sql(db, LINE_ITEMS, "CREATE PUBLICATION bench_pub FOR TABLE line_items")
+
+    def load() -> float:
+        src.sql(db, "TRUNCATE line_items")
+        started = time.monotonic()
+        src.sql(db, BULK_INSERT)
+        committed = time.monotonic()
+        log(f"bulk insert of {ROWS} rows committed in {committed - started:.1f} s")
+        return committed
+
+    # zetl
+    zetl = Zetl(src, wh, db, "bulk_zetl")
+    zetl.start()
+    wait_until(lambda: max_id(wh, "bulk_zetl", "line_items") == 0, timeout=120)
+    time.sleep(1)
+    committed = load()
+    done = wait_until(lambda: max_id(wh, "bulk_zetl", "line_items") == ROWS)
+    results["zetl_s"] = round(done - committed, 2)
+    results["zetl_peak_rss_mb"] = round(zetl.stop(), 1)
+    log(f"zetl: {results['zetl_s']} s after commit, peak RSS {results['zetl_peak_rss_mb']} MB")
+
+    # native logical replication into a third database
+    wh.sql("postgres", "CREATE DATABASE native")
+    wh.sql("native", LINE_ITEMS)
+    src.sql(db, "TRUNCATE line_items")
+    conninfo = f"host={src.internal_ip} port=5432 user=zetl password={PASSWORD} dbname={db}"
+    wh.sql(
+        "native",
+        f"CREATE SUBSCRIPTION bench_native CONNECTION '{conninfo}' PUBLICATION bench_pub"
+        " WITH (copy_data = false)",
+    )
+    wait_until(lambda: bool(src.sql(db, "SELECT 1 FROM pg_stat_replication")), timeout=60)
+    committed = load()
+    done = wait_until(lambda: max_id(wh, "native", "line_items") == ROWS)
+    results["native_s"] = round(done - committed, 2)
+    wh.sql("native", "ALTER SUBSCRIPTION bench_native DISABLE")
+    log(f"native: {results['native_s']} s after commit")
+
+    # pg_recvlogical to /dev/null: done when its reported position passes the commit
+    src.sql(db, "TRUNCATE line_items")
+    slot = "bench_recvlogical"
+    base = [str(PG_BIN / "pg_recvlogical"), "-d", src.url(db), "--slot", slot]
+    subprocess.run([*base, "--create-slot", "-P", "pgoutput"], check=True)
+    receiver = subprocess.Popen(
+        [
+            *base,
+            "--start",
+            "-f",
+            "/dev/null",
+            "-F",
+            "0",
+            "-s",
+            "1",
+            "-o",
+            "proto_version=1",
+            "-o",
+            "publication_names=bench_pub",
+        ]
+    )
+    time.sleep(1)
+    committed = load()
+    end = src.sql(db, "SELECT pg_current_wal_lsn()")[0][0]
+    done = wait_until(
+        lambda: bool(
+            src.sql(
+                db,
+                f"SELECT 1 FROM pg_stat_replication WHERE application_name = 'pg_recvlogical'"
+                f" AND flush_lsn >= '{end}'",
+            )
+        ),
+        every=0.05,
+    )
+    results["pg_recvlogical_s"] = round(done - committed, 2)
+    receiver.terminate()
+    receiver.wait()
+    log(f"pg_recvlogical: {results['pg_recvlogical_s']} s after commit (±1 s)")
+    return results
+
+
+def heartbeat_lags(
+    src: Server, db: str, visible: Callable[[], int], seconds: int
+) -> dict[str, float]:
+    """Commit a heartbeat every 100 ms during the load; lag = first seen in replica - commit."""
+    committed_at: dict[int, float] = {}
+    lags: list[float] = []
+    stop = threading.Event()
+
+    def beat() -> None:
+        conn = src.connect(db)
+        beat_id = 0
+        with conn.cursor() as cur:
+            while not stop.is_set():
+                beat_id += 1
+                cur.execute("INSERT INTO heartbeat VALUES (%s, clock_timestamp())", (beat_id,))
+                committed_at[beat_id] = time.monotonic()
+                time.sleep(0.1)
+        conn.close()
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    seen = 0
+    deadline = time.monotonic() + seconds
+    give_up = deadline + 120  # a replica that never catches up must not hang the benchmark
+    while (time.monotonic() < deadline or seen < max(committed_at, default=0)) and (
+        time.monotonic() < give_up
+    ):
+        newest = visible()
+        now = time.monotonic()
+        for beat_id in range(seen + 1, newest + 1):
+            if beat_id in committed_at:
+                lags.append(now - committed_at[beat_id])
+        seen = max(seen, newest)
+        if time.monotonic() >= deadline:
+            stop.set()
+        time.sleep(0.01)
+    stop.set()
+    thread.join()
+    if not lags:
+        raise TimeoutError("no heartbeat reached the replica")
+    lags.sort()
+    return {
+        "p50_s": round(statistics.median(lags), 3),
+        "p99_s": round(lags[int(len(lags) * 0.99) - 1], 3),
+        "max_s": round(lags[-1], 3),
+        "samples": len(lags),
+    }
+
+
+def oltp(src: Server, wh: Server) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    script = Path(tempfile.mkdtemp()) / "line_items.sql"
+    script.write_text(PGBENCH_SCRIPT)
+
+    def run(label: str, db: str, visible: Callable[[], int]) -> None:
+        pgbench = subprocess.Popen(
+            [
+                str(PG_BIN / "pgbench"),
+                "-n",
+                "-f",
+                str(script),
+                "-c",
+                "4",
+                "-j",
+                "2",
+                "-T",
+                str(OLTP_SECONDS),
+                src.url(db),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        lags = heartbeat_lags(src, db, visible, OLTP_SECONDS)
+        out, _ = pgbench.communicate()
+        tps = next((line for line in out.splitlines() if line.startswith("tps")), "tps ?")
+        results[label] = {**lags, "pgbench": tps.split("(")[0].strip()}
+        log(f"oltp {label}: {results[label]}")
+
+    for label in ("zetl", "native"):
+        db = f"oltp_{label}"
+        src.sql("postgres", f"CREATE DATABASE {db}")
+        src.sql(db, *OLTP_TABLES, "CREATE PUBLICATION oltp_pub FOR TABLE oltp_items, heartbeat")
+        if label == "zetl":
+            zetl = Zetl(src, wh, db, "oltp_zetl")
+            zetl.start()
+            wait_until(lambda: max_id(wh, "oltp_zetl", "heartbeat") == 0, timeout=120)
+            run(label, db, lambda: max_id(wh, "oltp_zetl", "heartbeat"))
+            results["zetl_peak_rss_mb"] = round(zetl.stop(), 1)
+        else:
+            wh.sql("postgres", "CREATE DATABASE oltp_native")
+            wh.sql("oltp_native", *OLTP_TABLES)
+            conninfo = f"host={src.internal_ip} port=5432 user=zetl password={PASSWORD} dbname={db}"
+            wh.sql(
+                "oltp_native",
+                f"CREATE SUBSCRIPTION oltp_native CONNECTION '{conninfo}' PUBLICATION oltp_pub"
+                " WITH (copy_data = false)",
+            )
+            wait_until(
+                lambda: bool(src.sql("oltp_native", "SELECT 1 FROM pg_stat_replication")), 60
+            )
+            run(label, db, lambda: max_id(wh, "oltp_native", "heartbeat"))
+            wh.sql("oltp_native", "ALTER SUBSCRIPTION oltp_native DISABLE")
+    return results
+
+
+def initial_copy(src: Server, wh: Server) -> dict[str, Any]:
+    db = "copy"
+    src.sql("postgres", f"CREATE DATABASE {db}")
+    src.sql(db, LINE_ITEMS, BULK_INSERT, "VACUUM ANALYZE line_items")
+    zetl = Zetl(src, wh, db, "copy_zetl")
+    started = time.monotonic()
+    zetl.start()
+    done = wait_until(
+        lambda: (
+            max_id(wh, "copy_zetl", "line_items") == ROWS
+            and bool(wh.sql("copy_zetl", "SELECT 1 FROM zetl.replication_progress"))
+        ),
+        every=0.05,
+    )
+    zetl.stop()
+    results = {"zetl_s": round(done - started, 2)}
+    wh.sql("postgres", "CREATE DATABASE copy_dump")
+    started = time.monotonic()
+    dump = subprocess.Popen(
+        [str(PG_BIN / "pg_dump"), "-t", "line_items", src.url(db)], stdout=subprocess.PIPE
+    )
+    subprocess.run(
+        [shutil.which("psql") or "psql", "-q", "-v", "ON_ERROR_STOP=1", wh.url("copy_dump")],
+        stdin=dump.stdout,
+        stdout=subprocess.DEVNULL,
+        check=True,
+    )
+    dump.wait()
+    results["pg_dump_psql_s"] = round(time.monotonic() - started, 2)
+    log(f"initial copy: {results}")
+    return results
+
+
+def main() -> None:
+    log(f"image {IMAGE}, {ROWS} rows, OLTP {OLTP_SECONDS} s, run {uuid.uuid4().hex[:6]}")
+    source_settings = {
+        "wal_level": "logical",
+        "max_replication_slots": "20",
+        "max_wal_senders": "20",
+    }
+    with server(source_settings) as src, server({}) as wh:
+        report = {
+            "rows": ROWS,
+            "bulk": bulk(src, wh),
+            "initial_copy": initial_copy(src, wh),
+            "oltp": oltp(src, wh),
+        }
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""Live figures of a running replicator, served as Prometheus text on /metrics and /healthz
+(by ``zetl.http.serve_metrics``)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+STALL_SECONDS = 60.0  # /healthz fails when the apply loop has not moved for this long
+
+
+@dataclass
+class Metrics:
+    rows_applied: Counter[str] = field(default_factory=Counter)
+    transactions_applied: int = 0
+    batches_committed: int = 0
+    reconnects: int = 0
+    applied_lsn: int = 0
+    received_lsn: int = 0
+    lag_seconds: float = 0.0
+    streaming: bool = False
+    heartbeat: float = field(default_factory=time.monotonic)
+    last_error: str | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def beat(self) -> None:
+        self.heartbeat = time.monotonic()
+
+    def healthy(self) -> bool:
+        return self.streaming and time.monotonic() - self.heartbeat < STALL_SECONDS
+
+    def render(self) -> str:
+        with self.lock:
+            lines = [
+                "# HELP zetl_replicator_rows_applied_total Rows changed in the replica, per table.",
+                "# TYPE zetl_replicator_rows_applied_total counter",
+            ]
+            lines += [
+                f'zetl_replicator_rows_applied_total{{table="{name}"}} {count}'
+                for name, count in sorted(self.rows_applied.items())
+            ]
+            gauges = {
+                "transactions_applied_total": ("counter", self.transactions_applied),
+                "batches_committed_total": ("counter", self.batches_committed),
+                "reconnects_total": ("counter", self.reconnects),
+                "applied_lsn": ("gauge", self.applied_lsn),
+                "received_lsn": ("gauge", self.received_lsn),
+                "lag_bytes": ("gauge", max(0, self.received_lsn - self.applied_lsn)),
+                "lag_seconds": ("gauge", round(self.lag_seconds, 6)),
+                "streaming": ("gauge", int(self.streaming)),
+            }
+        for name, (kind, value) in gauges.items():
+            lines += [f"# TYPE zetl_replicator_{name} {kind}", f"zetl_replicator_{name} {value}"]
+        return "\n".join(lines) + "\n"

@@ -1,0 +1,109 @@
+"""Schema changes: turn a Relation message that differs from the replica into DDL, or a reason.
+
+Zero-ETL applies added and dropped columns and type widenings; anything else (a rename, a
+narrowing, a new column of an unsupported type) needs the table re-copied: ResyncRequired.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from psycopg2 import sql
+
+from zetl_replicator.catalog import SUPPORTED_TYPES, ColumnInfo, TableInfo
+from zetl_replicator.pgoutput import Relation
+from zetl_replicator.warehouse import table_identifier
+
+TypeLookup = Callable[[int, int], tuple[str, str]]  # (oid, modifier) -> (type_sql, typname)
+
+_INTEGERS = {"smallint": 1, "integer": 2, "bigint": 3}
+_VARCHAR = re.compile(r"^character varying(?:\((\d+)\))?$")
+_NUMERIC = re.compile(r"^numeric(?:\((\d+),(\d+)\))?$")
+
+
+@dataclass(frozen=True)
+class SchemaChange:
+    table: TableInfo  # the table as it is once the statements ran
+    statements: tuple[sql.Composed, ...]
+
+
+def is_widening(old: str, new: str) -> bool:
+    """True when every value of type ``old`` fits ``new`` unchanged (format_type spellings)."""
+    if old == new:
+        return True
+    if old in _INTEGERS and new in _INTEGERS:
+        return _INTEGERS[new] > _INTEGERS[old]
+    if old == "real" and new == "double precision":
+        return True
+    old_varchar, new_varchar = _VARCHAR.match(old), _VARCHAR.match(new)
+    if old_varchar and (new == "text" or new_varchar):
+        if new == "text" or new_varchar is None or new_varchar.group(1) is None:
+            return True
+        return old_varchar.group(1) is not None and int(new_varchar.group(1)) >= int(
+            old_varchar.group(1)
+        )
+    old_num, new_num = _NUMERIC.match(old), _NUMERIC.match(new)
+    if old_num and new_num:
+        if new_num.group(1) is None:
+            return True
+        if old_num.group(1) is None:
+            return False
+        (p1, s1), (p2, s2) = map(int, old_num.groups()), map(int, new_num.groups())
+        return s2 >= s1 and p2 - s2 >= p1 - s1
+    return old in _INTEGERS and new_num is not None and new_num.group(1) is None
+
+
+def plan(current: TableInfo, relation: Relation, types: TypeLookup) -> SchemaChange | str | None:
+    """None when ``relation`` matches ``current``; else the change, or why it cannot be applied."""
+    wanted: list[ColumnInfo] = []
+    for col in relation.columns:
+        existing = current.column(col.name)
+        type_sql, type_name = types(col.type_oid, col.type_modifier)
+        wanted.append(
+            ColumnInfo(col.name, type_sql, type_name, existing.not_null if existing else False)
+        )
+    wanted_names = [c.name for c in wanted]
+    if wanted_names == [c.name for c in current.columns] and all(
+        w.type_sql == current.columns[i].type_sql for i, w in enumerate(wanted)
+    ):
+        return None
+    added = [c for c in wanted if current.column(c.name) is None]
+    dropped = [c for c in current.columns if c.name not in wanted_names]
+    if added and dropped:
+        return (
+            f"columns replaced or renamed (dropped {', '.join(c.name for c in dropped)};"
+            f" added {', '.join(c.name for c in added)})"
+        )
+    if any(k in {c.name for c in dropped} for k in current.primary_key):
+        return "a primary-key column was dropped"
+    unsupported = [f"{c.name} ({c.type_sql})" for c in added if c.type_name not in SUPPORTED_TYPES]
+    if unsupported:
+        return "added column with an unsupported data type: " + ", ".join(unsupported)
+    ident = table_identifier(current.schema, current.name)
+    statements = [
+        sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(
+            ident, sql.Identifier(c.name), sql.SQL(c.type_sql)
+        )
+        for c in added
+    ]
+    statements += [
+        sql.SQL("ALTER TABLE {} DROP COLUMN {}").format(ident, sql.Identifier(c.name))
+        for c in dropped
+    ]
+    for w in wanted:
+        old = current.column(w.name)
+        if old is None or old.type_sql == w.type_sql:
+            continue
+        if not is_widening(old.type_sql, w.type_sql):
+            return f"column {w.name} changed type {old.type_sql} → {w.type_sql} (not a widening)"
+        statements.append(
+            sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE {}").format(
+                ident, sql.Identifier(w.name), sql.SQL(w.type_sql)
+            )
+        )
+    new_table = TableInfo(
+        current.schema, current.name, tuple(wanted), current.primary_key, current.replica_identity
+    )
+    return SchemaChange(new_table, tuple(statements))

@@ -1,0 +1,142 @@
+"""The source side: publication, replication slot, exported snapshots, slot health."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import psycopg2.extensions
+import psycopg2.extras
+from psycopg2 import sql
+
+from zetl.db import connect
+from zetl.errors import ConfigError
+from zetl_replicator.catalog import TEXT_FORMAT_OPTIONS, TableInfo
+from zetl_replicator.pgoutput import str_to_lsn
+
+
+@dataclass(frozen=True)
+class SlotInfo:
+    name: str
+    active: bool
+    wal_status: str | None  # reserved / extended / unreserved / lost
+    confirmed_flush_lsn: int | None
+    lag_bytes: int | None  # current WAL position minus confirmed flush
+
+
+@dataclass(frozen=True)
+class SnapshotPoint:
+    """A consistent point of the source: a snapshot name and the LSN streaming starts from."""
+
+    slot: str
+    consistent_point: int
+    snapshot: str
+
+
+def connect_source(url: str) -> psycopg2.extensions.connection:
+    conn = connect(url, options=TEXT_FORMAT_OPTIONS)
+    conn.autocommit = True
+    return conn
+
+
+def connect_replication(url: str) -> psycopg2.extras.LogicalReplicationConnection:
+    conn = connect(
+        url,
+        connection_factory=psycopg2.extras.LogicalReplicationConnection,
+        options=TEXT_FORMAT_OPTIONS,
+    )
+    assert isinstance(conn, psycopg2.extras.LogicalReplicationConnection)
+    return conn
+
+
+def check_wal_level(conn: psycopg2.extensions.connection) -> None:
+    with conn.cursor() as cur:
+        cur.execute("SHOW wal_level")
+        row = cur.fetchone()
+    if row is None or row[0] != "logical":
+        raise ConfigError(
+            f"the source has wal_level={row[0] if row else '?'}; logical replication needs"
+            " wal_level=logical (RDS: rds.logical_replication=1 in the parameter group)"
+        )
+
+
+def published_tables(conn: psycopg2.extensions.connection, publication: str) -> set[str]:
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT schemaname || '.' || tablename FROM pg_publication_tables WHERE pubname = %s",
+            (publication,),
+        )
+        return {str(r[0]) for r in cur.fetchall()}
+
+
+def ensure_publication(conn: psycopg2.extensions.connection, publication: str) -> None:
+    """Create the publication (empty: tables are added one by one once found eligible)."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (publication,))
+        if cur.fetchone() is None:
+            cur.execute(sql.SQL("CREATE PUBLICATION {}").format(sql.Identifier(publication)))
+
+
+def add_to_publication(
+    conn: psycopg2.extensions.connection, publication: str, tables: Sequence[TableInfo]
+) -> None:
+    if not tables:
+        return
+    with conn.cursor() as cur:
+        cur.execute(
+            sql.SQL("ALTER PUBLICATION {} ADD TABLE {}").format(
+                sql.Identifier(publication),
+                sql.SQL(", ").join(sql.Identifier(t.schema, t.name) for t in tables),
+            )
+        )
+
+
+def slot_info(conn: psycopg2.extensions.connection, slot: str) -> SlotInfo | None:
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT slot_name, active, wal_status, confirmed_flush_lsn::text,"
+            " pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint"
+            " FROM pg_replication_slots WHERE slot_name = %s AND database = current_database()",
+            (slot,),
+        )
+        row = cur.fetchone()
+    if row is None:
+        return None
+    return SlotInfo(
+        name=row[0],
+        active=bool(row[1]),
+        wal_status=row[2],
+        confirmed_flush_lsn=str_to_lsn(row[3]) if row[3] else None,
+        lag_bytes=int(row[4]) if row[4] is not None else None,
+    )
+
+
+def drop_slot(conn: psycopg2.extensions.connection, slot: str) -> None:
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
+            " WHERE slot_name = %s AND database = current_database()",
+            (slot,),
+        )
+
+
+def create_slot(
+    replication: psycopg2.extras.LogicalReplicationConnection, slot: str, *, temporary: bool
+) -> SnapshotPoint:
+    """Create a pgoutput slot and export its snapshot.
+
+    The snapshot stays usable until the next command on ``replication``: copy with it first,
+    then start streaming (or, for a temporary slot, close the connection).
+    """
+    command = sql.SQL("CREATE_REPLICATION_SLOT {} {} LOGICAL pgoutput EXPORT_SNAPSHOT").format(
+        sql.Identifier(slot), sql.SQL("TEMPORARY" if temporary else "")
+    )
+    with replication.cursor() as cur:
+        cur.execute(command)
+        row = cur.fetchone()
+    assert row is not None
+    return SnapshotPoint(slot=str(row[0]), consistent_point=str_to_lsn(row[1]), snapshot=row[2])
+
+
+def server_version(conn: psycopg2.extensions.connection) -> int:
+    return int(conn.server_version)

@@ -1,0 +1,113 @@
+"""``zetl status``, ``verify``, ``doctor`` and ``resync`` as people run them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.harness import PostgresServer
+from tests.replicator.conftest import env_for, running, wait_for
+from tests.replicator.test_replication import Query, execute
+from zetl_replicator.config import ReplicatorConfig
+
+pytestmark = pytest.mark.docker
+
+
+def zetl(config: ReplicatorConfig, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the real command line, as people do; output is stdout and stderr together."""
+    return subprocess.run(
+        [sys.executable, "-m", "zetl", *args],
+        env={**os.environ, **env_for(config), "COLUMNS": "200"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_status_and_verify(
+    config: ReplicatorConfig, replica: Query, warehouse_server: PostgresServer
+) -> None:
+    execute(
+        config.source_url,
+        "CREATE TABLE t (id int PRIMARY KEY, v text)",
+        "CREATE TABLE bad (v text)",
+        "INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 100) g",
+    )
+    with running(config):
+        execute(config.source_url, "UPDATE t SET v = 'w' WHERE id <= 10")
+        wait_for(lambda: replica("SELECT count(*) FROM t WHERE v = 'w'") == [(10,)], "update")
+        result = zetl(config, "status", "--json")
+        assert result.returncode == 0, result.stdout
+        status = json.loads(result.stdout)
+        assert status["slot_health"] == "reserved" and status["slot_active"]
+        tables = {t["table"]: t for t in status["tables"]}
+        assert tables["public.t"]["state"] == "Synced"
+        assert tables["public.t"]["rows_applied"] == 10
+        assert tables["public.bad"]["state"] == "Failed"
+        assert status["lag_bytes"] is not None
+
+        result = zetl(config, "verify")
+        assert result.returncode == 0, result.stdout
+        assert "replica matches source" in result.stdout
+
+        # Someone writes into the replica behind the replicator's back: verify must notice.
+        warehouse_server.execute(
+            "UPDATE public.t SET v = 'tampered' WHERE id = 50", config.replica_database
+        )
+        result = zetl(config, "verify")
+        assert result.returncode == 1, result.stdout
+        assert "public.t" in result.stdout
+
+
+def test_doctor(config: ReplicatorConfig) -> None:
+    execute(config.source_url, "CREATE TABLE fine (id int PRIMARY KEY, at timestamptz)")
+    result = zetl(config, "doctor")
+    assert result.returncode == 0, result.stdout
+    assert "meets every zero-ETL requirement" in result.stdout
+
+    execute(
+        config.source_url,
+        'CREATE TABLE "Mixed" (id int PRIMARY KEY)',
+        "CREATE TABLE nokey (id int)",
+        "CREATE TABLE net (id int PRIMARY KEY, ip inet, tags text[])",
+    )
+    result = zetl(config, "doctor")
+    assert result.returncode == 1, result.stdout
+    output = " ".join(result.stdout.split())
+    assert "public.nokey" in output and "PRIMARY KEY" in output
+    assert "inet" in output and "text[]" in output
+    assert "Mixed" in output
+
+
+def test_resync_recopies_one_table(
+    config: ReplicatorConfig, replica: Query, warehouse_server: PostgresServer
+) -> None:
+    execute(
+        config.source_url,
+        "CREATE TABLE a (id int PRIMARY KEY, v int)",
+        "CREATE TABLE b (id int PRIMARY KEY, v int)",
+        "INSERT INTO a SELECT g, g FROM generate_series(1, 50) g",
+        "INSERT INTO b SELECT g, g FROM generate_series(1, 50) g",
+    )
+    with running(config):
+        warehouse_server.execute("DELETE FROM public.a WHERE id <= 20", config.replica_database)
+        result = zetl(config, "resync", "public.a")
+        assert result.returncode == 0, result.stdout
+        assert replica("SELECT count(*) FROM public.a") == [(50,)]
+        execute(config.source_url, "INSERT INTO a VALUES (51, 51)", "INSERT INTO b VALUES (51, 51)")
+        wait_for(
+            lambda: (
+                replica("SELECT count(*) FROM public.a") == [(51,)]
+                and replica("SELECT count(*) FROM public.b") == [(51,)]
+            ),
+            "changes after resync",
+        )
+        assert zetl(config, "verify").returncode == 0
+    result = zetl(config, "resync", "public.nope", "--no-wait")
+    assert result.returncode == 2

@@ -1,0 +1,116 @@
+"""Schema changes reach the replica; what cannot be applied waits in ResyncRequired."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.replicator.conftest import running, wait_for
+from tests.replicator.test_replication import Query, execute, states
+from zetl_replicator.config import ReplicatorConfig
+from zetl_replicator.schema import is_widening
+from zetl_replicator.verify import verify
+
+pytestmark = pytest.mark.docker
+
+
+def columns(replica: Query, table: str) -> list[tuple[str, str]]:
+    return [
+        (r[0], r[1])
+        for r in replica(
+            "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute"
+            f" WHERE attrelid = 'public.{table}'::regclass AND attnum > 0 AND NOT attisdropped"
+            " ORDER BY attnum"
+        )
+    ]
+
+
+def test_added_dropped_widened_columns_and_new_tables(
+    config: ReplicatorConfig, replica: Query
+) -> None:
+    src = config.source_url
+    execute(
+        src,
+        "CREATE TABLE t (id int PRIMARY KEY, qty int, code varchar(10), old text)",
+        "INSERT INTO t VALUES (1, 1, 'a', 'x')",
+    )
+    with running(config):
+        # Each change is followed by a write: pgoutput describes a table again (Relation) only
+        # before its next change, and a drop plus an add seen at once could be a rename.
+        execute(
+            src,
+            "ALTER TABLE t ADD COLUMN price numeric(12,2)",
+            "UPDATE t SET price = 1.25 WHERE id = 1",
+            "ALTER TABLE t DROP COLUMN old",
+            "UPDATE t SET qty = 1 WHERE id = 1",
+            "ALTER TABLE t ALTER COLUMN qty TYPE bigint",
+            "ALTER TABLE t ALTER COLUMN code TYPE varchar(40)",
+            "INSERT INTO t VALUES (2, 9000000000, repeat('c', 40), 2.50)",
+        )
+        wait_for(lambda: replica("SELECT count(*) FROM public.t") == [(2,)], "new row")
+        assert columns(replica, "t") == [
+            ("id", "integer"),
+            ("qty", "bigint"),
+            ("code", "character varying(40)"),
+            ("price", "numeric(12,2)"),
+        ]
+        assert replica("SELECT id, qty, price::text FROM public.t ORDER BY id") == [
+            (1, 1, "1.25"),
+            (2, 9000000000, "2.50"),
+        ]
+        # A table created later joins the publication and is copied, rows made before included.
+        execute(
+            src,
+            "CREATE TABLE later (id int PRIMARY KEY, v text)",
+            "INSERT INTO later VALUES (1, 'before it was published')",
+        )
+        wait_for(lambda: states(replica).get("public.later", ("",))[0] == "Synced", "new table")
+        execute(src, "INSERT INTO later VALUES (2, 'after')")
+        wait_for(lambda: replica("SELECT count(*) FROM public.later") == [(2,)], "later rows")
+        assert verify(config).ok
+
+
+def test_unapplicable_change_needs_resync_while_others_stream(
+    config: ReplicatorConfig, replica: Query
+) -> None:
+    src = config.source_url
+    execute(
+        src,
+        "CREATE TABLE t (id int PRIMARY KEY, v text)",
+        "CREATE TABLE other (id int PRIMARY KEY)",
+        "INSERT INTO t VALUES (1, '10')",
+    )
+    with running(config):
+        execute(
+            src,
+            "ALTER TABLE t ALTER COLUMN v TYPE int USING v::int",  # not a widening
+            "INSERT INTO t VALUES (2, 20)",
+            "INSERT INTO other VALUES (1)",
+        )
+        wait_for(lambda: states(replica)["public.t"][0] == "ResyncRequired", "ResyncRequired")
+        assert "not a widening" in str(states(replica)["public.t"][1])
+        wait_for(lambda: replica("SELECT count(*) FROM public.other") == [(1,)], "others stream")
+        replica("UPDATE zetl.table_state SET resync_requested = true RETURNING 1")
+        wait_for(lambda: states(replica)["public.t"][0] == "Synced", "resync")
+        assert replica("SELECT id, v FROM public.t ORDER BY id") == [(1, 10), (2, 20)]
+        execute(src, "INSERT INTO t VALUES (3, 30)")
+        wait_for(lambda: replica("SELECT count(*) FROM public.t") == [(3,)], "after resync")
+        assert verify(config).ok
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "widening"),
+    [
+        ("integer", "bigint", True),
+        ("bigint", "integer", False),
+        ("character varying(10)", "character varying(40)", True),
+        ("character varying(40)", "character varying(10)", False),
+        ("character varying(10)", "text", True),
+        ("numeric(10,2)", "numeric(12,2)", True),
+        ("numeric(12,2)", "numeric(12,4)", False),
+        ("numeric(12,2)", "numeric", True),
+        ("real", "double precision", True),
+        ("text", "integer", False),
+    ],
+)
+def test_widening_rules(old: str, new: str, widening: bool) -> None:
+    assert is_widening(old, new) is widening
