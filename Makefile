@@ -53,8 +53,8 @@ images: ## build the platform's images (base images from PYTHON_IMAGE / POSTGRES
 images-offline: ## build the base images from Debian packages, for machines with no registry
 	bash compose/offline/build.sh
 
-e2e: ## the compose end-to-end test (filled in as the services land)
-	@echo "e2e: no end-to-end scenario yet: the services it drives land with issues 3-5"
+e2e: install ## the whole compose platform end to end: load, generate, replicate, verify
+	COMPOSE="$(COMPOSE)" $(BIN)/pytest -m e2e tests/e2e
 
 clean: ## remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
