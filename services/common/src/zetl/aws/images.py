@@ -30,8 +30,12 @@ def run_docker(args: Sequence[str], stdin: str | None = None) -> None:
     """Run ``docker <args>``; a failure is a DataError with docker's own last words."""
     try:
         # docker from PATH on purpose: whichever client the deployer uses.
-        done = subprocess.run(  # noqa: S603
-            ["docker", *args]  # noqa: S607, input=stdin, capture_output=True, text=True, check=False
+        done = subprocess.run(  # noqa: S603 - fixed program, arguments from our own code
+            ["docker", *args],  # noqa: S607
+            input=stdin,
+            capture_output=True,
+            text=True,
+            check=False,
         )
     except FileNotFoundError as exc:
         raise ConfigError("docker is not installed (needed to build and push the images)") from exc
