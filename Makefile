@@ -16,7 +16,7 @@ export DOCKER_BUILDKIT ?= 0
 .PHONY: help install test lint format up down images images-offline e2e clean
 
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 install: $(VENV)/.installed ## create .venv with every service and the dev tools (zetl on .venv/bin)
 
