@@ -12,11 +12,13 @@ with the same reason in CI (``CI=true``), where a missing engine is a broken pip
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
+from typing import Any
 
 import psycopg2
 import psycopg2.extensions
@@ -40,6 +42,7 @@ class PostgresServer:
     user: str
     password: str
     database: str
+    container: Any = field(default=None, compare=False, repr=False)
 
     def url(self, database: str | None = None) -> str:
         return (
@@ -51,6 +54,12 @@ class PostgresServer:
         conn = psycopg2.connect(self.url(database))
         conn.autocommit = True
         return conn
+
+    def restart(self) -> None:
+        """Stop and start the server for real: every connection drops, the data stays."""
+        if self.container is None:
+            raise RuntimeError("start the server with running_postgres(..., restartable=True)")
+        self.container.get_wrapped_container().restart(timeout=5)
 
     def create_database(self, prefix: str = "test") -> str:
         name = f"{prefix}_{uuid.uuid4().hex[:12]}"
@@ -103,9 +112,12 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 @contextmanager
-def running_postgres(settings: dict[str, str]) -> Iterator[PostgresServer]:
+def running_postgres(
+    settings: dict[str, str], *, restartable: bool = False
+) -> Iterator[PostgresServer]:
     """A Postgres container from POSTGRES_IMAGE with these server settings, for as long as
-    the block runs (the fixtures below and the benchmarks use it)."""
+    the block runs (the fixtures below and the benchmarks use it). ``restartable`` binds a
+    fixed host port, so ``PostgresServer.restart()`` keeps the server's address."""
     from testcontainers.community.postgres import PostgresContainer
 
     command = " ".join(f"-c {key}={value}" for key, value in settings.items())
@@ -114,6 +126,8 @@ def running_postgres(settings: dict[str, str]) -> Iterator[PostgresServer]:
     )
     if command:
         container = container.with_command(f"postgres {command}")
+    if restartable:
+        container = container.with_bind_ports(5432, free_port())
     with container:
         yield PostgresServer(
             host=container.get_container_host_ip(),
@@ -121,7 +135,14 @@ def running_postgres(settings: dict[str, str]) -> Iterator[PostgresServer]:
             user="zetl",
             password="zetl-test",
             database="postgres",
+            container=container if restartable else None,
         )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import socket
 import subprocess
 import time
 import urllib.request
@@ -22,16 +21,12 @@ from pathlib import Path
 import psycopg2
 import pytest
 
+from tests.harness import free_port
+
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "zetl-e2e"
 TIMEOUT_S = 240
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _compose_command() -> list[str]:
@@ -103,10 +98,10 @@ def platform() -> Iterator[Platform]:
         os.environ,
         SOURCE_PASSWORD=PASSWORD,
         WAREHOUSE_PASSWORD=PASSWORD,
-        SOURCE_PORT=str(_free_port()),
-        WAREHOUSE_PORT=str(_free_port()),
-        GENERATOR_METRICS_PORT=str(_free_port()),
-        REPLICATOR_METRICS_PORT=str(_free_port()),
+        SOURCE_PORT=str(free_port()),
+        WAREHOUSE_PORT=str(free_port()),
+        GENERATOR_METRICS_PORT=str(free_port()),
+        REPLICATOR_METRICS_PORT=str(free_port()),
         ZETL_GENERATOR_RATE="20",
     )
     running = Platform(f"zetl-e2e-{uuid.uuid4().hex[:8]}", env)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -10,7 +9,7 @@ from collections.abc import Iterator
 import psycopg2
 import pytest
 
-from tests.harness import PostgresServer, postgres_image
+from tests.harness import PostgresServer, running_postgres
 from zetl.schema.migrate import upgrade
 from zetl_generator.mix import EventKind, Mix
 from zetl_generator.rules import check_rules
@@ -111,27 +110,14 @@ def test_mix_restricts_the_event_kinds(migrated_source: str) -> None:
     assert dict(workload.stats.events) == {EventKind.SIGNUP: 50}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
-def restartable_source() -> Iterator[tuple[str, object]]:
-    """A source server of its own, on a fixed host port so a restart keeps its address."""
-    from testcontainers.community.postgres import PostgresContainer
-
-    port = _free_port()
-    container = PostgresContainer(
-        postgres_image(), username="zetl", password="zetl-test", dbname="storefront"
-    ).with_bind_ports(5432, port)
-    with container:
-        yield f"postgresql://zetl:zetl-test@127.0.0.1:{port}/storefront", container
+def restartable_source() -> Iterator[PostgresServer]:
+    with running_postgres({}, restartable=True) as server:
+        yield server
 
 
-def test_generator_survives_a_database_restart(restartable_source: tuple[str, object]) -> None:
-    url, container = restartable_source
+def test_generator_survives_a_database_restart(restartable_source: PostgresServer) -> None:
+    url = restartable_source.url()
     upgrade(url)
     workload = Workload(url, WorkloadOptions(rate=200, seed=5))
     stop = threading.Event()
@@ -140,7 +126,7 @@ def test_generator_survives_a_database_restart(restartable_source: tuple[str, ob
     try:
         time.sleep(1.5)
         before = workload.stats.total
-        container.get_wrapped_container().restart(timeout=5)  # type: ignore[attr-defined]
+        restartable_source.restart()
         deadline = time.monotonic() + 60
         while workload.stats.reconnects == 0 and time.monotonic() < deadline:
             time.sleep(0.2)
