@@ -34,3 +34,18 @@ def test_unreachable_server_is_a_clear_config_error_without_the_password() -> No
 def test_wait_until_ready_gives_up_after_its_timeout() -> None:
     with pytest.raises(ConfigError):
         wait_until_ready(f"postgresql://u:p@127.0.0.1:{_closed_port()}/db", timeout_s=0.5)
+
+
+@pytest.mark.docker
+def test_connections_detect_a_dead_peer_with_tcp_keepalives(source_url: str) -> None:
+    conn = connect(source_url)
+    try:
+        dsn = conn.get_dsn_parameters()
+        assert (dsn["keepalives"], dsn["keepalives_idle"]) == ("1", "10")
+    finally:
+        conn.close()
+    conn = connect(source_url, keepalives_idle=3)  # the caller's choice wins
+    try:
+        assert conn.get_dsn_parameters()["keepalives_idle"] == "3"
+    finally:
+        conn.close()
