@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg2
 import pytest
@@ -138,3 +143,45 @@ def test_generator_survives_a_database_restart(restartable_source: PostgresServe
     assert workload.stats.reconnects >= 1
     assert workload.stats.total > before + 50, "it went on writing after the restart"
     assert broken_rules(url) == {}
+
+
+def _zetl(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SOURCE_DATABASE_URL": url}
+    return subprocess.run(
+        [sys.executable, "-m", "zetl", *args], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_an_unmigrated_database_is_a_clear_config_error(source_url: str) -> None:
+    result = _zetl(source_url, "generate", "--max-events", "5")
+    assert result.returncode == 2, result.stderr
+    assert "run `zetl migrate` first" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_an_unwritable_export_directory_is_a_clear_config_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    result = _zetl(
+        "postgresql://unused",
+        "generate",
+        "export",
+        "--format",
+        "players",
+        "--out",
+        str(blocker / "out"),
+    )
+    assert result.returncode == 2
+    assert "cannot write the export to" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_check_exits_1_and_names_the_broken_rule(migrated_source: str) -> None:
+    run(migrated_source, max_events=300, seed=2)
+    assert _zetl(migrated_source, "generate", "check").returncode == 0
+    with psycopg2.connect(migrated_source) as conn, conn.cursor() as cur:
+        cur.execute(
+            "UPDATE store_transaction SET total_amount = total_amount + 1"
+            " WHERE id = (SELECT min(id) FROM store_transaction WHERE transaction_type = 'sale')"
+        )
+    result = _zetl(migrated_source, "generate", "check")
+    assert result.returncode == 1
+    assert re.search(r"header_total_matches_lines +BROKEN by 1 rows", result.stdout)

@@ -47,6 +47,14 @@ def connect(url: str, **kwargs: Any) -> psycopg2.extensions.connection:
         raise ConfigError(f"cannot connect to {redact(url)}: {reason}") from exc
 
 
+def is_connection_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` says the server went away or cannot be reached (worth a reconnect),
+    rather than that our own SQL or data is wrong (worth an error)."""
+    if isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError):
+        return True
+    return isinstance(exc, ConfigError) and isinstance(exc.__cause__, psycopg2.OperationalError)
+
+
 def wait_until_ready(url: str, timeout_s: float = 60.0) -> None:
     """Retry with backoff until the server accepts a connection, for containers still starting."""
     deadline, delay = time.monotonic() + timeout_s, 0.2

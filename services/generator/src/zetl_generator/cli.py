@@ -134,9 +134,12 @@ def export(
     """Write a sample export: players, affiliates and wallet transactions, or the storefront."""
     if messy and format is ExportFormat.PLAYERS:
         raise ConfigError("--messy applies to --format storefront only")
-    if format is ExportFormat.PLAYERS:
-        written = write_players_export(out, rows, seed)
-    else:
-        written = StorefrontExport(seed, messy).write(out, rows)
+    try:
+        if format is ExportFormat.PLAYERS:
+            written = write_players_export(out, rows, seed)
+        else:
+            written = StorefrontExport(seed, messy).write(out, rows)
+    except OSError as exc:
+        raise ConfigError(f"cannot write the export to {out}: {exc.strerror}") from exc
     for name, count in written.items():
         typer.echo(f"{out / name}: {count} rows")

@@ -13,10 +13,11 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 
 import psycopg2
+import psycopg2.errors
 import psycopg2.extensions
 from faker import Faker
 
-from zetl.db import connect
+from zetl.db import connect, is_connection_lost
 from zetl.errors import ConfigError
 from zetl_generator.events import SimulatedClock, Storefront, start_clock
 from zetl_generator.mix import EventKind, Mix
@@ -24,9 +25,6 @@ from zetl_generator.pacing import Pacer
 
 logger = logging.getLogger("zetl.generator")
 
-# Errors after which the connection is gone (a restarted server, a dropped network),
-# as opposed to errors in our own SQL, which must surface.
-CONNECTION_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError, ConfigError)
 MAX_BACKOFF_S = 10.0
 STATE_FINGERPRINT = """
 SELECT (SELECT coalesce(max(id), 0) FROM customer), (SELECT coalesce(max(id), 0) FROM affiliate),
@@ -103,7 +101,9 @@ class Workload:
             kind = self.options.mix.next_kind(self.rng)
             try:
                 written = self._write(kind)
-            except CONNECTION_ERRORS as exc:
+            except (psycopg2.Error, ConfigError) as exc:
+                if not is_connection_lost(exc):
+                    raise
                 self._drop_connection(exc)
                 self._connect_with_backoff(stop)
                 self.stats.reconnects += 1
@@ -140,7 +140,12 @@ class Workload:
     def _start(self, cur: psycopg2.extensions.cursor) -> None:
         """Seed from the seed *and* the starting state: the same pair gives the same rows,
         and a second run on top of the first does not repeat its codes."""
-        cur.execute(STATE_FINGERPRINT)
+        try:
+            cur.execute(STATE_FINGERPRINT)
+        except psycopg2.errors.UndefinedTable as exc:
+            raise ConfigError(
+                "the source database has no storefront schema yet: run `zetl migrate` first"
+            ) from exc
         run_seed = f"{self.options.seed}:{cur.fetchone()}"
         self.rng.seed(run_seed)
         self.fake.seed_instance(run_seed)
@@ -160,7 +165,9 @@ class Workload:
         while not stop.is_set():
             try:
                 self._connection()
-            except CONNECTION_ERRORS:
+            except (psycopg2.Error, ConfigError) as exc:
+                if not is_connection_lost(exc):
+                    raise
                 stop.wait(delay)
                 delay = min(delay * 2, MAX_BACKOFF_S)
                 continue
