@@ -1,10 +1,15 @@
 """The installed ``zetl`` command: help, version and exit codes (DESIGN.md)."""
 
 import json
+import socket
 import subprocess
 import sys
 
+import pytest
+
 from zetl import __version__
+from zetl.errors import ConfigError
+from zetl.http import serve_metrics
 
 
 def run_zetl(*args: str) -> subprocess.CompletedProcess[str]:
@@ -59,3 +64,18 @@ def test_a_command_whose_optional_dependency_is_missing_explains_itself() -> Non
     )
     assert aws.returncode == 2
     assert "needs the Python package" in aws.stderr and "zetl[aws]" in aws.stderr
+
+
+def test_a_bad_log_level_is_a_usage_error_not_a_traceback() -> None:
+    result = run_zetl("--log-level", "verbose", "version")
+    assert result.returncode == 2
+    assert "log level 'VERBOSE' is not one of" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_port_already_in_use_is_a_config_error() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with pytest.raises(ConfigError, match="cannot serve /metrics on port"):
+            serve_metrics(lambda: "", lambda: True, taken.getsockname()[1], host="127.0.0.1")

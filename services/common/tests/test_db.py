@@ -1,8 +1,9 @@
 import socket
 
+import psycopg2
 import pytest
 
-from zetl.db import connect, redact, wait_until_ready, with_database
+from zetl.db import connect, is_connection_lost, redact, wait_until_ready, with_database
 from zetl.errors import ConfigError
 
 
@@ -37,7 +38,7 @@ def test_wait_until_ready_gives_up_after_its_timeout() -> None:
 
 
 @pytest.mark.docker
-def test_connections_detect_a_dead_peer_with_tcp_keepalives(source_url: str) -> None:
+def test_connections_ask_for_tcp_keepalives(source_url: str) -> None:
     conn = connect(source_url)
     try:
         dsn = conn.get_dsn_parameters()
@@ -47,5 +48,40 @@ def test_connections_detect_a_dead_peer_with_tcp_keepalives(source_url: str) -> 
     conn = connect(source_url, keepalives_idle=3)  # the caller's choice wins
     try:
         assert conn.get_dsn_parameters()["keepalives_idle"] == "3"
+    finally:
+        conn.close()
+
+
+def test_redact_hides_passwords_in_keyword_strings_and_query_parameters() -> None:
+    assert "s3cret" not in redact("host=h dbname=d password=s3cret")
+    assert "s3cret" not in redact("postgresql://u@h/db?password=s3cret")
+    assert redact("not a dsn ===") == "<not a valid connection string>"
+
+
+def test_an_unparseable_connection_string_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="is not a libpq connection string"):
+        connect("localhost:55432/storefront")
+
+
+def test_only_a_vanished_server_counts_as_a_lost_connection() -> None:
+    assert is_connection_lost(psycopg2.InterfaceError("connection already closed"))
+    assert is_connection_lost(psycopg2.OperationalError("server closed the connection"))
+    refused = ConfigError("cannot connect to x: password authentication failed for user")
+    refused.__cause__ = psycopg2.OperationalError()
+    assert not is_connection_lost(refused)
+    unreachable = ConfigError("cannot connect to x: Connection refused")
+    unreachable.__cause__ = psycopg2.OperationalError()
+    assert is_connection_lost(unreachable)
+    assert not is_connection_lost(psycopg2.ProgrammingError("syntax error"))
+
+
+@pytest.mark.docker
+def test_a_deadlock_is_not_a_lost_connection(source_url: str) -> None:
+    conn = connect(source_url)
+    try:
+        with conn.cursor() as cur, pytest.raises(psycopg2.OperationalError) as info:
+            cur.execute("DO $$ BEGIN RAISE EXCEPTION USING ERRCODE = 'deadlock_detected'; END $$")
+        assert info.value.pgcode == "40P01"
+        assert not is_connection_lost(info.value)
     finally:
         conn.close()

@@ -7,15 +7,19 @@ package never imports a service and every installed service shows up in ``zetl -
 
 from __future__ import annotations
 
+import logging
 import sys
 from importlib.metadata import entry_points
 
+import psycopg2
 import typer
 
 from zetl import __version__
-from zetl.errors import ConfigError, ZetlError
+from zetl.errors import ConfigError, ExitCode, ZetlError
 from zetl.log import configure_logging
 from zetl.settings import Settings
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 app = typer.Typer(
     name="zetl",
@@ -30,7 +34,10 @@ app = typer.Typer(
 def _configure(
     log_level: str = typer.Option(None, help="DEBUG, INFO, WARNING or ERROR [env ZETL_LOG_LEVEL]"),
 ) -> None:
-    configure_logging(log_level.upper() if log_level else Settings.from_env().log_level)
+    level = log_level.upper() if log_level else Settings.from_env().log_level
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"log level {level!r} is not one of {', '.join(LOG_LEVELS)}")
+    configure_logging(level)
 
 
 @app.command()
@@ -76,3 +83,8 @@ def main() -> None:
     except ZetlError as exc:
         print(f"zetl: error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
+    except psycopg2.Error as exc:  # a database refusal nobody expected: one line, not a trace
+        logging.getLogger("zetl").debug("database error", exc_info=True)
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        print(f"zetl: error: the database refused: {first_line}", file=sys.stderr)
+        sys.exit(ExitCode.DATA)

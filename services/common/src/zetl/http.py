@@ -9,6 +9,8 @@ import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from zetl.errors import ConfigError
+
 
 def serve_metrics(
     render: Callable[[], str],
@@ -40,6 +42,9 @@ def serve_metrics(
         def log_message(self, format: str, *args: object) -> None:
             return  # scrapes are not worth a log line each
 
-    server = ThreadingHTTPServer((host, port), Handler)
+    try:
+        server = ThreadingHTTPServer((host, port), Handler)
+    except (OSError, OverflowError) as exc:  # in use, not permitted, or not a port at all
+        raise ConfigError(f"cannot serve /metrics on port {port}: {exc}") from exc
     threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
     return server
