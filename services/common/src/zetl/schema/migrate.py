@@ -10,9 +10,11 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from zetl.db import connect
+from zetl.errors import DataError
 from zetl.schema.models import LOAD_SCHEMA
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -47,17 +49,21 @@ def upgrade(url: str, revision: str = "head") -> tuple[str | None, str | None]:
     """Upgrade to ``revision``; returns the revision before and after. Idempotent."""
     config = alembic_config()
     with engine_for(url).connect() as connection:
+        # A session lock: it ends with the connection, so a failed migration needs no unlock
+        # (an unlock on its aborted transaction would hide the real error behind another).
         connection.execute(text("SELECT pg_advisory_lock(:id)"), {"id": MIGRATION_LOCK_ID})
         connection.commit()
+        before = current_revision(connection)
+        config.attributes["connection"] = connection
         try:
-            before = current_revision(connection)
-            config.attributes["connection"] = connection
             command.upgrade(config, revision)
-            connection.commit()
-            after = current_revision(connection)
-        finally:
-            connection.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": MIGRATION_LOCK_ID})
-            connection.commit()
+        except DBAPIError as exc:
+            first_line = (str(exc.orig).strip().splitlines() or ["?"])[0]
+            raise DataError(
+                f"migration to {revision} failed, nothing was applied: {first_line}"
+            ) from exc
+        connection.commit()
+        after = current_revision(connection)
     return before, after
 
 
