@@ -2,9 +2,10 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-# .env holds local settings, and the offline base images once `make images-offline` ran.
+# .env holds local settings (docker compose reads it itself), and the offline base images
+# once `make images-offline` ran: those are the only values make takes from it.
 -include .env
-export
+export POSTGRES_IMAGE PYTHON_IMAGE TESTCONTAINERS_RYUK_DISABLED
 
 PYTHON ?= python3
 VENV := .venv
