@@ -140,3 +140,12 @@ def test_a_version_without_integrations_fails() -> None:
         )
         check = preflight.check_engine_version(rds, "15.4")
     assert not check.ok and "does not support zero-ETL" in check.detail
+
+
+def test_preflight_names_a_dockerfile_that_is_not_there_yet(tmp_path: Path) -> None:
+    (tmp_path / "services" / "loader").mkdir(parents=True)
+    (tmp_path / "services" / "loader" / "Dockerfile").write_text("FROM scratch\n")
+    dockerfiles = {"loader": "services/loader/Dockerfile", "transform": "transform/Dockerfile"}
+    check = preflight.check_dockerfiles(tmp_path, dockerfiles)
+    assert not check.ok and "transform/Dockerfile missing" in check.detail
+    assert preflight.check_dockerfiles(tmp_path, {"loader": dockerfiles["loader"]}).ok

@@ -131,6 +131,7 @@ def test_generator_survives_a_database_restart(restartable_source: PostgresServe
     try:
         time.sleep(1.5)
         before = workload.stats.total
+        assert workload.healthy()
         restartable_source.restart()
         deadline = time.monotonic() + 60
         while workload.stats.reconnects == 0 and time.monotonic() < deadline:
@@ -141,6 +142,7 @@ def test_generator_survives_a_database_restart(restartable_source: PostgresServe
         runner.join(timeout=30)
     assert before > 0
     assert workload.stats.reconnects >= 1
+    assert not workload.healthy(), "stopped: no longer healthy"
     assert workload.stats.total > before + 50, "it went on writing after the restart"
     assert broken_rules(url) == {}
 

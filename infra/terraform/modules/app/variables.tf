@@ -53,7 +53,7 @@ variable "tasks" {
   default = {
     migrate   = { image = "loader", command = ["migrate"], target = "source" }
     loader    = { image = "loader", command = ["load", "/data/raw"], target = "source" }
-    generator = { image = "generator", command = ["generate"], target = "source" }
+    generator = { image = "generator", command = ["generate", "--rate", "5"], target = "source" }
     transform = { image = "transform", command = ["build", "--target", "aws"], target = "warehouse", cpu = 512, memory = 1024 }
   }
 

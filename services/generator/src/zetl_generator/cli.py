@@ -69,7 +69,12 @@ class ProgressReporter:
 @generate_app.callback()
 def generate(
     ctx: typer.Context,
-    rate: float = typer.Option(None, min=0.001, help="transactions per second (default: max)"),
+    rate: float = typer.Option(
+        None,
+        min=0.001,
+        envvar="ZETL_GENERATOR_RATE",
+        help="transactions per second (default: as fast as the database goes)",
+    ),
     duration: float = typer.Option(None, min=0, help="stop after this many seconds"),
     max_events: int = typer.Option(None, min=0, help="stop after this many events"),
     seed: int = typer.Option(0, help="same seed and same starting state give the same data"),
@@ -89,7 +94,7 @@ def generate(
     wait_until_ready(url)
     workload = Workload(url, options)
     if metrics_port is not None:
-        serve_metrics(lambda: render_metrics(workload.stats), lambda: True, metrics_port)
+        serve_metrics(lambda: render_metrics(workload.stats), workload.healthy, metrics_port)
     with stop_on_signals() as stop:
         stats = workload.run(stop, on_event=ProgressReporter())
     if sys.stderr.isatty():

@@ -26,6 +26,7 @@ from zetl_generator.pacing import Pacer
 logger = logging.getLogger("zetl.generator")
 
 MAX_BACKOFF_S = 10.0
+HEALTHY_WITHIN_S = 30.0  # /healthz fails when no event was written for this long
 STATE_FINGERPRINT = """
 SELECT (SELECT coalesce(max(id), 0) FROM customer), (SELECT coalesce(max(id), 0) FROM affiliate),
        (SELECT coalesce(max(id), 0) FROM store_transaction),
@@ -49,6 +50,7 @@ class WorkloadStats:
     events: Counter[EventKind] = field(default_factory=Counter)
     reconnects: int = 0
     started: float = field(default_factory=time.monotonic)
+    last_event: float = field(default_factory=time.monotonic)
 
     @property
     def total(self) -> int:
@@ -110,10 +112,17 @@ class Workload:
                 logger.info("reconnected to the source database", extra=self.stats.summary())
                 continue
             self.stats.events[written] += 1
+            self.stats.last_event = time.monotonic()
             on_event(self.stats)
         if self._conn is not None:
             self._conn.close()
+            self._conn = None
         return self.stats
+
+    def healthy(self) -> bool:
+        """Connected, and the last event is recent for the rate asked (not stuck in backoff)."""
+        patience = max(HEALTHY_WITHIN_S, 10 / self.options.rate if self.options.rate else 0)
+        return self._conn is not None and time.monotonic() - self.stats.last_event < patience
 
     def _finished(self, deadline: float | None) -> bool:
         limit = self.options.max_events

@@ -58,6 +58,7 @@ def preflight_command(
         raise ConfigError(f"--engine-version {engine_version!r} is not like 17 or 17.5")
     checks = [preflight.check_region(region), preflight.check_tool("terraform")]
     if docker:
+        checks.append(preflight.check_dockerfiles(Path(), images.DOCKERFILES))
         checks += [preflight.check_tool("docker"), preflight.check_docker_daemon()]
     if region:
         checks.append(preflight.check_credentials(client("sts", region)))

@@ -6,6 +6,7 @@ import shutil
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from zetl.aws.errors import aws_errors
@@ -24,6 +25,19 @@ def _guard(name: str, probe: Callable[[], str]) -> Check:
         return Check(name, True, probe())
     except ZetlError as exc:
         return Check(name, False, str(exc))
+
+
+def check_dockerfiles(root: Path, dockerfiles: dict[str, str]) -> Check:
+    """Every image the stack deploys can be built: checked before terraform creates anything
+    billable, not half-way through the deploy."""
+    missing = sorted(path for path in dockerfiles.values() if not (root / path).is_file())
+    if missing:
+        return Check(
+            "dockerfiles",
+            False,
+            f"{', '.join(missing)} missing (transform/ is the dbt project, still to come)",
+        )
+    return Check("dockerfiles", True, ", ".join(sorted(dockerfiles)))
 
 
 def check_tool(tool: str, which: Callable[[str], str | None] | None = None) -> Check:
