@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
+from functools import lru_cache
 
 TRANSACTION_TYPES = frozenset({"sale", "refund", "payout"})
 WALLET_TRANSACTION_TYPES = frozenset({"deposit", "withdrawal"})
@@ -111,14 +112,21 @@ def _date_parts(match: re.Match[str]) -> tuple[int, int, int]:
     return year, first, second
 
 
-def parse_date(value: str) -> date:
-    """A calendar date in any of the export's formats; ValueError when impossible/unknown."""
-    match = _DATE.fullmatch(value.strip())
+@lru_cache(maxsize=8192)
+def _calendar_date(text: str) -> date:
+    # Cached: an export has many rows per day and few days (errors are not cached).
+    match = _DATE.fullmatch(text)
     if match is None:
-        raise ValueError(f"unknown date format {value!r}")
+        raise ValueError(f"unknown date format {text!r}")
     return date(*_date_parts(match))
 
 
+def parse_date(value: str) -> date:
+    """A calendar date in any of the export's formats; ValueError when impossible/unknown."""
+    return _calendar_date(value.strip())
+
+
+@lru_cache(maxsize=256)
 def _zone(text: str | None) -> timezone:
     if text is None or text.upper() == "Z":
         return UTC  # values without a zone are UTC
@@ -132,26 +140,25 @@ def parse_timestamp(value: str) -> datetime:
     """A point in time in any of the export's formats (UTC when no zone); ValueError if not."""
     text = value.strip()
     date_part, _, time_part = text.replace("T", " ", 1).partition(" ")
-    date_match = _DATE.fullmatch(date_part)
-    if date_match is None:
-        raise ValueError(f"unknown timestamp format {value!r}")
-    year, month, day = _date_parts(date_match)
+    day = _calendar_date(date_part)
     if not time_part:
-        return datetime(year, month, day, tzinfo=UTC)
+        return datetime(day.year, day.month, day.day, tzinfo=UTC)
     time_match = _TIME.fullmatch(time_part.strip())
     if time_match is None:
         raise ValueError(f"unknown time format {value!r}")
     fraction = time_match["f"] or "0"
-    return datetime(
-        year,
-        month,
-        day,
+    zone = _zone(time_match["tz"])
+    moment = datetime(
+        day.year,
+        day.month,
+        day.day,
         int(time_match["H"]),
         int(time_match["M"]),
         int(time_match["S"] or 0),
         int(fraction.ljust(6, "0")),
-        tzinfo=_zone(time_match["tz"]),
-    ).astimezone(UTC)
+        tzinfo=zone,
+    )
+    return moment if zone is UTC else moment.astimezone(UTC)
 
 
 def optional_date(value: str, column: str) -> tuple[date | None, Issue | None]:

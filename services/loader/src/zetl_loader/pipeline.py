@@ -34,7 +34,7 @@ from zetl_loader.facts import (
 )
 from zetl_loader.players import AFFILIATE_FILE, PLAYER_FILE, PLAYER_FILES, WALLET_FILE, PlayerMerge
 from zetl_loader.report import REPORT_ISSUE_LIMIT, EntityCounts, LoadReport
-from zetl_loader.sink import Cursor, Findings
+from zetl_loader.sink import BackgroundSpool, Cursor, Findings
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +60,11 @@ TABLES = (
 )  # fmt: skip
 # Two loads never interleave: the second waits for the first to commit.
 LOAD_LOCK_ID = 7_240_312
+# For this transaction only. The load runs a few large one-off statements: JIT compiling them
+# costs more than it saves; hashes and sorts of the staged rows stay in memory; the staging
+# tables (temporary, so in local buffers) are scanned by every step, and with the default 8 MB
+# of temp_buffers each scan re-reads them from the OS (settable before the first temp table).
+LOAD_SETTINGS = "SET LOCAL jit = off; SET LOCAL work_mem = '64MB'; SET LOCAL temp_buffers = '256MB'"
 
 ProgressFactory = Callable[[str, int], ProgressCallback | None]
 
@@ -102,7 +107,7 @@ def _transaction(url: str) -> Iterator[Cursor]:
         with conn.cursor() as cur:
             _require_schema(cur)
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (LOAD_LOCK_ID,))
-            cur.execute("SET LOCAL work_mem = '64MB'")
+            cur.execute(LOAD_SETTINGS)
             yield cur
         conn.commit()
     except psycopg2.Error as exc:
@@ -180,16 +185,17 @@ def _load_storefront(
         transaction_rows(exports["store_transaction"], findings, transactions),
     )
     clock.lap("stage_transactions")
-    stage(
-        cur,
-        LINE_STAGE,
-        LINE_STAGE_COLUMNS,
-        line_rows(exports["store_transaction_line"], games, publishers, findings, lines),
-    )
-    clock.lap("stage_lines")
-    logger.info("staged", extra={"transactions": transactions.read, "lines": lines.read})
     merge = FactMerge(cur, findings, transactions, lines)
-    merge.run_all()
+    line_export = exports["store_transaction_line"]
+    # The lines are normalized on a worker thread while Postgres merges the transactions.
+    with BackgroundSpool(line_rows(line_export, games, publishers, findings, lines)) as spool:
+        merge.run_transaction_steps()
+        clock.lap()
+        spool.copy_into(cur, LINE_STAGE, LINE_STAGE_COLUMNS)
+        cur.execute(f"ANALYZE {LINE_STAGE}")
+    clock.lap("stage_lines")  # the wait for the worker, if any, and the COPY
+    logger.info("staged", extra={"transactions": transactions.read, "lines": lines.read})
+    merge.run_line_steps()
     report.seconds.update(merge.timings)
     clock.lap()
     transactions.loaded = merge.loaded_transactions
