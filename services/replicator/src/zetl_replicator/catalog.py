@@ -1,15 +1,18 @@
 """What the source holds: its tables, their columns and keys, and which zero-ETL can replicate.
 
-Zero-ETL replicates a table only if it has a primary key and only types from its mapping table;
-anything else is reported ``Failed`` with the reason and left out of the publication (a table
-without a key in a publication would make the source refuse UPDATE and DELETE on it).
+Zero-ETL replicates a table only if it has a primary key (that its replica identity carries) and
+only types from its mapping table; anything else is reported ``Failed`` with the reason and left
+out of the publication (a table without a key in a publication would make the source refuse
+UPDATE and DELETE on it). ``TableInfo.problems`` is the one place these rules are written.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg2.extensions
 
@@ -56,48 +59,130 @@ class ColumnInfo:
 
 
 @dataclass(frozen=True)
+class Ineligibility:
+    """One reason zero-ETL would not replicate a table, and how to fix it."""
+
+    subject: str  # "schema.table" or "schema.table.column"
+    reason: str
+    fix: str
+
+
+@dataclass(frozen=True)
 class TableInfo:
     schema: str
     name: str
     columns: tuple[ColumnInfo, ...]
     primary_key: tuple[str, ...]
-    replica_identity: str = "d"
+    replica_identity: str = "d"  # pg_class.relreplident: d(efault), f(ull), i(ndex), n(othing)
+    # With replica identity 'i': whether that index is the primary key's (None: it was dropped).
+    identity_index_is_primary: bool | None = None
+    partitioned: bool = False
 
     @property
     def qualified(self) -> str:
         return f"{self.schema}.{self.name}"
 
+    @property
+    def sql_name(self) -> str:
+        """The table's name as SQL, quoted where needed (for the fixes people copy and run)."""
+        return f"{quote_identifier(self.schema)}.{quote_identifier(self.name)}"
+
     def column(self, name: str) -> ColumnInfo | None:
         return next((c for c in self.columns if c.name == name), None)
 
     def problem(self) -> str | None:
-        """Why zero-ETL would not replicate this table, or None when it would."""
+        """Why zero-ETL would not replicate this table (the ``Failed`` reason), or None."""
+        reasons = [p.reason for p in self.problems()]
+        return "; ".join(reasons) if reasons else None
+
+    def problems(self) -> list[Ineligibility]:
+        """Every zero-ETL eligibility rule this table breaks: the one place they are written."""
+        if self.partitioned:
+            # Changes arrive per partition and ATTACH/DETACH moves rows without any change
+            # message: not replicated rather than replicated wrong.
+            return [
+                Ineligibility(
+                    self.qualified,
+                    "partitioned table: zetl replicates ordinary tables only (its partitions"
+                    " are not replicated either)",
+                    f"leave {self.qualified} out (ZETL_INCLUDE) or replicate a"
+                    " non-partitioned table",
+                )
+            ]
+        found = []
         if not self.primary_key:
-            return "table has no primary key"
-        if self.replica_identity == "n":
-            return "replica identity is NOTHING"
-        unsupported = [
-            f"{c.name} ({c.type_sql})" for c in self.columns if c.type_name not in SUPPORTED_TYPES
+            found.append(
+                Ineligibility(
+                    self.qualified,
+                    "table has no primary key",
+                    f"ALTER TABLE {self.sql_name} ADD PRIMARY KEY (...);",
+                )
+            )
+        identity = self._identity_problem()
+        if identity:
+            found.append(
+                Ineligibility(
+                    self.qualified,
+                    identity,
+                    f"ALTER TABLE {self.sql_name} REPLICA IDENTITY DEFAULT;",
+                )
+            )
+        found += [
+            Ineligibility(
+                f"{self.qualified}.{c.name}",
+                f"unsupported data type: {c.name} ({c.type_sql})",
+                "change the column to a supported type (text, numeric, timestamptz...)",
+            )
+            for c in self.columns
+            if c.type_name not in SUPPORTED_TYPES
         ]
-        if unsupported:
-            return "unsupported data type: " + ", ".join(unsupported)
+        return found
+
+    def _identity_problem(self) -> str | None:
+        # Updates and deletes are applied by primary key: the old-key tuple pgoutput sends must
+        # carry it. DEFAULT (the primary key) and FULL (every column) do; NOTHING carries no
+        # key, and USING INDEX carries only that index's columns.
+        if self.replica_identity == "n":
+            return "replica identity is NOTHING: set REPLICA IDENTITY DEFAULT or FULL"
+        if self.replica_identity == "i" and not self.identity_index_is_primary:
+            if self.identity_index_is_primary is None:
+                return (
+                    "replica identity USING INDEX whose index was dropped (acts as NOTHING):"
+                    " set REPLICA IDENTITY DEFAULT or FULL"
+                )
+            return (
+                "replica identity USING INDEX other than the primary key:"
+                " set REPLICA IDENTITY DEFAULT or FULL"
+            )
         return None
 
 
+def quote_identifier(name: str) -> str:
+    """``name`` as a SQL identifier: as is when Postgres would read it back unchanged."""
+    if re.fullmatch(r"[a-z_][a-z0-9_$]*", name):
+        return name
+    return '"' + name.replace('"', '""') + '"'
+
+
+# Ordinary and partitioned tables (partitions are part of their parent). A table with no
+# columns still has a row (the LEFT JOINs), so that it is reported rather than skipped.
 _TABLES_SQL = """
 SELECT n.nspname, c.relname, c.relreplident, a.attname,
        format_type(a.atttypid, a.atttypmod),
        CASE WHEN t.typnamespace = 'pg_catalog'::regnamespace THEN t.typname
             ELSE t.typname || ' (user-defined)' END,
        a.attnotnull,
-       coalesce(a.attnum = ANY (i.indkey), false)
+       coalesce(a.attnum = ANY (i.indkey), false),
+       c.relkind = 'p',
+       (SELECT ri.indisprimary FROM pg_index ri WHERE ri.indrelid = c.oid AND ri.indisreplident)
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
-JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-                    AND a.attgenerated = ''
-JOIN pg_type t ON t.oid = a.atttypid
+LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+                         AND a.attgenerated = ''
+LEFT JOIN pg_type t ON t.oid = a.atttypid
 LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary
-WHERE c.relkind = 'r' AND NOT c.relispartition AND n.nspname = ANY (%s)
+WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND n.nspname = ANY (%s)
+  AND (%s::text IS NULL OR c.relname = %s)
 ORDER BY n.nspname, c.relname, a.attnum
 """
 
@@ -105,23 +190,45 @@ ORDER BY n.nspname, c.relname, a.attnum
 def list_tables(
     conn: psycopg2.extensions.connection, schemas: Sequence[str], include: Sequence[str] = ()
 ) -> list[TableInfo]:
-    """Every ordinary table of ``schemas`` that matches the ``include`` filter (if any)."""
+    """Every table of ``schemas`` that matches the ``include`` filter (if any)."""
+    tables = _read_tables(conn, schemas, None)
+    if include:
+        tables = [t for t in tables if any(fnmatch.fnmatchcase(t.qualified, p) for p in include)]
+    return tables
+
+
+def find_table(conn: psycopg2.extensions.connection, schema: str, name: str) -> TableInfo | None:
+    """The table ``schema.name`` as ``conn``'s database has it, or None."""
+    tables = _read_tables(conn, [schema], name)
+    return tables[0] if tables else None
+
+
+def _read_tables(
+    conn: psycopg2.extensions.connection, schemas: Sequence[str], name: str | None
+) -> list[TableInfo]:
     with conn.cursor() as cur:
-        cur.execute(_TABLES_SQL, (list(schemas),))
+        cur.execute(_TABLES_SQL, (list(schemas), name, name))
         rows = cur.fetchall()
-    grouped: dict[tuple[str, str], list[tuple[object, ...]]] = {}
+    grouped: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
     for row in rows:
         grouped.setdefault((row[0], row[1]), []).append(row)
     tables = []
-    for (schema, name), cols in grouped.items():
-        if include and not any(fnmatch.fnmatchcase(f"{schema}.{name}", p) for p in include):
-            continue
-        columns = tuple(
-            ColumnInfo(name=str(c[3]), type_sql=str(c[4]), type_name=str(c[5]), not_null=bool(c[6]))
-            for c in cols
+    for (schema, table), cols in grouped.items():
+        present = [c for c in cols if c[3] is not None]
+        first = cols[0]
+        tables.append(
+            TableInfo(
+                schema,
+                table,
+                columns=tuple(
+                    ColumnInfo(str(c[3]), str(c[4]), str(c[5]), bool(c[6])) for c in present
+                ),
+                primary_key=tuple(str(c[3]) for c in present if c[7]),
+                replica_identity=str(first[2]),
+                identity_index_is_primary=first[9],
+                partitioned=bool(first[8]),
+            )
         )
-        keys = tuple(str(c[3]) for c in cols if c[7])
-        tables.append(TableInfo(schema, name, columns, keys, replica_identity=str(cols[0][2])))
     return tables
 
 

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
 
+import psycopg2
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -23,11 +24,11 @@ from zetl_replicator.doctor import run_doctor
 from zetl_replicator.metrics import Metrics
 from zetl_replicator.pgoutput import lsn_to_str, str_to_lsn
 from zetl_replicator.pipeline import Replicator, reset
+from zetl_replicator.verify import connect_replica_read_only
 from zetl_replicator.verify import verify as run_verify
 from zetl_replicator.warehouse import (
     TableState,
     connect_replica,
-    ensure_replica_database,
     read_progress,
     read_table_states,
     request_resync,
@@ -67,9 +68,13 @@ def replicate(
 
 
 def _status_data(config: ReplicatorConfig) -> dict[str, Any]:
-    ensure_replica_database(config.warehouse_url, config.replica_database)
-    replica = connect_replica(config.warehouse_url, config.replica_database)
-    src = source.connect_source(config.source_url)
+    # A read command: it opens the replica read-only and never creates it.
+    replica = connect_replica_read_only(config)
+    try:
+        src = source.connect_source(config.source_url)
+    except BaseException:
+        replica.close()
+        raise
     try:
         progress = read_progress(replica, config.slot)
         states = read_table_states(replica)
@@ -85,10 +90,11 @@ def _status_data(config: ReplicatorConfig) -> dict[str, Any]:
     lag_bytes = max(0, current - applied) if progress else None
     lag_seconds = None
     if progress:
-        caught_up = applied >= current or progress.source_commit_time is None
-        lag_seconds = (
-            0.0 if caught_up else (datetime.now(UTC) - progress.source_commit_time).total_seconds()  # type: ignore[operator]
-        )
+        # Caught up (applied >= the source's position) is 0, however old the last commit is.
+        commit_time = progress.source_commit_time
+        lag_seconds = 0.0
+        if applied < current and commit_time is not None:
+            lag_seconds = (datetime.now(UTC) - commit_time).total_seconds()
     return {
         "slot": config.slot,
         "slot_health": (slot.wal_status or "unknown") if slot else "missing",
@@ -113,7 +119,10 @@ def _status_data(config: ReplicatorConfig) -> dict[str, Any]:
 
 def status(json_output: bool = typer.Option(False, "--json", help="print JSON")) -> None:
     """Per-table state, rows applied, lag (bytes and seconds) and slot health."""
-    data = _status_data(ReplicatorConfig.from_env())
+    try:
+        data = _status_data(ReplicatorConfig.from_env())
+    except psycopg2.Error as exc:
+        raise DataError(f"status could not read source or replica: {_first_line(exc)}") from exc
     if json_output:
         typer.echo(json.dumps(data, indent=2))
     else:
@@ -173,8 +182,11 @@ def verify() -> None:
     )
     for name in report.failed:
         console.print(f"{name}: Failed (not replicated by the zero-ETL rules), not compared")
+    for line in report.missing:
+        console.print(f"[red]{line}[/]")
     if not report.ok:
         bad = [c.table for c in report.checks if not c.ok] + list(report.not_in_step)
+        bad += [line.split(":", 1)[0] for line in report.missing]
         raise DataError("replica differs from source: " + ", ".join(bad))
     console.print("[green]replica matches source[/]")
 
@@ -190,6 +202,15 @@ def resync(
     schema = schema or "public"
     replica = connect_replica(config.warehouse_url, config.replica_database)
     try:
+        known = read_table_states(replica).get(f"{schema}.{name}")
+        if known is None:
+            raise ConfigError(f"{schema}.{name} is not a table the replicator knows")
+        if known.state == TableState.FAILED:
+            # Its reason would be overwritten and no copy would ever come: refuse instead.
+            raise ConfigError(
+                f"{schema}.{name} is Failed ({known.reason}): zero-ETL does not replicate it, so it"
+                " cannot be re-copied. Fix the table (zetl doctor); it is picked up once eligible"
+            )
         if not request_resync(replica, schema, name):
             raise ConfigError(f"{schema}.{name} is not a table the replicator knows")
         if not wait:
@@ -205,6 +226,11 @@ def resync(
     finally:
         replica.close()
     raise DataError(f"{schema}.{name} was not re-copied within {timeout:.0f} s")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def register(app: typer.Typer) -> None:

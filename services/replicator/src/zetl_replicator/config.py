@@ -56,6 +56,11 @@ class ReplicatorConfig:
         settings = Settings.from_env(environ)
         schemas = read_env("ZETL_SCHEMAS", "public", environ=environ) or "public"
         include = read_env("ZETL_INCLUDE", "", environ=environ) or ""
+        if not any(s.strip() for s in schemas.split(",")):
+            raise ConfigError(f"ZETL_SCHEMAS={schemas!r} names no schema (e.g. public,sales)")
+        port = _number("ZETL_METRICS_PORT", "0", environ)
+        if port != int(port) or port > 65535:
+            raise ConfigError(f"ZETL_METRICS_PORT={port:g} is not a TCP port (1-65535, 0: off)")
         return cls(
             source_url=settings.require_source(),
             warehouse_url=settings.require_warehouse(),
@@ -68,5 +73,5 @@ class ReplicatorConfig:
             batch_max_bytes=int(_number("ZETL_BATCH_MAX_BYTES", str(64 * 1024 * 1024), environ)),
             copy_workers=max(1, int(_number("ZETL_COPY_WORKERS", "2", environ))),
             discovery_interval_seconds=_number("ZETL_DISCOVERY_INTERVAL_SECONDS", "5", environ),
-            metrics_port=int(_number("ZETL_METRICS_PORT", "0", environ)),
+            metrics_port=int(port),
         )

@@ -1,9 +1,13 @@
 """Initial copy: one table, as of an exported snapshot, from source COPY to warehouse COPY.
 
 Rows flow through an OS pipe between the two COPY commands (one thread each), so memory stays
-bounded whatever the table's size. The replica table is created, filled and given its primary
-key in one warehouse transaction (the key after the data, as pg_restore does: faster), so a
-crash mid-copy leaves nothing behind but a rolled-back transaction.
+bounded whatever the table's size. The replica table is emptied (or created), filled and given
+its primary key in one warehouse transaction (the key after the data, as pg_restore does:
+faster), so a crash mid-copy leaves nothing behind but a rolled-back transaction.
+
+A replica table that already has the source table's shape is truncated, not dropped: views on
+it (dbt's models live in the replica database) keep working. Only a changed shape needs a
+drop, which Postgres refuses while something depends on the table: that is a clear error.
 """
 
 from __future__ import annotations
@@ -11,11 +15,13 @@ from __future__ import annotations
 import os
 import threading
 
+import psycopg2.errors
 import psycopg2.extensions
 from psycopg2 import sql
 
 from zetl.db import connect
-from zetl_replicator.catalog import TEXT_FORMAT_OPTIONS, TableInfo
+from zetl.errors import DataError
+from zetl_replicator.catalog import TEXT_FORMAT_OPTIONS, TableInfo, find_table
 from zetl_replicator.warehouse import (
     create_table_sql,
     primary_key_sql,
@@ -70,8 +76,7 @@ def _pipe_copy(
                 errors.append(exc)
 
     with warehouse.cursor() as cur:
-        cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(ident))
-        cur.execute(create_table_sql(table, with_key=False))
+        add_key = _empty_target(cur, warehouse, table)
         producer = threading.Thread(target=produce, name=f"copy-out {table.qualified}")
         producer.start()
         try:
@@ -82,6 +87,49 @@ def _pipe_copy(
         if errors:
             raise errors[0]
         rows = cur.rowcount
-        cur.execute(sql.SQL("ALTER TABLE {} ADD {}").format(ident, primary_key_sql(table)))
+        if add_key:
+            cur.execute(sql.SQL("ALTER TABLE {} ADD {}").format(ident, primary_key_sql(table)))
         read_only_grants(cur, table)
     return rows
+
+
+def _same_shape(replica: TableInfo, table: TableInfo) -> bool:
+    """Same columns (names, types, order) and primary key: the replica table can be reused."""
+    return replica.primary_key == table.primary_key and [
+        (c.name, c.type_sql) for c in replica.columns
+    ] == [(c.name, c.type_sql) for c in table.columns]
+
+
+def _empty_target(
+    cur: psycopg2.extensions.cursor, warehouse: psycopg2.extensions.connection, table: TableInfo
+) -> bool:
+    """Make the replica table exist, empty, with ``table``'s columns; True when it was created
+    (its primary key is then added after the data)."""
+    ident = table_identifier(table.schema, table.name)
+    replica = find_table(warehouse, table.schema, table.name)
+    if replica is not None and _same_shape(replica, table):
+        cur.execute(sql.SQL("TRUNCATE {}").format(ident))
+        for column in table.columns:
+            was = replica.column(column.name)
+            if was is not None and was.not_null != column.not_null:
+                cur.execute(
+                    sql.SQL("ALTER TABLE {} ALTER COLUMN {} {} NOT NULL").format(
+                        ident,
+                        sql.Identifier(column.name),
+                        sql.SQL("SET" if column.not_null else "DROP"),
+                    )
+                )
+        return False
+    if replica is not None:
+        try:
+            cur.execute(sql.SQL("DROP TABLE {}").format(ident))
+        except psycopg2.errors.DependentObjectsStillExist as exc:
+            dependents = (exc.diag.message_detail or "").replace("\n", "; ")
+            raise DataError(
+                f"cannot re-copy {table.qualified}: its columns or key changed on the source, so"
+                f" the replica table must be recreated, but other objects depend on it"
+                f" ({dependents}). Drop them, re-copy (zetl resync {table.qualified}), then"
+                " recreate them (e.g. dbt run)"
+            ) from exc
+    cur.execute(create_table_sql(table, with_key=False))
+    return True

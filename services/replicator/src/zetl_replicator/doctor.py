@@ -45,36 +45,14 @@ def check_server(conn: psycopg2.extensions.connection) -> list[Finding]:
 
 
 def check_tables(tables: Sequence[catalog.TableInfo]) -> list[Finding]:
+    """The eligibility rules (``TableInfo.problems``, as the replicator applies them) and the
+    warnings zero-ETL would still replicate through."""
     findings = []
     for table in tables:
-        if not table.primary_key:
-            findings.append(
-                Finding(
-                    "error",
-                    table.qualified,
-                    "no primary key: zero-ETL will mark it Failed",
-                    f"ALTER TABLE {table.qualified} ADD PRIMARY KEY (...);",
-                )
-            )
-        if table.replica_identity == "n":
-            findings.append(
-                Finding(
-                    "error",
-                    table.qualified,
-                    "replica identity NOTHING: updates and deletes cannot be replicated",
-                    f"ALTER TABLE {table.qualified} REPLICA IDENTITY DEFAULT;",
-                )
-            )
-        for column in table.columns:
-            if column.type_name not in catalog.SUPPORTED_TYPES:
-                findings.append(
-                    Finding(
-                        "error",
-                        f"{table.qualified}.{column.name}",
-                        f"type {column.type_sql} is not replicated by zero-ETL",
-                        "change the column to a supported type (text, numeric, timestamptz...)",
-                    )
-                )
+        findings += [
+            Finding("error", p.subject, f"{p.reason} (zetl marks the table Failed)", p.fix)
+            for p in table.problems()
+        ]
         names = [table.schema, table.name, *(c.name for c in table.columns)]
         mixed = [n for n in names if n != n.lower()]
         if mixed:

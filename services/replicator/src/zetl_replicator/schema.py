@@ -6,6 +6,7 @@ narrowing, a new column of an unsupported type) needs the table re-copied: Resyn
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -103,7 +104,4 @@ def plan(current: TableInfo, relation: Relation, types: TypeLookup) -> SchemaCha
                 ident, sql.Identifier(w.name), sql.SQL(w.type_sql)
             )
         )
-    new_table = TableInfo(
-        current.schema, current.name, tuple(wanted), current.primary_key, current.replica_identity
-    )
-    return SchemaChange(new_table, tuple(statements))
+    return SchemaChange(dataclasses.replace(current, columns=tuple(wanted)), tuple(statements))

@@ -11,9 +11,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+import psycopg2
 import psycopg2.extensions
 from psycopg2 import sql
 
+from zetl.db import connect
 from zetl.errors import DataError
 from zetl_replicator import catalog, source
 from zetl_replicator.config import ReplicatorConfig
@@ -44,10 +46,11 @@ class VerifyReport:
     checks: tuple[TableCheck, ...]
     not_in_step: tuple[str, ...]  # tables Initializing or ResyncRequired
     failed: tuple[str, ...]  # tables zero-ETL does not replicate (Failed): not compared
+    missing: tuple[str, ...] = ()  # Synced tables absent on one side: why, one line each
 
     @property
     def ok(self) -> bool:
-        return all(c.ok for c in self.checks) and not self.not_in_step
+        return all(c.ok for c in self.checks) and not self.not_in_step and not self.missing
 
 
 def checksum_sql(table: catalog.TableInfo) -> sql.Composed:
@@ -82,15 +85,59 @@ def _replica_lsn(conn: psycopg2.extensions.connection, slot: str) -> int:
     return str_to_lsn(row[0]) if row else 0
 
 
-def verify_once(config: ReplicatorConfig, wait_seconds: float = 60.0) -> VerifyReport:
+def connect_replica_read_only(config: ReplicatorConfig) -> psycopg2.extensions.connection:
+    """A read-only connection to the replica database; DataError when ``zetl replicate`` has
+    not created it (or its state store) yet. Never creates anything."""
+    admin = connect(config.warehouse_url)
+    try:
+        with admin.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (config.replica_database,))
+            exists = cur.fetchone() is not None
+    finally:
+        admin.close()
+    not_initialised = DataError(
+        f"replica database {config.replica_database} is not initialised: run zetl replicate"
+    )
+    if not exists:
+        raise not_initialised
     replica = connect_replica(config.warehouse_url, config.replica_database)
+    replica.set_session(readonly=True)
+    with replica.cursor() as cur:
+        cur.execute(
+            "SELECT to_regclass('zetl.table_state') IS NOT NULL"
+            " AND to_regclass('zetl.replication_progress') IS NOT NULL"
+        )
+        row = cur.fetchone()
+    replica.rollback()
+    if not (row and row[0]):
+        replica.close()
+        raise not_initialised
+    return replica
+
+
+def _missing(synced: list[str], source_tables: set[str], replica_tables: set[str]) -> list[str]:
+    lines = [
+        f"{n}: Synced, but no longer on the source (dropped or renamed there); the replica"
+        " keeps its copy"
+        for n in synced
+        if n not in source_tables
+    ]
+    lines += [
+        f"{n}: Synced, but missing from the replica database (dropped there?): zetl resync {n}"
+        for n in synced
+        if n in source_tables and n not in replica_tables
+    ]
+    return lines
+
+
+def verify_once(config: ReplicatorConfig, wait_seconds: float = 60.0) -> VerifyReport:
+    replica = connect_replica_read_only(config)
     src = source.connect_source(config.source_url)
     try:
         states = read_table_states(replica)
-        synced = [n for n, s in states.items() if s.state == TableState.SYNCED]
+        synced = sorted(n for n, s in states.items() if s.state == TableState.SYNCED)
         replica_tables = {t.qualified: t for t in catalog.list_tables(replica, config.schemas)}
         replica.commit()
-        tables = [replica_tables[n] for n in sorted(synced) if n in replica_tables]
         src.autocommit = False
         with src.cursor() as cur:
             cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -98,7 +145,11 @@ def verify_once(config: ReplicatorConfig, wait_seconds: float = 60.0) -> VerifyR
             row = cur.fetchone()
             assert row is not None
             source_lsn = str_to_lsn(row[0])
-        source_sums = _checksums(src, tables)
+        source_tables = {t.qualified: t for t in catalog.list_tables(src, config.schemas)}
+        # Only tables on both sides can be compared; the others are a difference of their own.
+        missing = _missing(synced, set(source_tables), set(replica_tables))
+        names = [n for n in synced if n in source_tables and n in replica_tables]
+        source_sums = _checksums(src, [source_tables[n] for n in names])
         src.rollback()
         deadline = time.monotonic() + wait_seconds
         while _replica_lsn(replica, config.slot) < source_lsn:
@@ -112,20 +163,20 @@ def verify_once(config: ReplicatorConfig, wait_seconds: float = 60.0) -> VerifyR
         replica.commit()
         replica.set_session(isolation_level="REPEATABLE READ", readonly=True)
         replica_lsn = _replica_lsn(replica, config.slot)
-        replica_sums = _checksums(replica, tables)
+        replica_sums = _checksums(replica, [replica_tables[n] for n in names])
         replica.rollback()
     finally:
         replica.close()
         src.close()
     checks = tuple(
         TableCheck(
-            table=t.qualified,
-            source_rows=source_sums[t.qualified][0],
-            replica_rows=replica_sums[t.qualified][0],
-            source_checksum=source_sums[t.qualified][1],
-            replica_checksum=replica_sums[t.qualified][1],
+            table=n,
+            source_rows=source_sums[n][0],
+            replica_rows=replica_sums[n][0],
+            source_checksum=source_sums[n][1],
+            replica_checksum=replica_sums[n][1],
         )
-        for t in tables
+        for n in names
     )
     return VerifyReport(
         source_lsn,
@@ -139,15 +190,20 @@ def verify_once(config: ReplicatorConfig, wait_seconds: float = 60.0) -> VerifyR
             )
         ),
         failed=tuple(sorted(n for n, s in states.items() if s.state == TableState.FAILED)),
+        missing=tuple(missing),
     )
 
 
 def verify(config: ReplicatorConfig, rounds: int = 3) -> VerifyReport:
     """Verify, taking up to ``rounds`` snapshots so that writes in flight are not reported."""
-    report = verify_once(config)
-    for _ in range(rounds - 1):
-        if report.ok:
-            break
-        time.sleep(1.0)
+    try:
         report = verify_once(config)
+        for _ in range(rounds - 1):
+            if report.ok:
+                break
+            time.sleep(1.0)
+            report = verify_once(config)
+    except psycopg2.Error as exc:  # e.g. a table dropped on either side while it was read
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"verify could not read source or replica: {first_line}") from exc
     return report

@@ -1,0 +1,231 @@
+"""Review fixes: eligibility (replica identity, partitioned tables) shared by the replicator and
+``zetl doctor``, and the commands' behaviour around Failed, dropped and uninitialised tables."""
+
+from __future__ import annotations
+
+import psycopg2
+import pytest
+
+from tests.harness import PostgresServer
+from tests.replicator.conftest import running, wait_for
+from tests.replicator.test_commands import zetl
+from tests.replicator.test_replication import Query, execute, rows
+from zetl.errors import ConfigError, DataError
+from zetl_replicator import catalog
+from zetl_replicator.config import ReplicatorConfig
+from zetl_replicator.copy import copy_table
+from zetl_replicator.doctor import check_tables
+
+pytestmark = pytest.mark.docker
+
+STATES = "SELECT schema_name || '.' || table_name, state, reason FROM zetl.table_state"
+
+
+def states(replica: Query) -> dict[str, tuple[str, str | None]]:
+    return {name: (state, reason) for name, state, reason in replica(STATES)}
+
+
+def test_identity_index_and_partitioned_tables_are_failed_everywhere(
+    config: ReplicatorConfig, replica: Query
+) -> None:
+    execute(
+        config.source_url,
+        "CREATE TABLE by_code (id int PRIMARY KEY, code text NOT NULL UNIQUE, v int)",
+        "ALTER TABLE by_code REPLICA IDENTITY USING INDEX by_code_code_key",
+        "CREATE TABLE by_key (id int PRIMARY KEY, v int)",
+        "ALTER TABLE by_key REPLICA IDENTITY USING INDEX by_key_pkey",
+        "CREATE TABLE nothing (id int PRIMARY KEY)",
+        "ALTER TABLE nothing REPLICA IDENTITY NOTHING",
+        "CREATE TABLE events (id int, day date, PRIMARY KEY (id, day)) PARTITION BY RANGE (day)",
+        "CREATE TABLE events_2026 PARTITION OF events"
+        " FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')",
+        "INSERT INTO by_key SELECT g, g FROM generate_series(1, 10) g",
+        "INSERT INTO events VALUES (1, '2026-05-01')",
+    )
+    with running(config):
+        found = states(replica)
+        assert found["public.by_code"][0] == "Failed"
+        assert "USING INDEX other than the primary key" in str(found["public.by_code"][1])
+        assert found["public.nothing"][0] == "Failed"
+        assert found["public.events"][0] == "Failed"
+        assert "partitioned" in str(found["public.events"][1])
+        assert "public.events_2026" not in found  # part of its parent, not a table of its own
+        assert found["public.by_key"] == ("Synced", None)
+
+        # Identity on the primary key's index: updates and deletes find their rows.
+        execute(
+            config.source_url,
+            "UPDATE by_key SET v = 0 WHERE id <= 3",
+            "DELETE FROM by_key WHERE id > 8",
+        )
+        wait_for(
+            lambda: (
+                replica("SELECT count(*), sum(v) FROM public.by_key") == [(8, 4 + 5 + 6 + 7 + 8)]
+            ),
+            "update and delete on by_key",
+        )
+
+        # A table that appears while streaming, already with the identity: Failed too.
+        execute(
+            config.source_url,
+            "CREATE TABLE late (id int PRIMARY KEY, code text NOT NULL UNIQUE);"
+            " ALTER TABLE late REPLICA IDENTITY USING INDEX late_code_key",
+        )
+        wait_for(lambda: states(replica).get("public.late", ("",))[0] == "Failed", "late Failed")
+
+        # Resyncing a Failed table is refused with its reason, which stays as it was.
+        reason = states(replica)["public.by_code"]
+        result = zetl(config, "resync", "public.by_code", "--no-wait")
+        assert result.returncode == 2, result.stdout
+        assert "USING INDEX other than the primary key" in " ".join(result.stdout.split())
+        assert states(replica)["public.by_code"] == reason
+
+    # doctor applies the very rules the replicator applied: errors exactly for Failed tables.
+    conn = psycopg2.connect(config.source_url)
+    try:
+        tables = catalog.list_tables(conn, ["public"])
+    finally:
+        conn.close()
+    errors = {f.subject for f in check_tables(tables) if f.severity == "error"}
+    failed = {name for name, (state, _) in states(replica).items() if state == "Failed"}
+    assert errors == failed == {"public.by_code", "public.nothing", "public.events", "public.late"}
+    result = zetl(config, "doctor")
+    assert result.returncode == 1, result.stdout
+    output = " ".join(result.stdout.split())
+    assert "REPLICA IDENTITY DEFAULT" in output and "partitioned" in output
+
+
+def test_verify_reports_tables_dropped_or_renamed_on_the_source(
+    config: ReplicatorConfig, replica: Query
+) -> None:
+    execute(
+        config.source_url,
+        "CREATE TABLE kept (id int PRIMARY KEY)",
+        "CREATE TABLE dropped (id int PRIMARY KEY)",
+        "CREATE TABLE renamed (id int PRIMARY KEY)",
+        "INSERT INTO kept VALUES (1)",
+    )
+    with running(config):
+        assert zetl(config, "verify").returncode == 0
+        execute(config.source_url, "DROP TABLE dropped", "ALTER TABLE renamed RENAME TO moved")
+        wait_for(lambda: states(replica).get("public.moved", ("",))[0] == "Synced", "moved copied")
+        result = zetl(config, "verify")
+    assert result.returncode == 1, result.stdout
+    assert "Traceback" not in result.stdout
+    output = " ".join(result.stdout.split())
+    assert "public.dropped: Synced, but no longer on the source" in output
+    assert "public.renamed: Synced, but no longer on the source" in output
+    assert "public.kept" in output
+
+
+def test_status_and_verify_do_not_create_the_replica(
+    config: ReplicatorConfig, warehouse_server: PostgresServer
+) -> None:
+    def replica_exists() -> bool:
+        return bool(
+            rows(
+                warehouse_server.url(),
+                f"SELECT 1 FROM pg_database WHERE datname = '{config.replica_database}'",
+            )
+        )
+
+    for command in ("status", "verify"):
+        result = zetl(config, command)
+        assert result.returncode == 1, result.stdout
+        assert "not initialised: run zetl replicate" in result.stdout
+        assert not replica_exists()
+    # An empty database of that name (no state store) is not initialised either, and stays empty.
+    warehouse_server.execute(f"CREATE DATABASE {config.replica_database}")
+    result = zetl(config, "status", "--json")
+    assert result.returncode == 1, result.stdout
+    assert "not initialised: run zetl replicate" in result.stdout
+    no_schema = "SELECT count(*) FROM pg_namespace WHERE nspname = 'zetl'"
+    assert rows(warehouse_server.url(config.replica_database), no_schema) == [(0,)]
+
+
+def test_resync_keeps_views_on_the_replica_table(
+    config: ReplicatorConfig, replica: Query, warehouse_server: PostgresServer
+) -> None:
+    execute(
+        config.source_url,
+        "CREATE TABLE t (id int PRIMARY KEY, v text NOT NULL)",
+        "INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 30) g",
+    )
+    with running(config):
+        # dbt's models: a view on the replicated table, in the replica database.
+        warehouse_server.execute(
+            "CREATE VIEW public.t_model AS SELECT id, upper(v) AS v FROM public.t",
+            config.replica_database,
+        )
+        warehouse_server.execute("DELETE FROM public.t WHERE id <= 10", config.replica_database)
+        result = zetl(config, "resync", "public.t")
+        assert result.returncode == 0, result.stdout
+        assert replica("SELECT count(*), max(v) FROM public.t_model") == [(30, "V9")]
+        execute(config.source_url, "INSERT INTO t VALUES (31, 'new')")
+        wait_for(lambda: replica("SELECT count(*) FROM public.t_model") == [(31,)], "row 31")
+        assert zetl(config, "verify").returncode == 0
+
+
+def test_copy_names_dependents_when_the_shape_changed(
+    config: ReplicatorConfig, replica: Query, warehouse_server: PostgresServer
+) -> None:
+    execute(
+        config.source_url,
+        "CREATE TABLE t (id int PRIMARY KEY, v text)",
+        "INSERT INTO t VALUES (1, 'one'), (2, 'two')",
+    )
+    warehouse_server.execute(f"CREATE DATABASE {config.replica_database}")
+    # The replica's t has an older shape (v int) and a view depends on it.
+    warehouse_server.execute(
+        "CREATE TABLE public.t (id int PRIMARY KEY, v int)", config.replica_database
+    )
+    warehouse_server.execute("INSERT INTO public.t VALUES (7, 7)", config.replica_database)
+    warehouse_server.execute(
+        "CREATE VIEW public.t_model AS SELECT v FROM public.t", config.replica_database
+    )
+    src = psycopg2.connect(config.source_url)
+    warehouse = warehouse_server.connect(config.replica_database)
+    warehouse.autocommit = False
+    try:
+        with src.cursor() as cur:
+            cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            cur.execute("SELECT pg_export_snapshot()")
+            snapshot = str(cur.fetchone()[0])  # type: ignore[index]
+        conn = psycopg2.connect(config.source_url)
+        try:
+            table = catalog.find_table(conn, "public", "t")
+        finally:
+            conn.close()
+        assert table is not None
+        with pytest.raises(DataError, match="view t_model depends on table t"):
+            copy_table(config.source_url, snapshot, table, warehouse)
+        warehouse.rollback()
+        assert replica("SELECT * FROM public.t") == [(7, 7)]  # untouched
+
+        # Without the dependent view the table is recreated with the source's shape.
+        warehouse_server.execute("DROP VIEW public.t_model", config.replica_database)
+        assert copy_table(config.source_url, snapshot, table, warehouse) == 2
+        warehouse.commit()
+    finally:
+        src.close()
+        warehouse.close()
+    assert replica("SELECT id, v FROM public.t ORDER BY id") == [(1, "one"), (2, "two")]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("ZETL_SCHEMAS", " , ", "names no schema"),
+        ("ZETL_METRICS_PORT", "70000", "not a TCP port"),
+        ("ZETL_METRICS_PORT", "80.5", "not a TCP port"),
+    ],
+)
+def test_config_refuses_settings_that_would_silently_do_nothing(
+    name: str, value: str, message: str
+) -> None:
+    environ = {
+        "SOURCE_DATABASE_URL": "postgresql://s/db",
+        "WAREHOUSE_DATABASE_URL": "postgresql://w/db",
+    }
+    with pytest.raises(ConfigError, match=message):
+        ReplicatorConfig.from_env({**environ, name: value})
