@@ -11,7 +11,10 @@
 3. initial copy of the N-row table: `zetl replicate` (from nothing to Synced) beside
    `pg_dump -t | psql`.
 
-Run with `make bench-replicator` (BENCH_ROWS, BENCH_OLTP_SECONDS to shrink it).
+Run with `make bench-replicator` (BENCH_ROWS, BENCH_OLTP_SECONDS to shrink it). With
+BENCH_BASELINE_SRC set to another version's `services/replicator/src` (e.g. a `git worktree` of
+an older commit), that version runs too, right after zetl in each step ("zetl_baseline"), so
+both are measured under the same conditions.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ import psycopg2.extensions
 from testcontainers.community.postgres import PostgresContainer
 
 ROWS = int(os.environ.get("BENCH_ROWS", "1000000"))
+BASELINE_SRC = os.environ.get("BENCH_BASELINE_SRC", "")
 OLTP_SECONDS = int(os.environ.get("BENCH_OLTP_SECONDS", "60"))
 IMAGE = os.environ.get("POSTGRES_IMAGE") or "postgres:17"
 PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
@@ -121,7 +125,9 @@ def peak_rss_mb(pid: int) -> float:
 class Zetl:
     """``zetl replicate`` as a subprocess, on its own replica database."""
 
-    def __init__(self, src: Server, wh: Server, db: str, replica: str) -> None:
+    def __init__(
+        self, src: Server, wh: Server, db: str, replica: str, python_path: str = ""
+    ) -> None:
         self.env = {
             **os.environ,
             "SOURCE_DATABASE_URL": src.url(db),
@@ -130,6 +136,8 @@ class Zetl:
             "ZETL_SLOT": f"zetl_{replica}",
             "ZETL_LOG_LEVEL": "WARNING",
         }
+        if python_path:  # another version of the replicator, imported first
+            self.env["PYTHONPATH"] = python_path
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -151,6 +159,11 @@ def max_id(server: Server, db: str, table: str) -> int:
     return int(rows[0][0])
 
 
+def zetl_versions() -> list[tuple[str, str]]:
+    """(label, PYTHONPATH) of each replicator version to measure."""
+    return [("zetl", "")] + ([("zetl_baseline", BASELINE_SRC)] if BASELINE_SRC else [])
+
+
 def bulk(src: Server, wh: Server) -> dict[str, Any]:
     results: dict[str, Any] = {}
     db = "bulk"
@@ -165,16 +178,22 @@ def bulk(src: Server, wh: Server) -> dict[str, Any]:
         log(f"bulk insert of {ROWS} rows committed in {committed - started:.1f} s")
         return committed
 
-    # zetl
-    zetl = Zetl(src, wh, db, "bulk_zetl")
-    zetl.start()
-    wait_until(lambda: max_id(wh, "bulk_zetl", "line_items") == 0, timeout=120)
-    time.sleep(1)
-    committed = load()
-    done = wait_until(lambda: max_id(wh, "bulk_zetl", "line_items") == ROWS)
-    results["zetl_s"] = round(done - committed, 2)
-    results["zetl_peak_rss_mb"] = round(zetl.stop(), 1)
-    log(f"zetl: {results['zetl_s']} s after commit, peak RSS {results['zetl_peak_rss_mb']} MB")
+    # zetl (and the baseline version, if any)
+    for label, python_path in zetl_versions():
+        replica = f"bulk_{label}"
+        src.sql(db, "TRUNCATE line_items")  # its initial copy is empty
+        zetl = Zetl(src, wh, db, replica, python_path)
+        zetl.start()
+        wait_until(lambda: max_id(wh, replica, "line_items") == 0, timeout=120)  # noqa: B023
+        time.sleep(1)
+        committed = load()
+        done = wait_until(lambda: max_id(wh, replica, "line_items") == ROWS)  # noqa: B023
+        results[f"{label}_s"] = round(done - committed, 2)
+        results[f"{label}_peak_rss_mb"] = round(zetl.stop(), 1)
+        log(
+            f"{label}: {results[f'{label}_s']} s after commit, peak RSS"
+            f" {results[f'{label}_peak_rss_mb']} MB"
+        )
 
     # native logical replication into a third database
     wh.sql("postgres", "CREATE DATABASE native")
@@ -313,16 +332,18 @@ def oltp(src: Server, wh: Server) -> dict[str, Any]:
         results[label] = {**lags, "pgbench": tps.split("(")[0].strip()}
         log(f"oltp {label}: {results[label]}")
 
-    for label in ("zetl", "native"):
+    versions = dict(zetl_versions())
+    for label in (*versions, "native"):
         db = f"oltp_{label}"
         src.sql("postgres", f"CREATE DATABASE {db}")
         src.sql(db, *OLTP_TABLES, "CREATE PUBLICATION oltp_pub FOR TABLE oltp_items, heartbeat")
-        if label == "zetl":
-            zetl = Zetl(src, wh, db, "oltp_zetl")
+        if label in versions:
+            replica = f"oltp_{label}"
+            zetl = Zetl(src, wh, db, replica, versions[label])
             zetl.start()
-            wait_until(lambda: max_id(wh, "oltp_zetl", "heartbeat") == 0, timeout=120)
-            run(label, db, lambda: max_id(wh, "oltp_zetl", "heartbeat"))
-            results["zetl_peak_rss_mb"] = round(zetl.stop(), 1)
+            wait_until(lambda: max_id(wh, replica, "heartbeat") == 0, timeout=120)  # noqa: B023
+            run(label, db, lambda: max_id(wh, replica, "heartbeat"))  # noqa: B023
+            results[f"{label}_peak_rss_mb"] = round(zetl.stop(), 1)
         else:
             wh.sql("postgres", "CREATE DATABASE oltp_native")
             wh.sql("oltp_native", *OLTP_TABLES)
@@ -344,18 +365,21 @@ def initial_copy(src: Server, wh: Server) -> dict[str, Any]:
     db = "copy"
     src.sql("postgres", f"CREATE DATABASE {db}")
     src.sql(db, LINE_ITEMS, BULK_INSERT, "VACUUM ANALYZE line_items")
-    zetl = Zetl(src, wh, db, "copy_zetl")
-    started = time.monotonic()
-    zetl.start()
-    done = wait_until(
-        lambda: (
-            max_id(wh, "copy_zetl", "line_items") == ROWS
-            and bool(wh.sql("copy_zetl", "SELECT 1 FROM zetl.replication_progress"))
-        ),
-        every=0.05,
-    )
-    zetl.stop()
-    results = {"zetl_s": round(done - started, 2)}
+    results = {}
+    for label, python_path in zetl_versions():
+        replica = f"copy_{label}"
+        zetl = Zetl(src, wh, db, replica, python_path)
+        started = time.monotonic()
+        zetl.start()
+        done = wait_until(
+            lambda: (
+                max_id(wh, replica, "line_items") == ROWS  # noqa: B023
+                and bool(wh.sql(replica, "SELECT 1 FROM zetl.replication_progress"))  # noqa: B023
+            ),
+            every=0.05,
+        )
+        zetl.stop()
+        results[f"{label}_s"] = round(done - started, 2)
     wh.sql("postgres", "CREATE DATABASE copy_dump")
     started = time.monotonic()
     dump = subprocess.Popen(

@@ -210,6 +210,16 @@ def test_rejects_malformed_messages() -> None:
     with pytest.raises(DecodeError, match="truncated"):
         decode(b"B\x00\x00")
     assert isinstance(decode(b"E"), StreamStop)
+    row = b"\x00\x02t\x00\x00\x00\x011n"  # two columns: '1' and NULL
+    assert decode(b"I\x00\x00\x00\x07N" + row) == Insert(None, 7, ("1", None), 15)
+    streamed = decode(b"I\x00\x00\x00\x09\x00\x00\x00\x07N" + row, in_stream=True)
+    assert streamed == Insert(9, 7, ("1", None), 19)
+    with pytest.raises(DecodeError, match="truncated"):
+        decode(b"I\x00\x00\x00\x07N" + row[:-3])
+    with pytest.raises(DecodeError, match="truncated"):
+        decode(b"I\x00\x00")
+    with pytest.raises(DecodeError, match="new tuple"):
+        decode(b"I\x00\x00\x00\x07K" + row)
 
 
 def test_lsn_text_round_trip_and_protocol_negotiation() -> None:

@@ -4,9 +4,17 @@ A destination holds one open batch at a time. Changes go in with ``insert``/``up
 ``delete``/``truncate``; ``commit(lsn)`` makes the whole batch durable *together with* the LSN it
 covers, which is what makes replication exactly-once.
 
-``PostgresDestination`` buffers changes per table, in order: runs of inserts become one COPY,
-updates and deletes go out in pages of statements (few round trips). Buffers are flushed when
-they grow past a size, so memory stays bounded even inside a huge source transaction.
+``PostgresDestination`` applies changes set-based, not row by row. Per table it keeps the *net*
+change of each primary key since the last flush: an insert then updates of the same row become
+one insert, an insert then a delete becomes nothing, a delete then an insert an upsert. Changes
+to different keys of a table commute (the replica tables have no constraint but the primary key,
+no triggers and no foreign keys), so a flush can apply them grouped by kind: inserts by COPY
+(a few as one ``INSERT``), upserts as one ``INSERT ... ON CONFLICT``, updates as
+``UPDATE ... FROM (VALUES ...)`` per set of changed columns, deletes as
+``DELETE ... USING (VALUES ...)``; statements travel together, with the progress row at commit,
+in one round trip. Buffers are flushed when they grow past a size, so memory stays bounded even
+inside a huge source transaction, and before anything whose order matters (truncate, DDL,
+savepoints).
 """
 
 from __future__ import annotations
@@ -23,27 +31,40 @@ from psycopg2 import sql
 
 from zetl_replicator.catalog import TableInfo
 from zetl_replicator.pgoutput import UNCHANGED_TOAST, Value
-from zetl_replicator.warehouse import add_rows_applied, table_identifier, write_progress
+from zetl_replicator.warehouse import progress_statement, rows_applied_statement, table_identifier
 
 FLUSH_BYTES = 8 * 1024 * 1024
-STATEMENT_PAGE = 500  # rows per multi-row INSERT
-COPY_MIN_ROWS = 1000  # a run of inserts this long goes by COPY
+STATEMENT_PAGE = 1000  # rows per set-based statement
+COPY_MIN_ROWS = 1000  # fewer new rows go as INSERT statements, in the same round trip as the rest
 SCRIPT_BYTES = 1024 * 1024  # statements sent together in one round trip
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
+Row = tuple[Value, ...]
+Key = tuple[Value, ...]
+
+# The net change of one key since the last flush.
+INSERT = 0  # the row did not exist before: a plain insert (COPY)
+UPSERT = 1  # the row was deleted, then inserted again: insert or overwrite every column
+UPDATE = 2  # the row exists; set the columns that are not UNCHANGED_TOAST
+DELETE = 3
+
 
 class Destination(Protocol):
-    def insert(self, table: TableInfo, row: Sequence[Value]) -> None: ...
+    def insert(self, table: TableInfo, row: Row, size: int) -> None: ...
 
-    def update(self, table: TableInfo, key: Sequence[Value], row: Sequence[Value]) -> None: ...
+    def update(self, table: TableInfo, old: Row | None, row: Row, size: int) -> None: ...
 
-    def delete(self, table: TableInfo, key: Sequence[Value]) -> None: ...
+    def delete(self, table: TableInfo, old: Row, size: int) -> None: ...
 
     def truncate(self, tables: Sequence[TableInfo]) -> None: ...
 
     def execute(self, statement: sql.Composable) -> None: ...
 
-    def commit(self, lsn: int, commit_time: datetime | None) -> None: ...
+    def savepoint(self, name: str) -> None: ...
+
+    def rollback_to(self, name: str) -> None: ...
+
+    def commit(self, lsn: int, commit_time: datetime | None) -> dict[tuple[str, str], int]: ...
 
     def rollback(self) -> None: ...
 
@@ -52,22 +73,26 @@ class Destination(Protocol):
 
 
 @dataclass
-class _Run:
-    """Consecutive changes of one kind to one table: COPY lines, or one statement's params."""
+class _TableChanges:
+    """One table's net change per primary key since the last flush, in arrival order."""
 
-    statement: sql.Composed | None  # None: a run of inserts
-    params: list[tuple[Value, ...]] = field(default_factory=list)  # rows, or statement params
-
-
-@dataclass
-class _TableBuffer:
     table: TableInfo
-    runs: list[_Run] = field(default_factory=list)
+    key_positions: tuple[int, ...]
+    ops: dict[Key, tuple[int, Row]] = field(default_factory=dict)
+    changes: int = 0  # source changes folded in (for rows_applied)
     size: int = 0
 
 
 def copy_line(row: Sequence[Value]) -> str:
-    return "\t".join("\\N" if v is None else v.translate(_COPY_ESCAPES) for v in row) + "\n"
+    line = "\t".join(["\\N" if v is None else v for v in row])
+    if "\\" in line or "\n" in line or "\r" in line or line.count("\t") != len(row) - 1:
+        line = "\t".join("\\N" if v is None else v.translate(_COPY_ESCAPES) for v in row)
+    return line + "\n"
+
+
+def _merge(base: Row, new: Row) -> Row:
+    """``new`` with its UNCHANGED_TOAST values taken from ``base``."""
+    return tuple(b if n is UNCHANGED_TOAST else n for b, n in zip(base, new, strict=True))
 
 
 class PostgresDestination:
@@ -76,13 +101,14 @@ class PostgresDestination:
     def __init__(self, conn: psycopg2.extensions.connection, slot: str) -> None:
         self.conn = conn
         self.slot = slot
-        self._buffers: dict[str, _TableBuffer] = {}
+        self._changes: dict[str, _TableChanges] = {}
         self._buffered = 0
         self._batch_bytes = 0
         self._rows: Counter[tuple[str, str]] = Counter()
-        self._statements: dict[tuple[str, tuple[str, ...]], sql.Composed] = {}
         self._script: list[bytes] = []
         self._script_bytes = 0
+        self._templates: dict[tuple[str, int, tuple[int, ...]], tuple[bytes, bytes, bytes]] = {}
+        self._rows_at_savepoint: dict[str, Counter[tuple[str, str]]] = {}
 
     @property
     def pending_bytes(self) -> int:
@@ -90,24 +116,46 @@ class PostgresDestination:
 
     # --- changes ---------------------------------------------------------------------------
 
-    def insert(self, table: TableInfo, row: Sequence[Value]) -> None:
-        self._run(table, None).params.append(tuple(row))
-        self._grow(table, sum(len(v) for v in row if v) + len(row))
+    def insert(self, table: TableInfo, row: Row, size: int) -> None:
+        """``size``: about the bytes the change holds (the message's size will do)."""
+        changes = self._table(table)
+        key = tuple([row[i] for i in changes.key_positions])
+        previous = changes.ops.get(key)
+        if previous is None:
+            changes.ops[key] = (INSERT, row)
+        elif previous[0] == DELETE:
+            changes.ops[key] = (UPSERT, row)
+        else:  # a key that is already there: apply what came before, then this insert
+            self._flush_table(table.qualified)
+            self._table(table).ops[key] = (INSERT, row)
+        self._grew(table, size)
 
-    def update(self, table: TableInfo, key: Sequence[Value], row: Sequence[Value]) -> None:
-        # An unchanged TOAST value is not resent: leave that column as it is.
-        changed = tuple(
-            c.name for c, v in zip(table.columns, row, strict=True) if v is not UNCHANGED_TOAST
-        )
-        values = tuple(v for v in row if v is not UNCHANGED_TOAST)
-        statement = self._statement("update", table, changed)
-        self._run(table, statement).params.append((*values, *key))
-        self._grow(table, sum(len(v) for v in values if v) + 16)
+    def update(self, table: TableInfo, old: Row | None, row: Row, size: int) -> None:
+        """``old``: the old key ('K', the key changed) or old row ('O', identity full), or None."""
+        changes = self._table(table)
+        positions = changes.key_positions
+        new_key = tuple([row[i] for i in positions])
+        old_key = new_key if old is None else tuple([old[i] for i in positions])
+        if UNCHANGED_TOAST in new_key:  # a TOASTed key column, unchanged: the key is old_key
+            fixed = list(row)
+            for position, value in zip(positions, old_key, strict=True):
+                fixed[position] = value
+            row, new_key = tuple(fixed), old_key
+        if old_key == new_key:
+            self._update_in_place(changes, old_key, row)
+        else:
+            self._update_key(changes, old_key, new_key, row)
+        self._grew(table, size)
 
-    def delete(self, table: TableInfo, key: Sequence[Value]) -> None:
-        statement = self._statement("delete", table, ())
-        self._run(table, statement).params.append(tuple(key))
-        self._grow(table, sum(len(v) for v in key if v) + 16)
+    def delete(self, table: TableInfo, old: Row, size: int) -> None:
+        changes = self._table(table)
+        key = tuple([old[i] for i in changes.key_positions])
+        previous = changes.ops.get(key)
+        if previous is not None and previous[0] == INSERT:
+            del changes.ops[key]  # inserted since the last flush: as if it never was
+        else:
+            changes.ops[key] = (DELETE, key)
+        self._grew(table, size)
 
     def truncate(self, tables: Sequence[TableInfo]) -> None:
         for table in tables:
@@ -125,77 +173,205 @@ class PostgresDestination:
         self.flush()
         with self.conn.cursor() as cur:
             cur.execute(statement)
-        self._statements.clear()
+        self._templates.clear()
+
+    def savepoint(self, name: str) -> None:
+        """Mark the point a later ``rollback_to(name)`` returns to (everything before it stays)."""
+        self.flush()
+        with self.conn.cursor() as cur:
+            cur.execute(sql.SQL("SAVEPOINT {}").format(sql.Identifier(name)))
+        self._rows_at_savepoint[name] = Counter(self._rows)
+
+    def rollback_to(self, name: str) -> None:
+        """Undo everything since ``savepoint(name)``, buffered or sent."""
+        self._discard_buffers()
+        with self.conn.cursor() as cur:
+            cur.execute(sql.SQL("ROLLBACK TO SAVEPOINT {}").format(sql.Identifier(name)))
+        self._rows = Counter(self._rows_at_savepoint[name])
 
     # --- batches ---------------------------------------------------------------------------
 
     def flush(self) -> None:
-        for name in list(self._buffers):
+        for name in list(self._changes):
             self._flush_table(name)
         self._send_script()
 
-    def commit(self, lsn: int, commit_time: datetime | None) -> None:
-        self.flush()
-        with self.conn.cursor() as cur:
-            write_progress(cur, self.slot, lsn, commit_time)
-            add_rows_applied(cur, dict(self._rows))
+    def commit(self, lsn: int, commit_time: datetime | None) -> dict[tuple[str, str], int]:
+        """Commit the batch with ``lsn``; return the changes applied per (schema, table)."""
+        for name in list(self._changes):
+            self._flush_table(name)
+        rows = dict(self._rows)
+        with self.conn.cursor() as cur:  # the progress goes with the last changes: one trip
+            self._script.append(progress_statement(cur, self.slot, lsn, commit_time))
+            counts = rows_applied_statement(cur, rows)
+            if counts is not None:
+                self._script.append(counts)
+        self._send_script()
         self.conn.commit()
         self._rows.clear()
+        self._rows_at_savepoint.clear()
         self._batch_bytes = 0
+        return rows
 
     def rollback(self) -> None:
-        self._buffers.clear()
-        self._script = []
-        self._script_bytes = 0
+        self._discard_buffers()
         self._rows.clear()
-        self._buffered = self._batch_bytes = 0
+        self._rows_at_savepoint.clear()
+        self._batch_bytes = 0
         if not self.conn.closed:
             self.conn.rollback()
 
     # --- internals -------------------------------------------------------------------------
 
-    def _run(self, table: TableInfo, statement: sql.Composed | None) -> _Run:
-        runs = self._buffers.setdefault(table.qualified, _TableBuffer(table)).runs
-        if not runs or runs[-1].statement is not statement:
-            runs.append(_Run(statement))
-        self._rows[(table.schema, table.name)] += 1
-        return runs[-1]
+    def _discard_buffers(self) -> None:
+        self._changes.clear()
+        self._script = []
+        self._script_bytes = 0
+        self._buffered = 0
 
-    def _grow(self, table: TableInfo, size: int) -> None:
-        self._buffers[table.qualified].size += size
+    def _table(self, table: TableInfo) -> _TableChanges:
+        changes = self._changes.get(table.qualified)
+        if changes is None or changes.table is not table:
+            if changes is not None:  # the table's shape changed: apply the old shape first
+                self._flush_table(table.qualified)
+            names = [c.name for c in table.columns]
+            positions = tuple(names.index(k) for k in table.primary_key)
+            changes = self._changes[table.qualified] = _TableChanges(table, positions)
+        return changes
+
+    def _update_in_place(self, changes: _TableChanges, key: Key, row: Row) -> None:
+        previous = changes.ops.get(key)
+        if previous is None:
+            changes.ops[key] = (UPDATE, row)
+        elif previous[0] == DELETE:  # an update of a deleted row: apply in order
+            self._flush_table(changes.table.qualified)
+            self._table(changes.table).ops[key] = (UPDATE, row)
+        else:
+            changes.ops[key] = (previous[0], _merge(previous[1], row))
+
+    def _update_key(self, changes: _TableChanges, old_key: Key, new_key: Key, row: Row) -> None:
+        """A primary-key change: the old key goes away, the new one gets the whole row."""
+        previous = changes.ops.get(old_key)
+        if UNCHANGED_TOAST in row:
+            if previous is None or previous[0] not in (INSERT, UPSERT):
+                # Values only the replica has move to the new key: a real UPDATE, in order.
+                self._flush_table(changes.table.qualified)
+                self._send_script()
+                self._update_key_in_place(changes.table, old_key, row)
+                return
+            row = _merge(previous[1], row)
+        if previous is not None and previous[0] == INSERT:
+            del changes.ops[old_key]
+        else:
+            changes.ops[old_key] = (DELETE, old_key)
+        target = changes.ops.get(new_key)
+        if target is None:
+            changes.ops[new_key] = (INSERT, row)
+        elif target[0] == DELETE:
+            changes.ops[new_key] = (UPSERT, row)
+        else:
+            self._flush_table(changes.table.qualified)
+            self._table(changes.table).ops[new_key] = (INSERT, row)
+
+    def _update_key_in_place(self, table: TableInfo, old_key: Key, row: Row) -> None:
+        changed = [i for i, v in enumerate(row) if v is not UNCHANGED_TOAST]
+        statement = sql.SQL("UPDATE {} SET {} WHERE {}").format(
+            table_identifier(table.schema, table.name),
+            sql.SQL(", ").join(
+                sql.SQL("{} = {}").format(sql.Identifier(table.columns[i].name), _typed(table, i))
+                for i in changed
+            ),
+            _key_match(table),
+        )
+        with self.conn.cursor() as cur:
+            cur.execute(statement, [*(row[i] for i in changed), *old_key])
+
+    def _grew(self, table: TableInfo, size: int) -> None:
+        changes = self._table(table)
+        changes.size += size
+        changes.changes += 1
         self._buffered += size
         self._batch_bytes += size
         if self._buffered >= FLUSH_BYTES:
             self.flush()
 
     def _flush_table(self, name: str) -> None:
-        """Turn a table's buffered runs into SQL, in order; large insert runs go by COPY."""
-        buffer = self._buffers.pop(name, None)
-        if buffer is None:
+        """Apply a table's net changes: deletes, updates, upserts, then inserts by COPY."""
+        changes = self._changes.pop(name, None)
+        if changes is None:
             return
-        self._buffered -= buffer.size
-        table = buffer.table
+        self._buffered -= changes.size
+        table = changes.table
+        self._rows[(table.schema, table.name)] += changes.changes
+        deletes: list[Row] = []
+        updates: dict[tuple[int, ...], list[Row]] = {}
+        upserts: list[Row] = []
+        inserts: list[Row] = []
+        keys = set(changes.key_positions)
+        for kind, row in changes.ops.values():
+            if kind == INSERT:
+                inserts.append(row)
+            elif kind == UPDATE:
+                changed = tuple(
+                    i for i, v in enumerate(row) if v is not UNCHANGED_TOAST and i not in keys
+                )
+                if changed:  # else nothing but the key was "set": the row is as it was
+                    updates.setdefault(changed, []).append(row)
+            elif kind == UPSERT:
+                upserts.append(row)
+            else:
+                deletes.append(row)
+        if deletes:
+            self._script_rows(table, "delete", (), deletes)
+        for changed, rows in updates.items():
+            self._script_rows(
+                table,
+                "update",
+                changed,
+                [(*(r[i] for i in changes.key_positions), *(r[i] for i in changed)) for r in rows],
+            )
+        if upserts:
+            self._script_rows(table, "upsert", (), upserts)
+        if 0 < len(inserts) < COPY_MIN_ROWS:
+            self._script_rows(table, "insert", (), inserts)
+        elif inserts:
+            self._send_script()
+            with self.conn.cursor() as cur:
+                cur.copy_expert(
+                    sql.SQL("COPY {} ({}) FROM STDIN").format(
+                        table_identifier(table.schema, table.name), _column_list(table)
+                    ),
+                    StringIO("".join([copy_line(row) for row in inserts])),
+                )
+
+    def _script_rows(
+        self, table: TableInfo, kind: str, changed: tuple[int, ...], rows: list[Row]
+    ) -> None:
+        """Add set-based statements over ``rows`` to the script (pages of STATEMENT_PAGE)."""
+        head, row_template, tail = self._template(table, kind, changed)
         with self.conn.cursor() as cur:
-            for run in buffer.runs:
-                before = len(self._script)
-                if run.statement is not None:
-                    self._script += [cur.mogrify(run.statement, p) for p in run.params]
-                elif len(run.params) >= COPY_MIN_ROWS:
-                    self._send_script()
-                    cur.copy_expert(
-                        sql.SQL("COPY {} ({}) FROM STDIN").format(
-                            table_identifier(table.schema, table.name), _column_list(table)
-                        ),
-                        StringIO("".join(copy_line(row) for row in run.params)),
-                    )
-                else:
-                    self._script += [
-                        cur.mogrify(_insert_sql(table, len(page)), [v for row in page for v in row])
-                        for page in _pages(run.params, STATEMENT_PAGE)
-                    ]
-                self._script_bytes += sum(len(s) for s in self._script[before:])
-                if self._script_bytes >= SCRIPT_BYTES:
-                    self._send_script()
+            for start in range(0, len(rows), STATEMENT_PAGE):
+                values = b",".join(
+                    [cur.mogrify(row_template, row) for row in rows[start : start + STATEMENT_PAGE]]
+                )
+                statement = head + values + tail
+                self._script.append(statement)
+                self._script_bytes += len(statement)
+        if self._script_bytes >= SCRIPT_BYTES:
+            self._send_script()
+
+    def _template(
+        self, table: TableInfo, kind: str, changed: tuple[int, ...]
+    ) -> tuple[bytes, bytes, bytes]:
+        cache_key = (f"{kind} {table.qualified}", id(table), changed)
+        found = self._templates.get(cache_key)
+        if found is None:
+            head, row, tail = (
+                part.as_string(self.conn).encode()
+                for part in _statement_parts(table, kind, changed)
+            )
+            found = self._templates[cache_key] = (head, row, tail)
+        return found
 
     def _send_script(self) -> None:
         """Send the statements gathered so far in one round trip."""
@@ -205,47 +381,73 @@ class PostgresDestination:
         self._script = []
         self._script_bytes = 0
 
-    def _statement(self, kind: str, table: TableInfo, changed: tuple[str, ...]) -> sql.Composed:
-        cache_key = (f"{kind} {table.qualified}", changed)
-        statement = self._statements.get(cache_key)
-        if statement is None:
-            statement = _build_statement(kind, table, changed)
-            self._statements[cache_key] = statement
-        return statement
-
 
 def _column_list(table: TableInfo) -> sql.Composed:
     return sql.SQL(", ").join(sql.Identifier(c.name) for c in table.columns)
 
 
-def _insert_sql(table: TableInfo, rows: int) -> sql.Composed:
-    # Untyped literals in INSERT ... VALUES take the target columns' types.
-    row = sql.SQL("({})").format(sql.SQL(", ").join([sql.Placeholder()] * len(table.columns)))
-    return sql.SQL("INSERT INTO {} ({}) VALUES {}").format(
-        table_identifier(table.schema, table.name),
-        _column_list(table),
-        sql.SQL(", ").join([row] * rows),
+def _typed(table: TableInfo, position: int) -> sql.Composed:
+    return sql.SQL("%s::{}").format(sql.SQL(table.columns[position].type_sql))
+
+
+def _key_match(table: TableInfo) -> sql.Composed:
+    """``k1 = %s::type AND ...`` over the primary key."""
+    names = [c.name for c in table.columns]
+    return sql.SQL(" AND ").join(
+        sql.SQL("{} = {}").format(sql.Identifier(k), _typed(table, names.index(k)))
+        for k in table.primary_key
     )
 
 
-def _pages(items: list[tuple[Value, ...]], size: int) -> list[list[tuple[Value, ...]]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
-
-
-def _typed(table: TableInfo, column: str) -> sql.Composed:
-    info = table.column(column)
-    type_sql = info.type_sql if info else "text"
-    return sql.SQL("%s::{}").format(sql.SQL(type_sql))
-
-
-def _build_statement(kind: str, table: TableInfo, changed: tuple[str, ...]) -> sql.Composed:
+def _statement_parts(
+    table: TableInfo, kind: str, changed: tuple[int, ...]
+) -> tuple[sql.Composable, sql.Composable, sql.Composable]:
+    """(head, one row of VALUES with placeholders, tail) of a set-based statement."""
     ident = table_identifier(table.schema, table.name)
-    where = sql.SQL(" AND ").join(
-        sql.SQL("{} = {}").format(sql.Identifier(k), _typed(table, k)) for k in table.primary_key
+    names = [c.name for c in table.columns]
+    keys = [names.index(k) for k in table.primary_key]
+
+    def values_row(positions: Sequence[int], typed: bool) -> sql.Composable:
+        return sql.SQL("({})").format(
+            sql.SQL(", ").join(_typed(table, i) if typed else sql.Placeholder() for i in positions)
+        )
+
+    def alias(positions: Sequence[int]) -> sql.Composable:
+        return sql.SQL(", ").join(sql.Identifier(names[i]) for i in positions)
+
+    key_join = sql.SQL(" AND ").join(
+        sql.SQL("t.{0} = v.{0}").format(sql.Identifier(names[i])) for i in keys
     )
     if kind == "delete":
-        return sql.SQL("DELETE FROM {} WHERE {}").format(ident, where)
-    assignments = sql.SQL(", ").join(
-        sql.SQL("{} = {}").format(sql.Identifier(c), _typed(table, c)) for c in changed
+        return (
+            sql.SQL("DELETE FROM {} AS t USING (VALUES ").format(ident),
+            values_row(keys, typed=True),
+            sql.SQL(") AS v ({}) WHERE {}").format(alias(keys), key_join),
+        )
+    if kind == "update":
+        assignments = sql.SQL(", ").join(
+            sql.SQL("{0} = v.{0}").format(sql.Identifier(names[i])) for i in changed
+        )
+        return (
+            sql.SQL("UPDATE {} AS t SET {} FROM (VALUES ").format(ident, assignments),
+            values_row([*keys, *changed], typed=True),
+            sql.SQL(") AS v ({}) WHERE {}").format(alias([*keys, *changed]), key_join),
+        )
+    others = [i for i in range(len(names)) if i not in keys]
+    on_conflict = (
+        sql.SQL("DO UPDATE SET {}").format(
+            sql.SQL(", ").join(
+                sql.SQL("{0} = excluded.{0}").format(sql.Identifier(names[i])) for i in others
+            )
+        )
+        if others
+        else sql.SQL("DO NOTHING")
     )
-    return sql.SQL("UPDATE {} SET {} WHERE {}").format(ident, assignments, where)
+    # Untyped literals in INSERT ... VALUES take the target columns' types.
+    return (
+        sql.SQL("INSERT INTO {} ({}) VALUES ").format(ident, alias(range(len(names)))),
+        values_row(range(len(names)), typed=False),
+        sql.SQL(" ON CONFLICT ({}) {}").format(alias(keys), on_conflict)
+        if kind == "upsert"
+        else sql.SQL(""),
+    )

@@ -16,6 +16,8 @@ class Metrics:
     rows_applied: Counter[str] = field(default_factory=Counter)
     transactions_applied: int = 0
     batches_committed: int = 0
+    streamed_applied_live: int = 0  # in-progress transactions applied as they arrived
+    streamed_spooled: int = 0  # in-progress transactions spooled until their commit
     reconnects: int = 0
     applied_lsn: int = 0
     received_lsn: int = 0
@@ -44,6 +46,8 @@ class Metrics:
             gauges = {
                 "transactions_applied_total": ("counter", self.transactions_applied),
                 "batches_committed_total": ("counter", self.batches_committed),
+                "streamed_live_total": ("counter", self.streamed_applied_live),
+                "streamed_spooled_total": ("counter", self.streamed_spooled),
                 "reconnects_total": ("counter", self.reconnects),
                 "applied_lsn": ("gauge", self.applied_lsn),
                 "received_lsn": ("gauge", self.received_lsn),

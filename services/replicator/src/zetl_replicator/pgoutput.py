@@ -95,14 +95,15 @@ class TypeMessage:
     name: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: cheaper to build, one per row
 class Insert:
     xid: int | None
     relation_id: int
     new: tuple[Value, ...]
+    size: int = 0  # bytes of the message: what holding it costs, roughly
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: cheaper to build, one per row
 class Update:
     xid: int | None
     relation_id: int
@@ -110,14 +111,16 @@ class Update:
     old: tuple[Value, ...] | None
     old_kind: str | None
     new: tuple[Value, ...]
+    size: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: cheaper to build, one per row
 class Delete:
     xid: int | None
     relation_id: int
     old: tuple[Value, ...]
     old_kind: str
+    size: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,21 +257,52 @@ class _Reader:
         return chr(self.byte())
 
     def tuple_data(self) -> tuple[Value, ...]:
-        count = self.int16()
+        values, self.pos = _tuple_data(self.data, self.pos)
+        return values
+
+
+_KIND_TEXT, _KIND_NULL, _KIND_UNCHANGED, _KIND_BINARY = b"t"[0], b"n"[0], b"u"[0], b"b"[0]
+_KIND_INSERT, _NEW_TUPLE = b"I"[0], b"N"[0]
+_XID_RELATION = struct.Struct(">II")
+
+
+def _tuple_data(data: bytes, pos: int) -> tuple[tuple[Value, ...], int]:
+    """Decode TupleData at ``pos``; return the values and the position after them.
+
+    The hottest loop of the replicator (once per column of every row): written flat, with
+    locals only, because each attribute lookup or method call here costs whole seconds on a
+    million-row transaction.
+    """
+    # An all-ASCII message (the usual case) is decoded once: its str has the same offsets.
+    text = data.decode("ascii") if data.isascii() else None
+    try:
+        (count,) = _I16.unpack_from(data, pos)
+        pos += 2
         values: list[Value] = []
+        append = values.append
+        unpack_length = _I32.unpack_from
         for _ in range(count):
-            kind = self.char()
-            if kind == "n":
-                values.append(None)
-            elif kind == "u":
-                values.append(UNCHANGED_TOAST)
-            elif kind == "t":
-                values.append(self.raw(self.int32()).decode("utf-8"))
-            elif kind == "b":
+            kind = data[pos]
+            if kind == _KIND_TEXT:
+                (length,) = unpack_length(data, pos + 1)
+                start = pos + 5
+                pos = start + length
+                if pos > len(data):
+                    raise DecodeError(f"message truncated at byte {start}")
+                append(text[start:pos] if text is not None else data[start:pos].decode("utf-8"))
+            elif kind == _KIND_NULL:
+                append(None)
+                pos += 1
+            elif kind == _KIND_UNCHANGED:
+                append(UNCHANGED_TOAST)
+                pos += 1
+            elif kind == _KIND_BINARY:
                 raise DecodeError("binary column values are not supported (text mode only)")
             else:
-                raise DecodeError(f"unknown column kind {kind!r}")
-        return tuple(values)
+                raise DecodeError(f"unknown column kind {chr(kind)!r}")
+    except (struct.error, IndexError) as exc:
+        raise DecodeError(f"message truncated at byte {pos}") from exc
+    return tuple(values), pos
 
 
 def decode(data: bytes, *, in_stream: bool = False, parallel_abort: bool = False) -> Message:
@@ -279,6 +313,8 @@ def decode(data: bytes, *, in_stream: bool = False, parallel_abort: bool = False
     """
     if not data:
         raise DecodeError("empty message")
+    if data[0] == _KIND_INSERT:  # most messages: decoded without the _Reader machinery
+        return _insert_fast(data, in_stream)
     reader = _Reader(data)
     kind = reader.char()
     if kind == "A":
@@ -290,6 +326,24 @@ def decode(data: bytes, *, in_stream: bool = False, parallel_abort: bool = False
         raise DecodeError(f"unknown message type {kind!r}")
     xid = reader.uint32() if in_stream and kind in _CARRIES_XID else None
     return decoder(reader, xid)
+
+
+def _insert_fast(data: bytes, in_stream: bool) -> Insert:
+    xid: int | None = None
+    try:
+        if in_stream:
+            xid, relation_id = _XID_RELATION.unpack_from(data, 1)
+            pos = 9
+        else:
+            (relation_id,) = _U32.unpack_from(data, 1)
+            pos = 5
+        marker = data[pos]
+    except (struct.error, IndexError) as exc:
+        raise DecodeError("message truncated at byte 1") from exc
+    if marker != _NEW_TUPLE:
+        raise DecodeError("Insert without a new tuple")
+    new, _ = _tuple_data(data, pos + 1)
+    return Insert(xid, relation_id, new, len(data))
 
 
 def _begin(r: _Reader, _xid: int | None) -> Begin:
@@ -319,13 +373,6 @@ def _type(r: _Reader, xid: int | None) -> TypeMessage:
     return TypeMessage(xid, type_oid=r.uint32(), namespace=r.string(), name=r.string())
 
 
-def _insert(r: _Reader, xid: int | None) -> Insert:
-    relation_id = r.uint32()
-    if r.char() != "N":
-        raise DecodeError("Insert without a new tuple")
-    return Insert(xid, relation_id, r.tuple_data())
-
-
 def _update(r: _Reader, xid: int | None) -> Update:
     relation_id = r.uint32()
     marker = r.char()
@@ -336,7 +383,7 @@ def _update(r: _Reader, xid: int | None) -> Update:
         marker = r.char()
     if marker != "N":
         raise DecodeError(f"Update without a new tuple (got {marker!r})")
-    return Update(xid, relation_id, old, old_kind, r.tuple_data())
+    return Update(xid, relation_id, old, old_kind, r.tuple_data(), len(r.data))
 
 
 def _delete(r: _Reader, xid: int | None) -> Delete:
@@ -344,7 +391,7 @@ def _delete(r: _Reader, xid: int | None) -> Delete:
     old_kind = r.char()
     if old_kind not in ("K", "O"):
         raise DecodeError(f"Delete without an old key or row (got {old_kind!r})")
-    return Delete(xid, relation_id, r.tuple_data(), old_kind)
+    return Delete(xid, relation_id, r.tuple_data(), old_kind, len(r.data))
 
 
 def _truncate(r: _Reader, xid: int | None) -> Truncate:
@@ -389,7 +436,6 @@ _DECODERS: dict[str, Callable[[_Reader, int | None], Message]] = {
     "O": _origin,
     "R": _relation,
     "Y": _type,
-    "I": _insert,
     "U": _update,
     "D": _delete,
     "T": _truncate,

@@ -8,18 +8,26 @@ transaction alone takes about as long as native logical replication takes to app
 Exactly-once: the applier commits a batch of whole source transactions together with the end
 LSN of the last one (``zetl.replication_progress``); only then is that LSN confirmed to the
 source. On restart, streaming resumes from the stored LSN and anything older is skipped.
+
+Large transactions are streamed by the server while they run (protocol 2+) and applied as they
+arrive, inside one warehouse transaction committed with their commit LSN: see "streamed
+in-progress transactions" in ``_Session``.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
+import pickle
 import queue
 import select
+import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import psycopg2
@@ -49,6 +57,7 @@ log = logging.getLogger(__name__)
 
 QUEUE_LISTS = 64  # lists of up to LIST_SIZE messages between receiver and applier
 LIST_SIZE = 512
+GC_THRESHOLD = 200_000  # allocations between young-generation collections (default 700)
 PROGRESS_IDLE_SECONDS = 1.0  # how often an idle replicator records the server's WAL end
 MAX_BACKOFF_SECONDS = 30.0
 STARTUP_PATIENCE_SECONDS = 60.0
@@ -72,6 +81,89 @@ class ReceiveFailed:
 
 QueueItem = list[pgoutput.Message] | Idle | ReceiveFailed
 
+SPOOL_MEMORY_BYTES = 16 * 1024 * 1024  # per spool; beyond it, a temporary file
+SPOOL_CHUNK = 1024  # messages pickled together
+LIVE_FINAL_LSN = (1 << 64) - 1  # the live streamed transaction commits after everything applied
+_STREAM_MESSAGES = (
+    pgoutput.StreamStart,
+    pgoutput.StreamStop,
+    pgoutput.StreamCommit,
+    pgoutput.StreamAbort,
+)
+
+
+def _savepoint(subxid: int) -> str:
+    return f"zetl_sub_{subxid}"
+
+
+@dataclass
+class _LiveStream:
+    """The streamed transaction being applied into the open warehouse transaction."""
+
+    xid: int
+    begin: pgoutput.Begin  # stands for it while its changes are applied
+    relations: dict[int, pgoutput.Relation]  # as before it: restored if it aborts
+    log: Spool  # transactions applied into it that committed at the source before it
+    savepoints: dict[int, int] = field(default_factory=dict)  # subtransaction -> log position
+    spooled: set[int] = field(default_factory=set)  # spooled transactions applied into it
+    schema_changed: bool = False
+
+
+class Spool:
+    """Decoded messages kept for later, in order: in memory up to a size, then on disk.
+
+    A subtransaction that aborts drops its changes and every change after its first one (as
+    Postgres' own apply does: nothing else ran in the transaction in between).
+    """
+
+    def __init__(self) -> None:
+        self.file = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES)  # noqa: SIM115
+        self.pending: list[pgoutput.Message] = []
+        self.count = 0
+        self.first_change: dict[int, int] = {}  # subtransaction -> index of its first change
+        self.dropped: list[tuple[int, int]] = []  # [start, end) index ranges of aborted changes
+
+    def add(self, message: pgoutput.Message) -> None:
+        sub = getattr(message, "xid", None)
+        if sub is not None and sub not in self.first_change:
+            self.first_change[sub] = self.count
+        self.pending.append(message)
+        self.count += 1
+        if len(self.pending) >= SPOOL_CHUNK:
+            self._write()
+
+    def abort_subtransaction(self, subxid: int) -> None:
+        start = self.first_change.get(subxid)
+        if start is None:
+            return
+        self.dropped.append((start, self.count))
+        self.first_change = {s: i for s, i in self.first_change.items() if i < start}
+
+    def replay(self, start: int = 0) -> Iterator[pgoutput.Message]:
+        """The messages from index ``start`` on; the spool can be replayed again later."""
+        self._write()
+        self.file.seek(0)
+        index = 0
+        while True:
+            try:
+                chunk: list[pgoutput.Message] = pickle.load(self.file)  # noqa: S301 (our own file)
+            except EOFError:
+                return
+            for message in chunk:
+                dropped = any(a <= index < b for a, b in self.dropped)
+                # A dropped Relation still describes the table for what follows: keep it.
+                if index >= start and (not dropped or isinstance(message, pgoutput.Relation)):
+                    yield message
+                index += 1
+
+    def close(self) -> None:
+        self.file.close()
+
+    def _write(self) -> None:
+        if self.pending:
+            pickle.dump(self.pending, self.file, protocol=pickle.HIGHEST_PROTOCOL)
+            self.pending = []
+
 
 class Receiver(threading.Thread):
     """Reads and decodes the stream; answers the server's keepalives even while apply is busy."""
@@ -86,7 +178,7 @@ class Receiver(threading.Thread):
 
     def run(self) -> None:
         batch: list[pgoutput.Message] = []
-        in_transaction = False
+        in_transaction = in_stream = False
         last_idle = 0
         try:
             while not self.stopping.is_set():
@@ -102,11 +194,16 @@ class Receiver(threading.Thread):
                     self._feedback()
                     select.select([self.cursor], [], [], 0.2)
                     continue
-                decoded = pgoutput.decode(message.payload)
-                if isinstance(decoded, pgoutput.Begin):
-                    in_transaction = True
-                elif isinstance(decoded, pgoutput.Commit):
-                    in_transaction = False
+                decoded = pgoutput.decode(message.payload, in_stream=in_stream)
+                if type(decoded) is not pgoutput.Insert:  # most are: skip the checks
+                    if isinstance(decoded, pgoutput.Begin):
+                        in_transaction = True
+                    elif isinstance(decoded, pgoutput.Commit):
+                        in_transaction = False
+                    elif isinstance(decoded, pgoutput.StreamStart):
+                        in_stream = True
+                    elif isinstance(decoded, pgoutput.StreamStop):
+                        in_stream = False
                 self.received_lsn = max(self.received_lsn, int(message.data_start))
                 batch.append(decoded)
                 if len(batch) >= LIST_SIZE:
@@ -217,10 +314,15 @@ class Replicator:
                 f" Recover with: {recovery_command(self.config)}"
             )
 
-    def _load_tables(self, warehouse: psycopg2.extensions.connection) -> None:
-        states = read_table_states(warehouse)
+    def _load_tables(
+        self, warehouse: psycopg2.extensions.connection, *, commit: bool = True
+    ) -> None:
+        """The replicated tables as the replica has them (``commit=False``: in the open
+        transaction, e.g. after a rollback to a savepoint undid a schema change)."""
+        states = read_table_states(warehouse, commit=commit)
         replica = {t.qualified: t for t in catalog.list_tables(warehouse, self.config.schemas)}
-        warehouse.commit()
+        if commit:
+            warehouse.commit()
         self.tables, self.sync_lsn, self.paused = {}, {}, set()
         for name, status in states.items():
             if status.state == TableState.FAILED or name not in replica:
@@ -388,16 +490,30 @@ class _Session:
         self.last_progress_write = time.monotonic()
         self.last_maintenance = 0.0
         self.types: dict[tuple[int, int], tuple[str, str]] = {}
+        # relation id -> replica table (None: not applied) within the current transaction
+        self.routes: dict[int, catalog.TableInfo | None] = {}
+        # Streamed in-progress transactions (see _on_stream_start)
+        self.stream_xid: int | None = None  # the transaction of the open stream block
+        self.live: _LiveStream | None = None  # the one applied as it arrives
+        self.spools: dict[int, Spool] = {}  # the others, until they commit
 
     def stream(self, stop: threading.Event) -> None:
+        # Millions of small tuples pass through per large transaction and none of them forms a
+        # reference cycle: the default cyclic-GC thresholds would rescan the live ones over
+        # and over (a third of the time on a bulk load), so collect much less often.
+        gc.freeze()
+        gc.set_threshold(GC_THRESHOLD, 50, 100)
         version = pgoutput.protocol_version(source.server_version(self.src))
         cursor = self.replication.cursor()
+        options = {"proto_version": str(version), "publication_names": self.config.publication}
+        if version >= 2:  # large transactions arrive while they run, not only after commit
+            options["streaming"] = "on"
         cursor.start_replication(
             slot_name=self.config.slot,
             decode=False,
             start_lsn=self.applied_lsn,
             status_interval=1,
-            options={"proto_version": str(version), "publication_names": self.config.publication},
+            options=options,
         )
         inbox: queue.Queue[QueueItem] = queue.Queue(maxsize=QUEUE_LISTS)
         receiver = Receiver(cursor, inbox)
@@ -422,6 +538,10 @@ class _Session:
             receiver.stopping.set()
             receiver.join(timeout=5)
             self.destination.rollback()
+            for spool in self.spools.values():
+                spool.close()
+            if self.live is not None:
+                self.live.log.close()
 
     def _apply_loop(self, inbox: queue.Queue[QueueItem], stop: threading.Event) -> None:
         while not stop.is_set():
@@ -439,14 +559,28 @@ class _Session:
             last = len(item) - 1
             for index, message in enumerate(item):
                 self._handle(message, end_of_input=index == last and inbox.empty())
-        if self.transaction is None and self.batch_lsn is not None:
+        if self.transaction is None and self.live is None and self.batch_lsn is not None:
             self._commit_batch()
 
     # --- messages --------------------------------------------------------------------------
 
     def _handle(self, message: pgoutput.Message, *, end_of_input: bool) -> None:
-        if isinstance(message, pgoutput.Begin):
+        if isinstance(message, _STREAM_MESSAGES):
+            self._on_stream_message(message)
+        elif self.stream_xid is not None:
+            self._on_streamed_change(self.stream_xid, message)
+        elif self.live is not None:
+            self._apply_committed_while_live(message)
+        else:
+            self._apply(message, end_of_input=end_of_input)
+
+    def _apply(self, message: pgoutput.Message, *, end_of_input: bool) -> None:
+        kind = type(message)
+        if kind is pgoutput.Insert or kind is pgoutput.Update or kind is pgoutput.Delete:
+            self._on_row(message)  # type: ignore[arg-type]  # narrowed by the line above
+        elif isinstance(message, pgoutput.Begin):
             self.transaction = message
+            self.routes.clear()
             # The server starts at the stored LSN; this guards against a resend all the same.
             self.skipping = message.final_lsn < self.applied_lsn
             if self.batch_lsn is None:
@@ -455,51 +589,46 @@ class _Session:
             self._on_commit(message, end_of_input)
         elif isinstance(message, pgoutput.Relation):
             self._on_relation(message)
-        elif isinstance(message, pgoutput.Insert | pgoutput.Update | pgoutput.Delete):
-            self._on_row(message)
         elif isinstance(message, pgoutput.Truncate):
             tables = [t for rid in message.relation_ids if (t := self._target(rid)) is not None]
             if tables:
                 self.destination.truncate(tables)
-        elif isinstance(
-            message, pgoutput.StreamStart | pgoutput.StreamCommit | pgoutput.StreamAbort
-        ):
-            raise DataError("received a streamed transaction, but streaming was not requested")
         # Origin, Type, logical messages: nothing to apply.
 
     def _target(self, relation_id: int) -> catalog.TableInfo | None:
         """The replica table a change goes to, or None when this change must not be applied."""
         if self.skipping or self.transaction is None:
             return None
+        if relation_id in self.routes:
+            return self.routes[relation_id]
         relation = self.r.relations.get(relation_id)
         if relation is None:
             raise DataError(f"change for relation {relation_id} before its Relation message")
         name = f"{relation.namespace}.{relation.name}"
-        if name in self.r.paused or name not in self.r.tables:
-            return None
-        if self.transaction.final_lsn < self.r.sync_lsn.get(name, 0):
-            return None  # committed before this table's copy was taken: already in it
-        return self.r.tables[name]
+        table = self.r.tables.get(name)
+        if name in self.r.paused or (
+            # committed before this table's copy was taken: already in it
+            self.transaction.final_lsn < self.r.sync_lsn.get(name, 0)
+        ):
+            table = None
+        self.routes[relation_id] = table
+        return table
 
     def _on_row(self, message: pgoutput.Insert | pgoutput.Update | pgoutput.Delete) -> None:
         table = self._target(message.relation_id)
         if table is None:
             return
-        names = [c.name for c in table.columns]
-        key_positions = [names.index(k) for k in table.primary_key]
         if isinstance(message, pgoutput.Insert):
-            self.destination.insert(table, message.new)
+            self.destination.insert(table, message.new, message.size)
         elif isinstance(message, pgoutput.Update):
             # The old key when the key changed ('K') or the whole old row ('O', identity full)
-            old = message.old if message.old is not None else message.new
-            self.destination.update(table, [old[i] for i in key_positions], message.new)
+            self.destination.update(table, message.old, message.new, message.size)
         else:
-            self.destination.delete(table, [message.old[i] for i in key_positions])
-        name = table.qualified
-        self.metrics.rows_applied[name] += 1
+            self.destination.delete(table, message.old, message.size)
 
     def _on_relation(self, message: pgoutput.Relation) -> None:
         self.r.relations[message.relation_id] = message
+        self.routes.clear()
         name = f"{message.namespace}.{message.name}"
         current = self.r.tables.get(name)
         if current is None or name in self.r.paused or self.skipping or self.transaction is None:
@@ -509,6 +638,8 @@ class _Session:
         change = plan(current, message, self._type_of)
         if change is None:
             return
+        if self.live is not None:  # undone if the live transaction rolls back: reload then
+            self.live.schema_changed = True
         if isinstance(change, SchemaChange):
             for statement in change.statements:
                 self.destination.execute(statement)
@@ -538,16 +669,170 @@ class _Session:
             time.monotonic() - self.batch_started >= self.config.batch_max_seconds
             or self.destination.pending_bytes >= self.config.batch_max_bytes
         )
-        if end_of_input or full:
+        if (end_of_input or full) and self.live is None:
             self._commit_batch()
+
+    # --- streamed in-progress transactions --------------------------------------------------
+    #
+    # The server sends a transaction larger than logical_decoding_work_mem in stream blocks
+    # while it runs, then Stream Commit or Stream Abort. One of them at a time is applied live,
+    # into the open warehouse transaction (a savepoint marks each of its subtransactions, which
+    # may abort on their own), and committed at Stream Commit together with its end LSN:
+    # exactly-once as for any other batch. Other streamed transactions wait in a spool (memory,
+    # then a temporary file) until they commit. Transactions that commit while the live one is
+    # open are applied at once, in arrival order, into the same warehouse transaction (later
+    # changes of the live one may depend on them) and also logged: if the live transaction (or
+    # one of its subtransactions) aborts, what was rolled back with it is applied again.
+
+    def _on_stream_message(self, message: pgoutput.Message) -> None:
+        if isinstance(message, pgoutput.StreamStart):
+            self._on_stream_start(message)
+        elif isinstance(message, pgoutput.StreamStop):
+            self.stream_xid = None
+            if self.live is not None:
+                self.transaction = None  # until the next block: committed transactions may come
+        elif isinstance(message, pgoutput.StreamCommit):
+            self._on_stream_commit(message)
+        elif isinstance(message, pgoutput.StreamAbort):
+            self._on_stream_abort(message)
+
+    def _on_stream_start(self, message: pgoutput.StreamStart) -> None:
+        xid = message.xid
+        self.stream_xid = xid
+        if self.live is not None and self.live.xid == xid:
+            self.transaction, self.skipping = self.live.begin, False
+            self.routes.clear()
+            return
+        if xid in self.spools:
+            return
+        if not message.first_segment:
+            raise DataError(f"a stream block of transaction {xid} without its beginning")
+        # Live only when the commit LSN, unknown until Stream Commit, cannot matter: no table
+        # copy is newer than what is applied (a copy taken later waits for this transaction).
+        copies_behind = any(lsn > self.applied_lsn for lsn in self.r.sync_lsn.values())
+        if self.live is not None or copies_behind:
+            self.spools[xid] = Spool()
+            self.metrics.streamed_spooled += 1
+            return
+        self.metrics.streamed_applied_live += 1
+        if self.batch_lsn is not None:
+            self._commit_batch()  # the live transaction starts a warehouse transaction of its own
+        # Not known yet: the commit LSN. "Later than anything applied" is what the checks need.
+        begin = pgoutput.Begin(LIVE_FINAL_LSN, datetime.now(UTC), xid)
+        self.live = _LiveStream(xid, begin, dict(self.r.relations), Spool())
+        self.transaction, self.skipping = begin, False
+        self.routes.clear()
+        self.batch_started = time.monotonic()
+
+    def _on_streamed_change(self, xid: int, message: pgoutput.Message) -> None:
+        live = self.live
+        if live is None or live.xid != xid:
+            self.spools[xid].add(message)
+            return
+        sub = getattr(message, "xid", None)
+        if sub is not None and sub != xid and sub not in live.savepoints:
+            self.destination.savepoint(_savepoint(sub))
+            live.savepoints[sub] = live.log.count
+        self._apply(message, end_of_input=False)
+
+    def _apply_committed_while_live(self, message: pgoutput.Message) -> None:
+        assert self.live is not None
+        self.live.log.add(message)
+        if isinstance(message, pgoutput.StreamCommit):
+            self.live.spooled.add(message.xid)
+            self._apply_spooled(message)
+        else:
+            self._apply(message, end_of_input=False)
+
+    def _on_stream_commit(self, message: pgoutput.StreamCommit) -> None:
+        live = self.live
+        if live is not None and live.xid == message.xid:
+            self.live, self.transaction = None, None
+            if message.commit_lsn < self.applied_lsn:  # a resend of something applied
+                self._roll_back_live(live)
+                return
+            self.batch_lsn = message.end_lsn
+            self.batch_commit_time = message.commit_time
+            self.batch_transactions += 1
+            self._commit_batch()
+            live.log.close()
+            for xid in live.spooled:
+                self.spools.pop(xid).close()
+        elif live is not None:
+            self._apply_committed_while_live(message)  # commits before the live one: now
+        else:
+            self._apply_spooled(message)
+
+    def _on_stream_abort(self, message: pgoutput.StreamAbort) -> None:
+        live = self.live
+        if live is not None and live.xid == message.xid:
+            if message.subxid == message.xid:
+                self.live, self.transaction = None, None
+                self._roll_back_live(live)
+            elif message.subxid in live.savepoints:
+                self._roll_back_subtransaction(live, message.subxid)
+        elif message.xid in self.spools:
+            if message.subxid == message.xid:
+                self.spools.pop(message.xid).close()
+            else:
+                self.spools[message.xid].abort_subtransaction(message.subxid)
+
+    def _roll_back_live(self, live: _LiveStream) -> None:
+        """Undo the live transaction, then apply again what committed meanwhile."""
+        self.destination.rollback()
+        self.batch_lsn, self.batch_transactions = None, 0
+        self.routes.clear()
+        if live.schema_changed:
+            self.r._load_tables(self.destination.conn)
+        self.r.relations = live.relations
+        for message in live.log.replay():
+            self._handle(message, end_of_input=False)
+        live.log.close()
+
+    def _roll_back_subtransaction(self, live: _LiveStream, subxid: int) -> None:
+        logged = live.savepoints[subxid]
+        self.destination.rollback_to(_savepoint(subxid))
+        names = list(live.savepoints)  # in creation order; the later ones are gone with it
+        live.savepoints = {s: live.savepoints[s] for s in names[: names.index(subxid) + 1]}
+        self.routes.clear()
+        if live.schema_changed:
+            self.r._load_tables(self.destination.conn, commit=False)
+        transaction = self.transaction
+        for message in live.log.replay(start=logged):
+            if isinstance(message, pgoutput.StreamCommit):
+                self._apply_spooled(message, keep=True)
+            else:
+                self._apply(message, end_of_input=False)
+        self.transaction, self.skipping = transaction, False
+        self.routes.clear()
+
+    def _apply_spooled(self, commit: pgoutput.StreamCommit, *, keep: bool = False) -> None:
+        """A spooled streamed transaction committed: apply it like any other transaction."""
+        spool = self.spools.get(commit.xid) if keep else self.spools.pop(commit.xid, None)
+        if spool is None:
+            return  # nothing of it was published
+        begin = pgoutput.Begin(commit.commit_lsn, commit.commit_time, commit.xid)
+        self._apply(begin, end_of_input=False)
+        for change in spool.replay():
+            self._apply(change, end_of_input=False)
+        self._apply(
+            pgoutput.Commit(commit.flags, commit.commit_lsn, commit.end_lsn, commit.commit_time),
+            end_of_input=False,
+        )
+        if self.live is None:
+            spool.close()
+        else:
+            self.spools[commit.xid] = spool  # kept until the live one ends: it may be replayed
 
     # --- batches and upkeep ----------------------------------------------------------------
 
     def _commit_batch(self) -> None:
         assert self.batch_lsn is not None
-        self.destination.commit(self.batch_lsn, self.batch_commit_time)
+        counts = self.destination.commit(self.batch_lsn, self.batch_commit_time)
         self._applied(self.batch_lsn)
         with self.metrics.lock:
+            for (schema, name), count in counts.items():
+                self.metrics.rows_applied[f"{schema}.{name}"] += count
             self.metrics.transactions_applied += self.batch_transactions
             self.metrics.batches_committed += 1
             if self.batch_commit_time is not None:
@@ -565,7 +850,7 @@ class _Session:
         self.last_progress_write = time.monotonic()
 
     def _between_transactions(self, wal_end: int | None) -> None:
-        if self.transaction is not None:
+        if self.transaction is not None or self.live is not None:
             return
         if self.batch_lsn is not None:
             self._commit_batch()

@@ -132,27 +132,40 @@ def read_progress(conn: psycopg2.extensions.connection, slot: str) -> Progress |
     return Progress(str_to_lsn(row[0]), row[1], row[2])
 
 
+_PROGRESS_SQL = (
+    "INSERT INTO zetl.replication_progress AS p (slot_name, applied_lsn, source_commit_time)"
+    " VALUES (%s, %s::pg_lsn, %s) ON CONFLICT (slot_name) DO UPDATE SET"
+    " applied_lsn = excluded.applied_lsn,"
+    " source_commit_time = coalesce(excluded.source_commit_time, p.source_commit_time),"
+    " applied_at = now()"
+)
+
+
 def write_progress(
     cur: psycopg2.extensions.cursor, slot: str, lsn: int, commit_time: datetime | None
 ) -> None:
-    cur.execute(
-        "INSERT INTO zetl.replication_progress AS p (slot_name, applied_lsn, source_commit_time)"
-        " VALUES (%s, %s::pg_lsn, %s) ON CONFLICT (slot_name) DO UPDATE SET"
-        " applied_lsn = excluded.applied_lsn,"
-        " source_commit_time = coalesce(excluded.source_commit_time, p.source_commit_time),"
-        " applied_at = now()",
-        (slot, lsn_to_str(lsn), commit_time),
-    )
+    cur.execute(progress_statement(cur, slot, lsn, commit_time))
 
 
-def read_table_states(conn: psycopg2.extensions.connection) -> dict[str, TableStatus]:
+def progress_statement(
+    cur: psycopg2.extensions.cursor, slot: str, lsn: int, commit_time: datetime | None
+) -> bytes:
+    """The statement ``write_progress`` runs, to send along with others in one round trip."""
+    return cur.mogrify(_PROGRESS_SQL, (slot, lsn_to_str(lsn), commit_time))
+
+
+def read_table_states(
+    conn: psycopg2.extensions.connection, *, commit: bool = True
+) -> dict[str, TableStatus]:
+    """Every table's state; ``commit=False`` reads inside the caller's open transaction."""
     with conn.cursor() as cur:
         cur.execute(
             "SELECT schema_name, table_name, state, reason, sync_lsn::text, rows_applied,"
             " resync_requested, updated_at FROM zetl.table_state"
         )
         rows = cur.fetchall()
-    conn.commit()
+    if commit:
+        conn.commit()
     states = {}
     for r in rows:
         status = TableStatus(
@@ -186,13 +199,21 @@ def set_table_state(
     )
 
 
-def add_rows_applied(cur: psycopg2.extensions.cursor, counts: dict[tuple[str, str], int]) -> None:
-    for (schema, name), count in counts.items():
-        cur.execute(
-            "UPDATE zetl.table_state SET rows_applied = rows_applied + %s, updated_at = now()"
-            " WHERE schema_name = %s AND table_name = %s",
-            (count, schema, name),
-        )
+def rows_applied_statement(
+    cur: psycopg2.extensions.cursor, counts: dict[tuple[str, str], int]
+) -> bytes | None:
+    """One statement adding ``counts`` to the tables' rows_applied (None: nothing to add)."""
+    if not counts:
+        return None
+    values = b",".join(
+        cur.mogrify("(%s, %s, %s::bigint)", (schema, name, count))
+        for (schema, name), count in counts.items()
+    )
+    return (
+        b"UPDATE zetl.table_state AS t SET rows_applied = t.rows_applied + v.n,"
+        b" updated_at = now() FROM (VALUES " + values + b") AS v (schema_name, table_name, n)"
+        b" WHERE t.schema_name = v.schema_name AND t.table_name = v.table_name"
+    )
 
 
 def request_resync(conn: psycopg2.extensions.connection, schema: str, name: str) -> bool:
