@@ -34,7 +34,7 @@ import psycopg2
 import psycopg2.extensions
 import psycopg2.extras
 
-from zetl.db import redact
+from zetl.db import is_connection_lost, redact
 from zetl.errors import ConfigError, DataError
 from zetl_replicator import catalog, pgoutput, source
 from zetl_replicator.config import ReplicatorConfig
@@ -211,7 +211,20 @@ class Receiver(threading.Thread):
                     batch = []
                     self._feedback()
         except BaseException as exc:  # handed to the applier, which reconnects
-            self._put(ReceiveFailed(exc))
+            self._put(ReceiveFailed(self._explained(exc)))
+
+    def _explained(self, exc: BaseException) -> BaseException:
+        """A server that vanished mid-stream (restart, failover) surfaces from libpq in COPY
+        BOTH mode as a bare DatabaseError ("no COPY in progress"): the stream has ended, which
+        a reconnect from the stored LSN always handles (a slot that is really gone is then
+        reported when streaming restarts)."""
+        if isinstance(exc, psycopg2.DatabaseError) and not isinstance(
+            exc, psycopg2.OperationalError
+        ):
+            lost = psycopg2.OperationalError(f"replication stream ended: {exc}".strip())
+            lost.__cause__ = exc
+            return lost
+        return exc
 
     def _feedback(self, force: bool = False) -> None:
         self.cursor.send_feedback(  # type: ignore[no-untyped-call]  # untyped in the stubs
@@ -250,7 +263,7 @@ class Replicator:
                 self._session(stop)
                 return
             except (psycopg2.OperationalError, psycopg2.InterfaceError, ConfigError) as exc:
-                if not _is_connection_error(exc):
+                if not is_connection_lost(exc):
                     raise
                 if self.streamed_in_session:  # it worked until now: start the backoff afresh
                     delay, self.streamed_in_session = 0.5, False
@@ -875,11 +888,16 @@ class _Session:
             status = states.get(table.qualified)
             problem = table.problem()
             replicated = status is not None and status.state != TableState.FAILED
-            if not replicated and problem:
-                if status is None or status.reason != problem:
-                    with warehouse.cursor() as cur:
-                        set_table_state(cur, table.schema, table.name, TableState.FAILED, problem)
-                    warehouse.commit()
+            if problem:
+                if replicated:
+                    # It was replicated and no longer can be (its primary key dropped, its
+                    # replica identity changed): stop applying it and take it out of the
+                    # publication, or the source itself refuses its UPDATEs and DELETEs.
+                    source.drop_from_publication(self.src, self.config.publication, table)
+                    self.r.tables.pop(table.qualified, None)
+                    self.routes.clear()
+                if status is None or status.reason != problem or replicated:
+                    self._set_state(table, TableState.FAILED, problem)
                     log.warning(
                         "table not replicated", extra={"table": table.qualified, "reason": problem}
                     )
@@ -889,14 +907,22 @@ class _Session:
                 or (status is not None and status.resync_requested)
                 or (status is not None and status.state == TableState.INITIALIZING)
             )
-            if needs_copy and not problem:
-                self.r.resync(table, self.src, warehouse)
+            if needs_copy:
+                try:
+                    self.r.resync(table, self.src, warehouse)
+                except DataError as exc:  # a dependent view on a table whose shape changed
+                    warehouse.rollback()
+                    self.r.paused.add(table.qualified)
+                    self._set_state(table, TableState.RESYNC_REQUIRED, str(exc))
+                    log.warning(
+                        "resync failed", extra={"table": table.qualified, "reason": str(exc)}
+                    )
 
-
-def _is_connection_error(exc: BaseException) -> bool:
-    if isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError):
-        return True
-    return isinstance(exc, ConfigError) and isinstance(exc.__cause__, psycopg2.OperationalError)
+    def _set_state(self, table: catalog.TableInfo, state: TableState, reason: str) -> None:
+        warehouse = self.destination.conn
+        with warehouse.cursor() as cur:
+            set_table_state(cur, table.schema, table.name, state, reason)
+        warehouse.commit()
 
 
 def reset(config: ReplicatorConfig) -> None:

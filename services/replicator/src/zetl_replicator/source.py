@@ -91,6 +91,24 @@ def add_to_publication(
         )
 
 
+def drop_from_publication(
+    conn: psycopg2.extensions.connection, publication: str, table: TableInfo
+) -> None:
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT 1 FROM pg_publication_tables"
+            " WHERE pubname = %s AND schemaname = %s AND tablename = %s",
+            (publication, table.schema, table.name),
+        )
+        if cur.fetchone() is None:
+            return
+        cur.execute(
+            sql.SQL("ALTER PUBLICATION {} DROP TABLE {}").format(
+                sql.Identifier(publication), sql.Identifier(table.schema, table.name)
+            )
+        )
+
+
 def slot_info(conn: psycopg2.extensions.connection, slot: str) -> SlotInfo | None:
     with conn.cursor() as cur:
         cur.execute(
