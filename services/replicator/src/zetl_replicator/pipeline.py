@@ -502,6 +502,7 @@ class _Session:
         self.batch_transactions = 0
         self.last_progress_write = time.monotonic()
         self.last_maintenance = 0.0
+        self.idle_wal_end = 0  # the newest idle position the server reported, to record
         self.types: dict[tuple[int, int], tuple[str, str]] = {}
         # relation id -> replica table (None: not applied) within the current transaction
         self.routes: dict[int, catalog.TableInfo | None] = {}
@@ -863,19 +864,22 @@ class _Session:
         self.last_progress_write = time.monotonic()
 
     def _between_transactions(self, wal_end: int | None) -> None:
+        if wal_end is not None:
+            # Kept, not dropped, when busy or throttled: the server sends an idle position once,
+            # and a quiet source sends no other, so a dropped one would leave the replica behind.
+            self.idle_wal_end = max(self.idle_wal_end, wal_end)
         if self.transaction is not None or self.live is not None:
             return
         if self.batch_lsn is not None:
             self._commit_batch()
         now = time.monotonic()
         if (
-            wal_end is not None
-            and wal_end > self.applied_lsn
+            self.idle_wal_end > self.applied_lsn
             and now - self.last_progress_write >= PROGRESS_IDLE_SECONDS
         ):
-            # Nothing of ours up to wal_end: record it so the slot (and lag) move on when idle.
-            self.destination.commit(wal_end, None)
-            self._applied(wal_end)
+            # Nothing of ours up to there: record it so the slot (and lag) move on when idle.
+            self.destination.commit(self.idle_wal_end, None)
+            self._applied(self.idle_wal_end)
         if now - self.last_maintenance >= self.config.discovery_interval_seconds:
             self.last_maintenance = now
             self._maintain()
