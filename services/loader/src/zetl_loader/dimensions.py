@@ -126,16 +126,7 @@ def load_dimension(
     for record in export:
         counts.read += 1
         if isinstance(record, BadRecord):
-            findings.quarantine(
-                dimension.entity,
-                file,
-                record.line,
-                record.raw,
-                record.reason_code,
-                record.reason,
-                None,
-            )
-            counts.quarantined += 1
+            findings.quarantine_record(dimension.entity, file, record, counts)
             continue
         try:
             rows.append(read_row(record, export.column_index, findings, file))

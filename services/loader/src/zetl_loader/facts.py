@@ -93,16 +93,7 @@ def transaction_rows(
     for record in export:
         counts.read += 1
         if isinstance(record, BadRecord):
-            findings.quarantine(
-                "store_transaction",
-                file,
-                record.line,
-                record.raw,
-                record.reason_code,
-                record.reason,
-                None,
-            )
-            counts.quarantined += 1
+            findings.quarantine_record("store_transaction", file, record, counts)
             continue
         fields = record.fields
         try:
@@ -155,16 +146,7 @@ def line_rows(
     for record in export:
         counts.read += 1
         if isinstance(record, BadRecord):
-            findings.quarantine(
-                "store_transaction_line",
-                file,
-                record.line,
-                record.raw,
-                record.reason_code,
-                record.reason,
-                None,
-            )
-            counts.quarantined += 1
+            findings.quarantine_record("store_transaction_line", file, record, counts)
             continue
         fields = record.fields
         try:

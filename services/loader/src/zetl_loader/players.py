@@ -94,10 +94,7 @@ def _rows(
     for record in export:
         counts.read += 1
         if isinstance(record, BadRecord):
-            findings.quarantine(
-                entity, file, record.line, record.raw, record.reason_code, record.reason, None
-            )
-            counts.quarantined += 1
+            findings.quarantine_record(entity, file, record, counts)
             continue
         fields = {name: record.fields[index] for name, index in columns.items()}
         try:

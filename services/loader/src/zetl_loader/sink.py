@@ -20,6 +20,8 @@ from typing import IO, Any, TextIO, TypeAlias, cast
 import psycopg2.extensions
 
 from zetl.schema import LOAD_SCHEMA
+from zetl_loader.extract import BadRecord
+from zetl_loader.report import EntityCounts
 
 Cursor: TypeAlias = psycopg2.extensions.cursor
 COPY_CHUNK_CHARS = 1 << 18
@@ -133,6 +135,15 @@ class Findings:
         # A BackgroundSpool's worker reports its file's findings while the main thread reports
         # others: a spooled file's rollover to disk must not interleave.
         self._lock = threading.Lock()
+
+    def quarantine_record(
+        self, entity: str, file_name: str, record: BadRecord, counts: EntityCounts
+    ) -> None:
+        """A row the CSV reader could not even split into fields: kept verbatim, counted."""
+        self.quarantine(
+            entity, file_name, record.line, record.raw, record.reason_code, record.reason, None
+        )
+        counts.quarantined += 1
 
     def quarantine(
         self,
