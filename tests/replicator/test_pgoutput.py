@@ -11,6 +11,7 @@ import psycopg2
 import psycopg2.extras
 import pytest
 
+from tests.replicator.test_replication import execute
 from zetl_replicator import pgoutput
 from zetl_replicator.pgoutput import (
     UNCHANGED_TOAST,
@@ -32,17 +33,6 @@ from zetl_replicator.pgoutput import (
 pytestmark = pytest.mark.docker
 
 BIG = "x" * 20000 + "".join(str(i) for i in range(3000))  # stored out of line (TOAST)
-
-
-def _execute(url: str, *statements: str) -> None:
-    conn = psycopg2.connect(url)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            for statement in statements:
-                cur.execute(statement)
-    finally:
-        conn.close()
 
 
 def capture(
@@ -76,7 +66,7 @@ def capture(
             payloads.append(bytes(message.payload))
     finally:
         conn.close()
-        _execute(url, f"SELECT pg_drop_replication_slot('{slot}')")
+        execute(url, f"SELECT pg_drop_replication_slot('{slot}')")
     return payloads
 
 
@@ -85,7 +75,7 @@ def commits(count: int) -> Callable[[list[bytes]], bool]:
 
 
 def test_decodes_every_change_kind_captured_from_postgres(source_url: str) -> None:
-    _execute(
+    execute(
         source_url,
         "CREATE TABLE items (id bigint PRIMARY KEY, name text, price numeric(12,2),"
         " at timestamptz, note text)",
@@ -95,7 +85,7 @@ def test_decodes_every_change_kind_captured_from_postgres(source_url: str) -> No
     )
 
     def workload() -> None:
-        _execute(
+        execute(
             source_url,
             "INSERT INTO items VALUES (1, 'tab\tand\nnewline', 12.50, '2024-01-02 03:04:05+00',"
             f" '{BIG}'), (2, NULL, 0.99, NULL, NULL)",
@@ -152,7 +142,7 @@ def test_decodes_every_change_kind_captured_from_postgres(source_url: str) -> No
 
 def test_decodes_streamed_in_progress_transactions(source_url: str) -> None:
     """Protocol 2+: a transaction larger than logical_decoding_work_mem arrives in stream blocks."""
-    _execute(
+    execute(
         source_url,
         "CREATE TABLE events (id int PRIMARY KEY, payload text)",
         "CREATE PUBLICATION pub FOR TABLE events",

@@ -24,11 +24,11 @@ from zetl_replicator.doctor import run_doctor
 from zetl_replicator.metrics import Metrics
 from zetl_replicator.pgoutput import lsn_to_str, str_to_lsn
 from zetl_replicator.pipeline import Replicator, reset
-from zetl_replicator.verify import connect_replica_read_only
 from zetl_replicator.verify import verify as run_verify
 from zetl_replicator.warehouse import (
     TableState,
     connect_replica,
+    connect_replica_read_only,
     read_progress,
     read_table_states,
     request_resync,
@@ -69,7 +69,7 @@ def replicate(
 
 def _status_data(config: ReplicatorConfig) -> dict[str, Any]:
     # A read command: it opens the replica read-only and never creates it.
-    replica = connect_replica_read_only(config)
+    replica = connect_replica_read_only(config.warehouse_url, config.replica_database)
     try:
         src = source.connect_source(config.source_url)
     except BaseException:

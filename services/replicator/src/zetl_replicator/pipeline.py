@@ -375,17 +375,7 @@ class Replicator:
             conn = connect_replica(config.warehouse_url, config.replica_database)
             try:
                 started = time.monotonic()
-                rows = copy_table(config.source_url, point.snapshot, table, conn)
-                with conn.cursor() as cur:
-                    set_table_state(
-                        cur,
-                        table.schema,
-                        table.name,
-                        TableState.SYNCED,
-                        sync_lsn=point.consistent_point,
-                        reset_rows=True,
-                    )
-                conn.commit()
+                rows = _copy_synced(config.source_url, point, table, conn)
                 log.info(
                     "table copied",
                     extra={
@@ -454,17 +444,7 @@ class Replicator:
             point = source.create_slot(
                 temporary, f"{config.slot}_sync_{uuid.uuid4().hex[:8]}", temporary=True
             )
-            rows = copy_table(config.source_url, point.snapshot, table, warehouse)
-            with warehouse.cursor() as cur:
-                set_table_state(
-                    cur,
-                    table.schema,
-                    table.name,
-                    TableState.SYNCED,
-                    sync_lsn=point.consistent_point,
-                    reset_rows=True,
-                )
-            warehouse.commit()
+            rows = _copy_synced(config.source_url, point, table, warehouse)
         except BaseException:
             warehouse.rollback()
             raise
@@ -474,6 +454,28 @@ class Replicator:
         self.sync_lsn[table.qualified] = point.consistent_point
         self.paused.discard(table.qualified)
         log.info("table re-copied", extra={"table": table.qualified, "rows": rows})
+
+
+def _copy_synced(
+    source_url: str,
+    point: source.SnapshotPoint,
+    table: catalog.TableInfo,
+    warehouse: psycopg2.extensions.connection,
+) -> int:
+    """Copy ``table`` as of the slot's snapshot and mark it Synced at the slot's consistent
+    point, in one warehouse transaction: changes before that point are in the copy."""
+    rows = copy_table(source_url, point.snapshot, table, warehouse)
+    with warehouse.cursor() as cur:
+        set_table_state(
+            cur,
+            table.schema,
+            table.name,
+            TableState.SYNCED,
+            sync_lsn=point.consistent_point,
+            reset_rows=True,
+        )
+    warehouse.commit()
+    return rows
 
 
 class _Session:

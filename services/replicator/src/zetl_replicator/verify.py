@@ -15,12 +15,15 @@ import psycopg2
 import psycopg2.extensions
 from psycopg2 import sql
 
-from zetl.db import connect
 from zetl.errors import DataError
 from zetl_replicator import catalog, source
 from zetl_replicator.config import ReplicatorConfig
 from zetl_replicator.pgoutput import lsn_to_str, str_to_lsn
-from zetl_replicator.warehouse import TableState, connect_replica, read_table_states
+from zetl_replicator.warehouse import (
+    TableState,
+    connect_replica_read_only,
+    read_table_states,
+)
 
 
 @dataclass(frozen=True)
@@ -85,36 +88,6 @@ def _replica_lsn(conn: psycopg2.extensions.connection, slot: str) -> int:
     return str_to_lsn(row[0]) if row else 0
 
 
-def connect_replica_read_only(config: ReplicatorConfig) -> psycopg2.extensions.connection:
-    """A read-only connection to the replica database; DataError when ``zetl replicate`` has
-    not created it (or its state store) yet. Never creates anything."""
-    admin = connect(config.warehouse_url)
-    try:
-        with admin.cursor() as cur:
-            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (config.replica_database,))
-            exists = cur.fetchone() is not None
-    finally:
-        admin.close()
-    not_initialised = DataError(
-        f"replica database {config.replica_database} is not initialised: run zetl replicate"
-    )
-    if not exists:
-        raise not_initialised
-    replica = connect_replica(config.warehouse_url, config.replica_database)
-    replica.set_session(readonly=True)
-    with replica.cursor() as cur:
-        cur.execute(
-            "SELECT to_regclass('zetl.table_state') IS NOT NULL"
-            " AND to_regclass('zetl.replication_progress') IS NOT NULL"
-        )
-        row = cur.fetchone()
-    replica.rollback()
-    if not (row and row[0]):
-        replica.close()
-        raise not_initialised
-    return replica
-
-
 def _missing(synced: list[str], source_tables: set[str], replica_tables: set[str]) -> list[str]:
     lines = [
         f"{n}: Synced, but no longer on the source (dropped or renamed there); the replica"
@@ -131,7 +104,7 @@ def _missing(synced: list[str], source_tables: set[str], replica_tables: set[str
 
 
 def verify_once(config: ReplicatorConfig, wait_seconds: float = 60.0) -> VerifyReport:
-    replica = connect_replica_read_only(config)
+    replica = connect_replica_read_only(config.warehouse_url, config.replica_database)
     src = source.connect_source(config.source_url)
     try:
         states = read_table_states(replica)

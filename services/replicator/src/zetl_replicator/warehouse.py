@@ -20,6 +20,7 @@ import psycopg2.extensions
 from psycopg2 import sql
 
 from zetl.db import connect, with_database
+from zetl.errors import DataError
 from zetl_replicator.catalog import TEXT_FORMAT_OPTIONS, ColumnInfo, TableInfo
 from zetl_replicator.pgoutput import lsn_to_str, str_to_lsn
 
@@ -95,6 +96,38 @@ def replica_url(warehouse_url: str, replica_database: str) -> str:
 
 def connect_replica(warehouse_url: str, replica_database: str) -> psycopg2.extensions.connection:
     return connect(replica_url(warehouse_url, replica_database), options=TEXT_FORMAT_OPTIONS)
+
+
+def connect_replica_read_only(
+    warehouse_url: str, replica_database: str
+) -> psycopg2.extensions.connection:
+    """A read-only connection to the replica database; DataError when ``zetl replicate`` has
+    not created it (or its state store) yet. Never creates anything."""
+    admin = connect(warehouse_url)
+    try:
+        with admin.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (replica_database,))
+            exists = cur.fetchone() is not None
+    finally:
+        admin.close()
+    not_initialised = DataError(
+        f"replica database {replica_database} is not initialised: run zetl replicate"
+    )
+    if not exists:
+        raise not_initialised
+    replica = connect_replica(warehouse_url, replica_database)
+    replica.set_session(readonly=True)
+    with replica.cursor() as cur:
+        cur.execute(
+            "SELECT to_regclass('zetl.table_state') IS NOT NULL"
+            " AND to_regclass('zetl.replication_progress') IS NOT NULL"
+        )
+        row = cur.fetchone()
+    replica.rollback()
+    if not (row and row[0]):
+        replica.close()
+        raise not_initialised
+    return replica
 
 
 def ensure_replica_database(warehouse_url: str, replica_database: str) -> None:
