@@ -16,7 +16,7 @@ from typing import Any
 import hcl2
 
 ROOT = Path(__file__).resolve().parents[2] / "infra" / "terraform"
-MODULES = ("network", "source_database", "warehouse", "integration", "app")
+MODULES = ("network", "source_database", "warehouse", "integration", "app", "kms")
 
 
 def unquote(text: str) -> str:

@@ -145,7 +145,7 @@ def test_source_password_lives_in_secrets_manager() -> None:
     instance = module("source_database").resource("aws_db_instance")
     assert instance["manage_master_user_password"] is True
     assert "password" not in instance
-    assert instance["master_user_secret_kms_key_id"] == "${aws_kms_key.this.arn}"
+    assert instance["master_user_secret_kms_key_id"] == "${module.key.arn}"
 
 
 def test_warehouse_is_case_sensitive_and_requires_ssl() -> None:
@@ -165,7 +165,7 @@ def test_integration_replicates_the_source_into_the_namespace() -> None:
     assert integration["source_arn"] == "${var.source_arn}"
     assert integration["target_arn"] == "${var.target_arn}"
     assert integration["data_filter"] == "${var.data_filter}"
-    assert integration["kms_key_id"] == "${aws_kms_key.this.arn}"
+    assert integration["kms_key_id"] == "${module.key.arn}"
     assert "${aws_redshift_resource_policy.this}" in integration["depends_on"]
 
     wiring = load().modules["integration"]
@@ -202,16 +202,23 @@ def test_resource_policy_authorizes_exactly_the_source() -> None:
 
 
 def test_integration_key_serves_both_services_of_this_account_only() -> None:
-    integration = module("integration")
-    by_sid = statements(integration.data["aws_iam_policy_document"]["key"])
-    services = by_sid["ZeroEtlServicesUseKey"]
-    assert services["principals"][0]["type"] == "Service"
-    assert set(services["principals"][0]["identifiers"]) == {
-        "rds.amazonaws.com",
-        "redshift.amazonaws.com",
-    }
+    key = module("integration").modules["key"]
+    assert key["source"] == "../kms"
+    (services,) = key["service_grants"]
+    assert services["sid"] == "ZeroEtlServicesUseKey"
+    assert set(services["services"]) == {"rds.amazonaws.com", "redshift.amazonaws.com"}
     assert "kms:CreateGrant" in services["actions"]
-    assert services["condition"][0]["variable"] == "aws:SourceAccount"
+    assert services["condition"]["variable"] == "aws:SourceAccount"
+
+
+def test_kms_module_grants_services_beside_the_account() -> None:
+    by_sid = statements(module("kms").data["aws_iam_policy_document"]["key"])
+    assert by_sid["AccountAdministers"]["principals"] == [
+        {"type": "AWS", "identifiers": ["${local.root_arn}"]}
+    ]
+    grant = module("kms").data["aws_iam_policy_document"]["key"]["dynamic"][0]["statement"]
+    assert grant["for_each"] == "${var.service_grants}"
+    assert grant["content"][0]["principals"][0]["type"] == "Service"
 
 
 # --- encryption ---
@@ -220,10 +227,10 @@ def test_integration_key_serves_both_services_of_this_account_only() -> None:
 def test_storage_secrets_images_and_logs_are_encrypted() -> None:
     db = module("source_database").resource("aws_db_instance")
     assert db["storage_encrypted"] is True
-    assert db["kms_key_id"] == "${aws_kms_key.this.arn}"
+    assert db["kms_key_id"] == "${module.key.arn}"
     namespace = module("warehouse").resource("aws_redshiftserverless_namespace")
-    assert namespace["kms_key_id"] == "${aws_kms_key.this.arn}"
-    assert namespace["admin_password_secret_kms_key_id"] == "${aws_kms_key.this.arn}"
+    assert namespace["kms_key_id"] == "${module.key.arn}"
+    assert namespace["admin_password_secret_kms_key_id"] == "${module.key.arn}"
     repo = module("app").resource("aws_ecr_repository")
     assert repo["encryption_configuration"][0]["encryption_type"] == "KMS"
     for _, stack in all_stacks():

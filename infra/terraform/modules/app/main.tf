@@ -41,48 +41,21 @@ locals {
 
 # --- encryption of images and logs ---
 
-resource "aws_kms_key" "this" {
-  description             = "${var.name}: ECR images and ECS task logs"
-  enable_key_rotation     = true
-  deletion_window_in_days = 7
-  policy                  = data.aws_iam_policy_document.key.json
-
-  tags = var.tags
-}
-
-data "aws_iam_policy_document" "key" {
-  #checkov:skip=CKV_AWS_109:A key policy's Resource "*" is this key alone; the account-root statement is the AWS default that lets IAM policies govern the key.
-  #checkov:skip=CKV_AWS_111:A key policy's Resource "*" is this key alone; write access is limited to this account and the named services.
-  #checkov:skip=CKV_AWS_356:A key policy's Resource "*" is this key alone (key policies cannot name their own ARN before creation).
-  statement {
-    sid       = "AccountAdministers"
-    actions   = ["kms:*"]
-    resources = ["*"]
-    principals {
-      type        = "AWS"
-      identifiers = ["arn:aws:iam::${local.account_id}:root"]
-    }
-  }
-
-  statement {
-    sid       = "CloudWatchLogsEncrypts"
-    actions   = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
-    resources = ["*"]
-    principals {
-      type        = "Service"
-      identifiers = ["logs.${local.region}.amazonaws.com"]
-    }
-    condition {
+module "key" {
+  source      = "../kms"
+  name        = "${var.name}-app"
+  description = "${var.name}: ECR images and ECS task logs"
+  tags        = var.tags
+  service_grants = [{
+    sid      = "CloudWatchLogsEncrypts"
+    actions  = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
+    services = ["logs.${local.region}.amazonaws.com"]
+    condition = {
       test     = "ArnLike"
       variable = "kms:EncryptionContext:aws:logs:arn"
       values   = ["arn:aws:logs:${local.region}:${local.account_id}:log-group:${local.log_group}"]
     }
-  }
-}
-
-resource "aws_kms_alias" "this" {
-  name          = "alias/${var.name}-app"
-  target_key_id = aws_kms_key.this.key_id
+  }]
 }
 
 # --- images ---
@@ -101,7 +74,7 @@ resource "aws_ecr_repository" "this" {
 
   encryption_configuration {
     encryption_type = "KMS"
-    kms_key         = aws_kms_key.this.arn
+    kms_key         = module.key.arn
   }
 
   tags = var.tags
@@ -126,7 +99,7 @@ resource "aws_cloudwatch_log_group" "this" {
   #checkov:skip=CKV_AWS_338:Task logs of a sandbox are kept log_retention_days (default 14), not a year; raise it for a long-lived environment.
   name              = local.log_group
   retention_in_days = var.log_retention_days
-  kms_key_id        = aws_kms_key.this.arn
+  kms_key_id        = module.key.arn
 
   tags = var.tags
 }
@@ -197,7 +170,7 @@ data "aws_iam_policy_document" "execution" {
   statement {
     sid       = "DecryptSecretsAndImages"
     actions   = ["kms:Decrypt"]
-    resources = [var.source_database.kms_arn, var.warehouse.kms_arn, aws_kms_key.this.arn]
+    resources = [var.source_database.kms_arn, var.warehouse.kms_arn, module.key.arn]
   }
 }
 

@@ -11,50 +11,23 @@ locals {
   root_arn   = "arn:${data.aws_partition.current.partition}:iam::${local.account_id}:root"
 }
 
-resource "aws_kms_key" "this" {
-  description             = "${var.name}: zero-ETL integration from RDS to Redshift Serverless"
-  enable_key_rotation     = true
-  deletion_window_in_days = 7
-  policy                  = data.aws_iam_policy_document.key.json
-
-  tags = var.tags
-}
-
-data "aws_iam_policy_document" "key" {
-  #checkov:skip=CKV_AWS_109:A key policy's Resource "*" is this key alone; the account-root statement is the AWS default that lets IAM policies govern the key.
-  #checkov:skip=CKV_AWS_111:A key policy's Resource "*" is this key alone; write access is limited to this account and the named services.
-  #checkov:skip=CKV_AWS_356:A key policy's Resource "*" is this key alone (key policies cannot name their own ARN before creation).
-  statement {
-    sid       = "AccountAdministers"
-    actions   = ["kms:*"]
-    resources = ["*"]
-    principals {
-      type        = "AWS"
-      identifiers = [local.root_arn]
-    }
-  }
-
-  # Both ends of the integration take grants on the key: RDS encrypts what it sends,
-  # Redshift decrypts what it receives. Only for this account's resources.
-  statement {
-    sid       = "ZeroEtlServicesUseKey"
-    actions   = ["kms:CreateGrant", "kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey*"]
-    resources = ["*"]
-    principals {
-      type        = "Service"
-      identifiers = ["rds.amazonaws.com", "redshift.amazonaws.com"]
-    }
-    condition {
+# Both ends of the integration take grants on the key: RDS encrypts what it sends,
+# Redshift decrypts what it receives. Only for this account's resources.
+module "key" {
+  source      = "../kms"
+  name        = "${var.name}-integration"
+  description = "${var.name}: zero-ETL integration from RDS to Redshift Serverless"
+  tags        = var.tags
+  service_grants = [{
+    sid      = "ZeroEtlServicesUseKey"
+    actions  = ["kms:CreateGrant", "kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey*"]
+    services = ["rds.amazonaws.com", "redshift.amazonaws.com"]
+    condition = {
       test     = "StringEquals"
       variable = "aws:SourceAccount"
       values   = [local.account_id]
     }
-  }
-}
-
-resource "aws_kms_alias" "this" {
-  name          = "alias/${var.name}-integration"
-  target_key_id = aws_kms_key.this.key_id
+  }]
 }
 
 # Authorizes the source on the target (AWS: "Configure authorization for your Amazon Redshift
@@ -98,7 +71,7 @@ resource "aws_rds_integration" "this" {
   target_arn       = var.target_arn
   data_filter      = var.data_filter
 
-  kms_key_id                    = aws_kms_key.this.arn
+  kms_key_id                    = module.key.arn
   additional_encryption_context = var.encryption_context
 
   tags = var.tags

@@ -17,7 +17,7 @@ output "name" {
 
 output "kms_key_arn" {
   description = "KMS key that encrypts the integration."
-  value       = aws_kms_key.this.arn
+  value       = module.key.arn
 }
 
 output "data_filter" {

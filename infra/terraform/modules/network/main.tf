@@ -182,44 +182,22 @@ resource "aws_vpc_security_group_egress_rule" "tasks_redshift" {
 
 # --- flow logs (new VPC only) ---
 
-resource "aws_kms_key" "flow_logs" {
-  count                   = local.create_vpc && var.flow_log_retention_days > 0 ? 1 : 0
-  description             = "${var.name}: VPC flow logs"
-  enable_key_rotation     = true
-  deletion_window_in_days = 7
-  policy                  = data.aws_iam_policy_document.flow_logs_key.json
-
-  tags = var.tags
-}
-
-data "aws_iam_policy_document" "flow_logs_key" {
-  #checkov:skip=CKV_AWS_109:A key policy's Resource "*" is this key alone; the account-root statement is the AWS default that lets IAM policies govern the key.
-  #checkov:skip=CKV_AWS_111:A key policy's Resource "*" is this key alone; write access is limited to this account and the named services.
-  #checkov:skip=CKV_AWS_356:A key policy's Resource "*" is this key alone (key policies cannot name their own ARN before creation).
-  statement {
-    sid       = "AccountAdministers"
-    actions   = ["kms:*"]
-    resources = ["*"]
-    principals {
-      type        = "AWS"
-      identifiers = ["arn:aws:iam::${data.aws_caller_identity.current.account_id}:root"]
-    }
-  }
-
-  statement {
-    sid       = "CloudWatchLogsEncrypts"
-    actions   = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
-    resources = ["*"]
-    principals {
-      type        = "Service"
-      identifiers = ["logs.${data.aws_region.current.name}.amazonaws.com"]
-    }
-    condition {
+module "flow_logs_key" {
+  source      = "../kms"
+  count       = local.create_vpc && var.flow_log_retention_days > 0 ? 1 : 0
+  name        = "${var.name}-flow-logs"
+  description = "${var.name}: VPC flow logs"
+  tags        = var.tags
+  service_grants = [{
+    sid      = "CloudWatchLogsEncrypts"
+    actions  = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
+    services = ["logs.${data.aws_region.current.name}.amazonaws.com"]
+    condition = {
       test     = "ArnLike"
       variable = "kms:EncryptionContext:aws:logs:arn"
       values   = ["arn:aws:logs:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:log-group:/zetl/${var.name}/*"]
     }
-  }
+  }]
 }
 
 resource "aws_cloudwatch_log_group" "flow_logs" {
@@ -227,7 +205,7 @@ resource "aws_cloudwatch_log_group" "flow_logs" {
   #checkov:skip=CKV_AWS_338:Flow logs of a disposable analytics sandbox are kept for flow_log_retention_days (default 14), not a year; raise it for a long-lived environment.
   name              = "/zetl/${var.name}/vpc-flow-logs"
   retention_in_days = var.flow_log_retention_days
-  kms_key_id        = aws_kms_key.flow_logs[0].arn
+  kms_key_id        = module.flow_logs_key[0].arn
 
   tags = var.tags
 }

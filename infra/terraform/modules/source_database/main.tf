@@ -3,8 +3,6 @@
 # password generated and rotated by RDS in Secrets Manager, private unless an explicit
 # allow-list is given.
 
-data "aws_caller_identity" "current" {}
-
 locals {
   identifier     = "${var.name}-source"
   engine_major   = split(".", var.engine_version)[0]
@@ -28,35 +26,13 @@ locals {
   }
 }
 
-resource "aws_kms_key" "this" {
-  description             = "${var.name}: source database storage, logs and master secret"
-  enable_key_rotation     = true
-  deletion_window_in_days = 7
-  policy                  = data.aws_iam_policy_document.key.json
-
-  tags = var.tags
-}
-
-# The account administers the key; RDS and Secrets Manager use it through the account's IAM
-# (kms:ViaService grants happen on the caller's behalf).
-data "aws_iam_policy_document" "key" {
-  #checkov:skip=CKV_AWS_109:A key policy's Resource "*" is this key alone; the account-root statement is the AWS default that lets IAM policies govern the key.
-  #checkov:skip=CKV_AWS_111:A key policy's Resource "*" is this key alone; write access is limited to this account and the named services.
-  #checkov:skip=CKV_AWS_356:A key policy's Resource "*" is this key alone (key policies cannot name their own ARN before creation).
-  statement {
-    sid       = "AccountAdministers"
-    actions   = ["kms:*"]
-    resources = ["*"]
-    principals {
-      type        = "AWS"
-      identifiers = ["arn:aws:iam::${data.aws_caller_identity.current.account_id}:root"]
-    }
-  }
-}
-
-resource "aws_kms_alias" "this" {
-  name          = "alias/${var.name}-source"
-  target_key_id = aws_kms_key.this.key_id
+# RDS and Secrets Manager use the key through the account's IAM (kms:ViaService grants happen
+# on the caller's behalf), so it needs no service grant of its own.
+module "key" {
+  source      = "../kms"
+  name        = "${var.name}-source"
+  description = "${var.name}: source database storage, logs and master secret"
+  tags        = var.tags
 }
 
 resource "aws_db_subnet_group" "this" {
@@ -134,12 +110,12 @@ resource "aws_db_instance" "this" {
   max_allocated_storage = var.max_allocated_storage_gb == 0 ? null : var.max_allocated_storage_gb
   storage_type          = "gp3"
   storage_encrypted     = true
-  kms_key_id            = aws_kms_key.this.arn
+  kms_key_id            = module.key.arn
 
   db_name                       = var.database_name
   username                      = var.master_username
   manage_master_user_password   = true
-  master_user_secret_kms_key_id = aws_kms_key.this.arn
+  master_user_secret_kms_key_id = module.key.arn
 
   iam_database_authentication_enabled = true
   parameter_group_name                = aws_db_parameter_group.this.name
@@ -161,7 +137,7 @@ resource "aws_db_instance" "this" {
   enabled_cloudwatch_logs_exports = ["postgresql", "upgrade"]
 
   performance_insights_enabled          = var.performance_insights
-  performance_insights_kms_key_id       = var.performance_insights ? aws_kms_key.this.arn : null
+  performance_insights_kms_key_id       = var.performance_insights ? module.key.arn : null
   performance_insights_retention_period = var.performance_insights ? 7 : null
 
   tags = merge(var.tags, { Name = local.identifier })

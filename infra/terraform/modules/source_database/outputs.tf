@@ -35,7 +35,7 @@ output "master_user_secret_arn" {
 
 output "kms_key_arn" {
   description = "KMS key of the storage and the master secret."
-  value       = aws_kms_key.this.arn
+  value       = module.key.arn
 }
 
 output "security_group_id" {

@@ -2,35 +2,11 @@
 # managed by Redshift in Secrets Manager, logs exported) and a workgroup with the settings a
 # zero-ETL integration requires (case-sensitive identifiers) and TLS required.
 
-data "aws_caller_identity" "current" {}
-
-resource "aws_kms_key" "this" {
-  description             = "${var.name}: Redshift Serverless namespace data and admin secret"
-  enable_key_rotation     = true
-  deletion_window_in_days = 7
-  policy                  = data.aws_iam_policy_document.key.json
-
-  tags = var.tags
-}
-
-data "aws_iam_policy_document" "key" {
-  #checkov:skip=CKV_AWS_109:A key policy's Resource "*" is this key alone; the account-root statement is the AWS default that lets IAM policies govern the key.
-  #checkov:skip=CKV_AWS_111:A key policy's Resource "*" is this key alone; write access is limited to this account and the named services.
-  #checkov:skip=CKV_AWS_356:A key policy's Resource "*" is this key alone (key policies cannot name their own ARN before creation).
-  statement {
-    sid       = "AccountAdministers"
-    actions   = ["kms:*"]
-    resources = ["*"]
-    principals {
-      type        = "AWS"
-      identifiers = ["arn:aws:iam::${data.aws_caller_identity.current.account_id}:root"]
-    }
-  }
-}
-
-resource "aws_kms_alias" "this" {
-  name          = "alias/${var.name}-warehouse"
-  target_key_id = aws_kms_key.this.key_id
+module "key" {
+  source      = "../kms"
+  name        = "${var.name}-warehouse"
+  description = "${var.name}: Redshift Serverless namespace data and admin secret"
+  tags        = var.tags
 }
 
 resource "aws_redshiftserverless_namespace" "this" {
@@ -38,8 +14,8 @@ resource "aws_redshiftserverless_namespace" "this" {
   db_name                          = var.database_name
   admin_username                   = var.admin_username
   manage_admin_password            = true
-  admin_password_secret_kms_key_id = aws_kms_key.this.arn
-  kms_key_id                       = aws_kms_key.this.arn
+  admin_password_secret_kms_key_id = module.key.arn
+  kms_key_id                       = module.key.arn
   log_exports                      = ["userlog", "connectionlog", "useractivitylog"]
 
   tags = var.tags

@@ -46,7 +46,7 @@ output "admin_secret_arn" {
 
 output "kms_key_arn" {
   description = "KMS key of the namespace and its admin secret."
-  value       = aws_kms_key.this.arn
+  value       = module.key.arn
 }
 
 output "security_group_id" {
