@@ -16,9 +16,9 @@ from typing import Any
 
 from psycopg2.extras import execute_values
 
+from zetl.schema.vocabulary import NAME_LENGTH
 from zetl_loader.extract import BadRecord, ExportFile, Record
 from zetl_loader.normalize import (
-    NAME_LENGTH,
     Reject,
     clean_text,
     code,

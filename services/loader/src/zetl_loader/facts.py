@@ -17,12 +17,11 @@ from functools import lru_cache
 from typing import Any
 
 from zetl.schema import LOAD_SCHEMA
+from zetl.schema.vocabulary import CODE_LENGTH, TRANSACTION_TYPES
 from zetl_loader.dimensions import Resolver
 from zetl_loader.extract import BadRecord, ExportFile
 from zetl_loader.normalize import (
-    CODE_LENGTH,
     PLATFORM_CUSTOMER,
-    TRANSACTION_TYPES,
     Reject,
     amount,
     check_sign,

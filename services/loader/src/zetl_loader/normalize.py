@@ -13,13 +13,10 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from functools import lru_cache
 
-TRANSACTION_TYPES = frozenset({"sale", "refund", "payout"})
-WALLET_TRANSACTION_TYPES = frozenset({"deposit", "withdrawal"})
-KYC_STATUSES = frozenset({"unknown", "pending", "approved", "rejected"})
+from zetl.schema.vocabulary import CODE_LENGTH
+
 # customer_ref of payouts: money paid out to publishers, not a customer's purchase.
 PLATFORM_CUSTOMER = "PLATFORM"
-CODE_LENGTH = 32
-NAME_LENGTH = 200
 # Corporate suffixes that do not tell two publishers apart ("VALVE CORP" is "Valve").
 CORPORATE_SUFFIXES = frozenset(
     {"co", "corp", "corporation", "company", "inc", "incorporated", "ltd", "limited", "llc"}
@@ -225,7 +222,7 @@ def small_positive_int(value: str, column: str) -> int:
     return int(text)
 
 
-def one_of(value: str, allowed: frozenset[str], column: str) -> str:
+def one_of(value: str, allowed: tuple[str, ...], column: str) -> str:
     text = value.strip().lower()
     if text not in allowed:
         raise Reject(

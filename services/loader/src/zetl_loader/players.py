@@ -12,12 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from zetl.schema.vocabulary import CODE_LENGTH, KYC_STATUSES, NAME_LENGTH, WALLET_TRANSACTION_TYPES
 from zetl_loader.extract import BadRecord, ExportFile, FileSpec
 from zetl_loader.normalize import (
-    CODE_LENGTH,
-    KYC_STATUSES,
-    NAME_LENGTH,
-    WALLET_TRANSACTION_TYPES,
     Reject,
     amount,
     clean_text,

@@ -38,6 +38,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from zetl.schema.vocabulary import (
+    CODE_LENGTH,
+    EMAIL_LENGTH,
+    KYC_STATUSES,
+    NAME_LENGTH,
+    TRANSACTION_TYPES,
+    WALLET_TRANSACTION_TYPES,
+)
+
 LOAD_SCHEMA = "zetl_load"
 
 NAMING_CONVENTION = {
@@ -49,14 +58,8 @@ NAMING_CONVENTION = {
 }
 
 Money = Numeric(12, 2)
-CODE_LENGTH = 32  # source identifiers: G001, P004, CUST-1001, T0001
-NAME_LENGTH = 200
-EMAIL_LENGTH = 320  # RFC 5321: 64 for the local part, @, 255 for the domain
 CURRENCY_CHECK = "currency ~ '^[A-Z]{3}$'"
 COUNTRY_CHECK = "country_code ~ '^[A-Z]{2}$'"
-TRANSACTION_TYPES = ("sale", "refund", "payout")
-WALLET_TRANSACTION_TYPES = ("deposit", "withdrawal")
-KYC_STATUSES = ("unknown", "pending", "approved", "rejected")
 
 
 def one_of(column: str, values: tuple[str, ...]) -> str:
