@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import tempfile
@@ -33,6 +34,21 @@ OFFLINE_ENV = {
     "REDSHIFT_PASSWORD": "offline-check",
 }
 BRANCHES = ("full", "incremental")
+# PostgreSQL functions Redshift lacks (sqlglot maps some to its own nodes, e.g. string_agg to
+# GroupConcat like listagg, so they are found by name in the token stream).
+POSTGRES_FUNCTIONS = {
+    "generate_series": "generate_series runs on the leader node only: join a numbers table",
+    "string_agg": "use listagg(expr, delimiter) within group (order by ...)",
+    "array_agg": "use listagg, or keep rows (Redshift has no arrays)",
+    "jsonb_agg": "use listagg or SUPER",
+    "json_agg": "use listagg or SUPER",
+    "to_jsonb": "build the text with listagg/|| or use SUPER (json_parse)",
+    "to_json": "build the text with listagg/|| or use SUPER (json_parse)",
+    "gen_random_uuid": "generate ids upstream or use md5(...) as varchar",
+    "date_bin": "use date_trunc or arithmetic on epoch seconds",
+    "row": "row constructors are unsupported: select the columns",
+    "unnest": "table functions are unsupported: unnest SUPER arrays with PartiQL",
+}
 
 
 @dataclass(frozen=True, order=True)
@@ -89,19 +105,6 @@ def _rules() -> list[tuple[type[Any] | tuple[type[Any], ...], Rule]]:
         for name in ("GenerateSeries", "ExplodingGenerateSeries")
         if hasattr(exp, name)
     )
-    postgres_functions = {
-        "generate_series": "generate_series runs on the leader node only: join a numbers table",
-        "string_agg": "use listagg(expr, delimiter) within group (order by ...)",
-        "array_agg": "use listagg, or keep rows (Redshift has no arrays)",
-        "jsonb_agg": "use listagg or SUPER",
-        "json_agg": "use listagg or SUPER",
-        "to_jsonb": "build the text with listagg/|| or use SUPER (json_parse)",
-        "to_json": "build the text with listagg/|| or use SUPER (json_parse)",
-        "gen_random_uuid": "generate ids upstream or use md5(...) as varchar",
-        "date_bin": "use date_trunc or arithmetic on epoch seconds",
-        "row": "row constructors are unsupported: select the columns",
-        "unnest": "table functions are unsupported: unnest SUPER arrays with PartiQL",
-    }
 
     def function_name(node: Any) -> str:
         if isinstance(node, exp.Anonymous):
@@ -132,15 +135,15 @@ def _rules() -> list[tuple[type[Any] | tuple[type[Any], ...], Rule]]:
         (exp.AtTimeZone, lambda n: ("AT TIME ZONE with an interval", "use convert_timezone("
             "'UTC', ts) (the utc_date macro dispatches per adapter)")
             if isinstance(n.args.get("zone"), exp.Interval) else None),
-        (exp.Explode, lambda n: ("unnest()", postgres_functions["unnest"])),
-        (exp.Anonymous, lambda n: (f"{function_name(n)}()", postgres_functions[function_name(n)])
-            if function_name(n) in postgres_functions else None),
+        (exp.Explode, lambda n: ("unnest()", POSTGRES_FUNCTIONS["unnest"])),
+        (exp.Anonymous, lambda n: (f"{function_name(n)}()", POSTGRES_FUNCTIONS[function_name(n)])
+            if function_name(n) in POSTGRES_FUNCTIONS else None),
     ]  # fmt: skip
     if json_ops:
         rules.append((json_ops, lambda n: ("JSON operator (->, ->>, @>, ?)", "use SUPER with"
             " PartiQL paths, or json_extract_path_text()")))  # fmt: skip
     if series:
-        rules.append((series, lambda n: ("generate_series()", postgres_functions[
+        rules.append((series, lambda n: ("generate_series()", POSTGRES_FUNCTIONS[
             "generate_series"])))  # fmt: skip
     return rules
 
@@ -156,6 +159,13 @@ def check_sql(statement: str) -> list[tuple[str, str]]:
         first = str(exc).strip().splitlines()[0]
         return [(f"SQL Redshift's grammar does not parse ({first})", "rewrite the statement")]
     found: list[tuple[str, str]] = []
+    tokens = sqlglot.tokenize(statement, read="redshift")
+    for token, following in itertools.pairwise(tokens):
+        name = token.text.lower()
+        if name in POSTGRES_FUNCTIONS and following.token_type.name == "L_PAREN":
+            named = (f"{name}()", POSTGRES_FUNCTIONS[name])
+            if named not in found:
+                found.append(named)
     rules = _rules()
     for tree in trees:
         for node in tree.walk():
