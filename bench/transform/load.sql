@@ -71,9 +71,14 @@ BEGIN
              JOIN pg_namespace n ON n.oid = c.relnamespace
              WHERE n.nspname = 'public' AND g.tgname = 'set_updated_at' LOOP
         EXECUTE format('ALTER TABLE %I DISABLE TRIGGER set_updated_at', t);
-        EXECUTE format('UPDATE %I SET created_at = created_at - interval ''400 days'','
-                       ' updated_at = updated_at - interval ''400 days'''
-                       ' WHERE updated_at > now() - interval ''1 day''', t);
+        -- The catalogue a day older than the first players, as a real one would be.
+        EXECUTE format('UPDATE %I SET created_at = created_at - interval %L,'
+                       ' updated_at = updated_at - interval %L'
+                       ' WHERE updated_at > now() - interval ''1 day''', t,
+                       CASE WHEN t IN ('publisher', 'game', 'game_listing', 'game_source_key',
+                                       'publisher_source_key') THEN '401 days' ELSE '400 days' END,
+                       CASE WHEN t IN ('publisher', 'game', 'game_listing', 'game_source_key',
+                                       'publisher_source_key') THEN '401 days' ELSE '400 days' END);
         EXECUTE format('ALTER TABLE %I ENABLE TRIGGER set_updated_at', t);
     END LOOP;
 END
