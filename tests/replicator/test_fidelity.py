@@ -737,3 +737,29 @@ def test_doctor_checks_source_parameters(
     assert "REPLICA IDENTITY FULL" in output
     assert re.search(r"public\.t\W+Synced", output), output
     assert re.search(r"public\.t\.at\W+replicates as character varying\(19\)", output), output
+
+
+def test_refresh_interval_commits_at_most_every_n_seconds(
+    config: ReplicatorConfig, replica: Query
+) -> None:
+    import time
+
+    src = config.source_url
+    execute(src, "CREATE TABLE t (id int PRIMARY KEY)")
+    with running(config) as replicator:
+        wait_for(lambda: count(replica, "public.t") == 0, "t copied")
+        result = zetl(config, "database", "set", "REFRESH_INTERVAL", "3")
+        assert result.returncode == 0, result.stdout
+        wait_for(lambda: replicator.refresh_interval == 3, "REFRESH_INTERVAL picked up")
+        before = replicator.metrics.batches_committed
+        started = time.monotonic()
+        for i in range(20):  # twenty source transactions
+            execute(src, f"INSERT INTO t VALUES ({i})")
+        wait_for(lambda: count(replica, "public.t") == 20, "every row", timeout=60)
+        elapsed = time.monotonic() - started
+        commits = replicator.metrics.batches_committed - before
+        assert commits <= elapsed / 3 + 1, (commits, elapsed)
+        wait_for(
+            lambda: dev(config, "SELECT refresh_interval FROM svv_integration") == [(3,)],
+            "svv_integration.refresh_interval",
+        )

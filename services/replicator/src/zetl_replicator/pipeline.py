@@ -52,6 +52,7 @@ from zetl_replicator.warehouse import (
     connect_replica,
     ensure_replica_database,
     ensure_schema,
+    read_options,
     read_progress,
     read_table_states,
     refusal_reason,
@@ -271,6 +272,7 @@ class Replicator:
         # table's statements apart until the replica is past this LSN, to learn which one.
         self.isolate_until = 0
         self.monitor: Monitor | None = None
+        self.refresh_interval = 0  # the target database's REFRESH_INTERVAL (0: none)
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -302,6 +304,7 @@ class Replicator:
             lag_seconds=m.current_lag() if m.applied_lsn else None,
             applied_lsn=pgoutput.lsn_to_str(m.applied_lsn) if m.applied_lsn else None,
             last_error=m.last_error,
+            refresh_interval=self.refresh_interval or None,
         )
 
     def state_changed(self) -> None:
@@ -645,6 +648,7 @@ class _Session:
         self.last_maintenance = 0.0
         self.idle_wal_end = 0  # the newest idle position the server reported, to record
         self.resync_failed_at: dict[str, float] = {}  # table -> when its last resync failed
+        self.last_commit = 0.0
         self.types: dict[tuple[int, int], tuple[str, str]] = {}
         # relation id -> replica table (None: not applied) within the current transaction
         self.routes: dict[int, catalog.TableInfo | None] = {}
@@ -843,8 +847,13 @@ class _Session:
             time.monotonic() - self.batch_started >= self.config.batch_max_seconds
             or self.destination.pending_bytes >= self.config.batch_max_bytes
         )
-        if (end_of_input or full) and self.live is None:
+        if (end_of_input or full) and self.live is None and self._refresh_due():
             self._commit_batch()
+
+    def _refresh_due(self) -> bool:
+        """REFRESH_INTERVAL: the replica moves at most once every so many seconds."""
+        interval = self.r.refresh_interval
+        return not interval or time.monotonic() - self.last_commit >= interval
 
     # --- streamed in-progress transactions --------------------------------------------------
     #
@@ -1014,10 +1023,9 @@ class _Session:
                     datetime.now(UTC) - self.batch_commit_time
                 ).total_seconds()
             self.metrics.pending_since = None
-        if self.r.monitor is not None:
-            self.r.monitor.poke(urgent=False)
         self.batch_lsn = None
         self.batch_transactions = 0
+        self.last_commit = time.monotonic()
 
     def _applied(self, lsn: int) -> None:
         self.applied_lsn = max(self.applied_lsn, lsn)
@@ -1035,11 +1043,12 @@ class _Session:
             self.idle_wal_end = max(self.idle_wal_end, wal_end)
         if self.transaction is not None or self.live is not None:
             return
-        if self.batch_lsn is not None:
+        if self.batch_lsn is not None and self._refresh_due():
             self._commit_batch()
         now = time.monotonic()
         if (
             self.idle_wal_end > self.applied_lsn
+            and self.batch_lsn is None
             and now - self.last_progress_write >= PROGRESS_IDLE_SECONDS
         ):
             # Nothing of ours up to there: record it so the slot (and lag) move on when idle.
@@ -1054,6 +1063,7 @@ class _Session:
         """Between transactions: pick up new tables, resync requests and eligibility changes."""
         warehouse = self.destination.conn
         states = read_table_states(warehouse)
+        self.r.refresh_interval = read_options(warehouse).refresh_interval or 0
         listed = catalog.list_tables(self.src, self.config.scope, self.config.table_filter())
         present = {t.qualified for t in listed}
         for name, gone in states.items():
