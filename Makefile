@@ -96,3 +96,14 @@ bench-replicator: install ## zetl replicator vs native logical replication, pg_r
 sample-data: install ## regenerate data/raw, the sample export the local platform loads
 	$(BIN)/zetl generate export --format storefront --messy --rows 400 --seed 1 --out data/raw
 	$(BIN)/zetl generate export --format players --rows 200 --seed 1 --out data/raw
+
+# --- transform: the dbt project (transform/) and its Redshift check ---
+.PHONY: transform transform-check bench-transform
+transform: install ## dbt build of transform/ in the warehouse (.env's WAREHOUSE_DATABASE_URL), after the replica link refresh
+	set -a; [ -f .env ] && . ./.env; set +a; $(BIN)/zetl transform
+
+transform-check: install ## the models' SQL checked for what Redshift rejects, offline (dbt parse/compile + sqlglot)
+	$(BIN)/zetl transform check
+
+bench-transform: install ## full dbt build vs the same SQL in psql, and an incremental build after 10,000 events (Docker)
+	$(BIN)/python -m bench.transform.run
