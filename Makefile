@@ -107,3 +107,12 @@ transform-check: install ## the models' SQL checked for what Redshift rejects, o
 
 bench-transform: install ## full dbt build vs the same SQL in psql, and an incremental build after 10,000 events (Docker)
 	$(BIN)/python -m bench.transform.run
+
+# --- data quality (zetl dq, expectations/) ---
+.PHONY: dq bench-quality
+dq: install ## the great_expectations checkpoints: source_integrity, replica_parity, marts (.env's settings)
+	set -a; [ -f .env ] && . ./.env; set +a; \
+	  for c in source_integrity replica_parity marts; do $(BIN)/zetl dq run $$c || exit $$?; done
+
+bench-quality: install ## each dq checkpoint beside the same checks as plain SQL, 1M-row replica (Docker)
+	$(BIN)/python -m bench.quality.run
