@@ -88,7 +88,7 @@ def _unexpected_rows(
     return Check(
         name=name,
         asset=asset,
-        expectation="UnexpectedRowsExpectation",
+        expectation="ExpectNoViolatingRows",  # zetl_quality.expectations
         kwargs={"unexpected_rows_query": template, "description": description},
         violations_sql=template,
         description=description,
