@@ -10,19 +10,9 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 export_secret ZETL_REPLICATOR_PASSWORD ZETL_TRANSFORM_PASSWORD ZETL_DQ_PASSWORD \
   ZETL_DASHBOARD_PASSWORD
 export ZETL_REPLICA_DATABASE="${ZETL_REPLICA_DATABASE:-raw_transactions}"
-# The fdw connects to this same server; inside the container that is localhost:5432.
-export ZETL_FDW_HOST="${ZETL_FDW_HOST:-localhost}" ZETL_FDW_PORT="${ZETL_FDW_PORT:-5432}"
+# The transform service's set-up of the postgres_fdw link (one copy: compose mounts it here).
+export ZETL_REPLICA_LINK_SQL="${ZETL_REPLICA_LINK_SQL:-$here/../../services/transform/src/zetl_transform/sql/setup_replica_link.sql}"
+[[ -r "$ZETL_REPLICA_LINK_SQL" ]] || { echo "zetl roles: no $ZETL_REPLICA_LINK_SQL" >&2; exit 1; }
 psql -X -q -v ON_ERROR_STOP=1 --username "${POSTGRES_USER:-postgres}" \
   --dbname "${POSTGRES_DB:-${POSTGRES_USER:-postgres}}" -f "$here/roles.psql"
 
-# The fdw logs in over the container's loopback. Postgres refuses a non-superuser's fdw
-# connection unless the server asked it for a password, and initdb trusts loopback: so
-# loopback TCP asks for one (scram), as every other TCP connection does. The socket stays
-# trusted (the entrypoint and pg_isready use it). Only where this runs beside the data
-# directory (inside the container).
-hba="${PGDATA:-/var/lib/postgresql/data}/pg_hba.conf"
-if [[ -w "$hba" ]]; then
-  sed -ri 's/^(host[[:space:]]+all[[:space:]]+all[[:space:]]+(127\.0\.0\.1\/32|::1\/128)[[:space:]]+)trust[[:space:]]*$/\1scram-sha-256/' "$hba"
-  psql -X -q -v ON_ERROR_STOP=1 --username "${POSTGRES_USER:-postgres}" \
-    --dbname "${POSTGRES_DB:-${POSTGRES_USER:-postgres}}" -c 'SELECT pg_reload_conf()' >/dev/null
-fi
