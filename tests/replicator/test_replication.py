@@ -42,9 +42,7 @@ def rows(url: str, statement: str) -> list:  # type: ignore[type-arg]
 def states(replica: Query) -> dict[str, tuple[str, str | None]]:
     return {
         f"{r[0]}.{r[1]}": (r[2], r[3])
-        for r in replica(
-            "SELECT schema_name, table_name, state, reason FROM zetl.integration_table_state"
-        )
+        for r in replica("SELECT schema_name, table_name, state, reason FROM zetl.table_state")
     }
 
 
@@ -131,7 +129,7 @@ def test_restart_resumes_exactly_once(config: ReplicatorConfig, replica: Query) 
     with running(config):
         wait_for(lambda: replica("SELECT count(*) FROM public.t") == [(101,)], "second run")
         assert replica("SELECT v FROM public.t WHERE id = 1") == [(100,)]
-        assert replica("SELECT rows_applied FROM zetl.integration_table_state") == [(200,)]
+        assert replica("SELECT rows_applied FROM zetl.table_state") == [(200,)]
         assert verify(config).ok
 
 

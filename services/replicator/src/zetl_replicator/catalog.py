@@ -77,6 +77,7 @@ class TableInfo:
     # With replica identity 'i': whether that index is the primary key's (None: it was dropped).
     identity_index_is_primary: bool | None = None
     partitioned: bool = False
+    persistence: str = "p"  # pg_class.relpersistence: p(ermanent), u(nlogged), t(emporary)
 
     @property
     def qualified(self) -> str:
@@ -107,6 +108,19 @@ class TableInfo:
                     " are not replicated either)",
                     f"leave {self.qualified} out (ZETL_INCLUDE) or replicate a"
                     " non-partitioned table",
+                )
+            ]
+        if self.persistence != "p":
+            # Unlogged and temporary tables write no WAL: logical decoding never sees their
+            # changes, and the source refuses them in a publication.
+            kind = "unlogged" if self.persistence == "u" else "temporary"
+            return [
+                Ineligibility(
+                    self.qualified,
+                    f"{kind} table: zero-ETL replicates only permanent (logged) tables",
+                    f"ALTER TABLE {self.sql_name} SET LOGGED;"
+                    if kind == "unlogged"
+                    else f"leave {self.qualified} out of the data filter",
                 )
             ]
         found = []
@@ -164,8 +178,10 @@ def quote_identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-# Ordinary and partitioned tables (partitions are part of their parent). A table with no
-# columns still has a row (the LEFT JOINs), so that it is reported rather than skipped.
+# Ordinary and partitioned tables (partitions are part of their parent), unlogged ones too (so
+# they are reported, never published). Foreign tables, views and materialized views are not
+# tables zero-ETL looks at. A table with no columns still has a row (the LEFT JOINs), so that
+# it is reported rather than skipped.
 _TABLES_SQL = """
 SELECT n.nspname, c.relname, c.relreplident, a.attname,
        format_type(a.atttypid, a.atttypmod),
@@ -174,7 +190,8 @@ SELECT n.nspname, c.relname, c.relreplident, a.attname,
        a.attnotnull,
        coalesce(a.attnum = ANY (i.indkey), false),
        c.relkind = 'p',
-       (SELECT ri.indisprimary FROM pg_index ri WHERE ri.indrelid = c.oid AND ri.indisreplident)
+       (SELECT ri.indisprimary FROM pg_index ri WHERE ri.indrelid = c.oid AND ri.indisreplident),
+       c.relpersistence
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -227,6 +244,7 @@ def _read_tables(
                 replica_identity=str(first[2]),
                 identity_index_is_primary=first[9],
                 partitioned=bool(first[8]),
+                persistence=str(first[10]),
             )
         )
     return tables
@@ -244,3 +262,59 @@ def type_of(conn: psycopg2.extensions.connection, type_oid: int, modifier: int) 
     if row is None:
         return f"unknown type {type_oid}", f"unknown type {type_oid}"
     return str(row[0]), str(row[1])
+
+
+@dataclass(frozen=True)
+class Backfill:
+    """What rows that existed before a column was added hold in it, as the source sees it."""
+
+    known: bool  # False: not knowable from the catalog (the table must be copied again)
+    value: str | None = None  # its text form; None: NULL
+
+
+def added_column_backfill(
+    conn: psycopg2.extensions.connection, schema: str, table: str, column: str
+) -> Backfill:
+    """ADD COLUMN ... DEFAULT v writes no WAL for the rows already there (Postgres keeps v in
+    the catalog, ``attmissingval``), so no change message ever carries it: read it from there.
+    A volatile default rewrote the table instead (no change messages either, and a value per
+    row): that, or a default set after the column came, cannot be read back."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT a.atthasmissing, (a.attmissingval::text::text[])[1], d.adnum IS NOT NULL"
+            " FROM pg_attribute a"
+            " LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum"
+            " WHERE a.attrelid = to_regclass(format('%%I.%%I', %s::text, %s::text))"
+            " AND a.attname = %s AND NOT a.attisdropped",
+            (schema, table, column),
+        )
+        row = cur.fetchone()
+    if row is None:
+        return Backfill(known=False)
+    has_missing, missing, has_default = row
+    if has_missing:
+        return Backfill(known=True, value=missing)
+    return Backfill(known=not has_default)
+
+
+def is_renamed_in_place(
+    conn: psycopg2.extensions.connection, schema: str, table: str, column: str
+) -> bool:
+    """Whether ``column`` can be a column renamed in place rather than one dropped and one
+    added at the end: it is not the table's newest attribute, or no attribute was ever dropped.
+    (A rename keeps the attribute number; a drop + add leaves a dropped attribute before the
+    new one.) When unsure, False: the table is copied again, which is always right."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT a.attnum, (SELECT max(attnum) FROM pg_attribute WHERE attrelid = a.attrelid),"
+            " (SELECT count(*) FROM pg_attribute WHERE attrelid = a.attrelid AND attisdropped)"
+            " FROM pg_attribute a"
+            " WHERE a.attrelid = to_regclass(format('%%I.%%I', %s::text, %s::text))"
+            " AND a.attname = %s AND NOT a.attisdropped",
+            (schema, table, column),
+        )
+        row = cur.fetchone()
+    if row is None:
+        return False
+    attnum, newest, dropped = row
+    return bool(attnum < newest or dropped == 0)
