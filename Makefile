@@ -55,7 +55,7 @@ images-offline: ## build the base images from Debian packages, for machines with
 	bash compose/offline/build.sh
 
 e2e: install ## the whole compose platform end to end: load, generate, replicate, verify
-	COMPOSE="$(COMPOSE)" $(BIN)/pytest -m e2e tests/e2e
+	COMPOSE="$(COMPOSE)" $(BIN)/pytest -m e2e -rP tests/e2e
 
 clean: ## remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
@@ -96,3 +96,8 @@ bench-replicator: install ## zetl replicator vs native logical replication, pg_r
 sample-data: install ## regenerate data/raw, the sample export the local platform loads
 	$(BIN)/zetl generate export --format storefront --messy --rows 400 --seed 1 --out data/raw
 	$(BIN)/zetl generate export --format players --rows 200 --seed 1 --out data/raw
+
+# --- platform: dashboard benchmark ---
+.PHONY: bench-dashboard
+bench-dashboard: install ## dashboard pages against marts built from a 1M-line replica, beside raw-table reads
+	$(BIN)/python -m bench.dashboard.run --lines 1000000
