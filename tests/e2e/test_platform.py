@@ -106,6 +106,8 @@ class Platform:
                 return response.status, response.read().decode()
         except urllib.error.HTTPError as exc:
             return exc.code, ""
+        except OSError:  # restarting: refused, reset
+            return 0, ""
 
     def mark(self, what: str) -> None:
         self.timings[what] = round(time.monotonic() - self.started, 1)
@@ -230,15 +232,29 @@ def test_the_platform_comes_up_replicates_and_builds(platform: Platform) -> None
 
     wait_for("the marts to be built and non-empty", marts_built, platform)
 
+    # The sample export carries one transaction whose lines do not add up to its total, on
+    # purpose: the loader keeps it and records a total_mismatch issue, and source_integrity must
+    # report exactly that rule. Every other expectation of every checkpoint must pass.
+    analyst = platform.url("zetl_analyst", "SOURCE", "storefront")
+    with psycopg2.connect(analyst) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM zetl_load.data_issue WHERE code = 'total_mismatch'")
+        sample_mismatches = int(cur.fetchone()[0])  # type: ignore[index]
+    assert sample_mismatches == 1
+
     def checkpoints_passed() -> bool:
         with psycopg2.connect(dashboard) as conn, conn.cursor() as cur:
             cur.execute(
-                "SELECT DISTINCT ON (checkpoint) checkpoint, success"
+                "SELECT DISTINCT ON (checkpoint) checkpoint, success, failed, report"
                 " FROM zetl_dq.checkpoint_result ORDER BY checkpoint, finished_at DESC"
             )
-            latest = dict(cur.fetchall())
-        failing = [name for name, ok in latest.items() if not ok]
-        assert not failing, f"checkpoints failed: {failing}\n{platform.compose('logs', 'dq')}"
+            latest = {name: (ok, failed, report) for name, ok, failed, report in cur.fetchall()}
+        for name, (ok, failed, report) in latest.items():
+            if ok:
+                continue
+            known = name == "source_integrity" and failed == 1
+            assert known and "FAILED rule header_total_matches_lines" in report, (
+                f"checkpoint {name} failed:\n{report}"
+            )
         return set(latest) >= {"source_integrity", "replica_parity", "marts"}
 
     wait_for("every checkpoint to pass", checkpoints_passed, platform)
@@ -297,11 +313,43 @@ def test_the_replica_survives_a_stopped_replicator_and_a_source_restart(
     verify_clean(platform, "the replicator restarted")
 
     platform.compose("restart", "source")
+    source = platform.url("zetl_analyst", "SOURCE", "storefront")
+    wait_for("the source to be back", lambda: bool(counts(source, ["customer"])), platform)
+    # The generator reconnects (or its container restarts) and writes on.
+    before = counts(source, ["store_transaction"])["store_transaction"]
     wait_for(
-        "the source to be back",
-        lambda: bool(counts(platform.url("zetl_analyst", "SOURCE", "storefront"), ["customer"])),
+        "the generator to write after the source restart",
+        lambda: counts(source, ["store_transaction"])["store_transaction"] >= before + 20,
         platform,
     )
-    written = generated(platform)
-    wait_for("the generator to write again", lambda: generated(platform) >= written + 50, platform)
     verify_clean(platform, "the source restarted")
+
+
+def test_a_second_up_leaves_the_live_data_alone(platform: Platform) -> None:
+    """The README's command again, over a platform that has run: the loader finds the sample
+    already loaded and skips it; no erased player comes back, no KYC decision is reset."""
+    source = platform.url("zetl_analyst", "SOURCE", "storefront")
+    erased, approved, runs = decided(source)
+    up = platform.compose("up", "-d", "--build", check=False)
+    assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
+    wait_for(
+        "the loader to find the sample already loaded",
+        lambda: "export already loaded; skipped" in platform.compose("logs", "loader").stdout,
+        platform,
+    )
+    wait_for("the loader to exit", lambda: platform.exit_code("loader") == 0, platform)
+    erased_after, approved_after, runs_after = decided(source)
+    assert erased <= erased_after and approved <= approved_after
+    assert runs_after == runs
+
+
+def decided(url: str) -> tuple[set[str], set[str], int]:
+    """Erased players, KYC-approved players and load runs: what a reload of the sample undid."""
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT customer_code FROM customer WHERE email IS NULL")
+        erased = {code for (code,) in cur.fetchall()}
+        cur.execute("SELECT customer_code FROM customer WHERE kyc_status = 'approved'")
+        approved = {code for (code,) in cur.fetchall()}
+        cur.execute("SELECT count(*) FROM zetl_load.load_run")
+        runs = int(cur.fetchone()[0])  # type: ignore[index]
+    return erased, approved, runs

@@ -68,7 +68,9 @@ def pick_currency(url: str, query: queries.Query, key: str) -> str | None:
     if empty_state(result, "No transactions yet."):
         return None
     options = [str(c) for c in result.frame["currency"]]
-    return str(st.selectbox("Currency", options, key=key))
+    currency = str(st.selectbox("Currency", options, key=key))
+    st.session_state["currency_label"] = currency
+    return currency
 
 
 def storefront(url: str) -> None:
@@ -91,28 +93,29 @@ def storefront(url: str) -> None:
     st.subheader("Net revenue by publisher")
     result = fetch(url, queries.REVENUE_BY_PUBLISHER, (currency, days))
     if not empty_state(result, "No revenue in this period."):
-        frame = numeric(result.frame, "net_amount")
-        st.line_chart(frame, x="revenue_date", y="net_amount", color="publisher_name")
+        frame = labelled(numeric(result.frame, "net_amount"))
+        st.line_chart(frame, x="Day", y=f"Net ({currency})", color="Publisher")
 
     left, right = st.columns(2)
     with left:
         st.subheader("Gross revenue by platform")
         result = fetch(url, queries.REVENUE_BY_PLATFORM, (currency, days))
         if not empty_state(result, "No sales in this period."):
-            frame = numeric(result.frame, "gross_amount")
-            st.bar_chart(frame, x="revenue_date", y="gross_amount", color="platform")
+            frame = labelled(numeric(result.frame, "gross_amount"))
+            st.bar_chart(frame, x="Day", y=f"Gross ({currency})", color="Platform")
     with right:
         st.subheader("Refunds")
         result = fetch(url, queries.REFUNDS, (currency, days))
         if not empty_state(result, "No refunds in this period."):
-            frame = numeric(result.frame, "refund_amount")
-            st.area_chart(frame, x="revenue_date", y="refund_amount")
+            frame = labelled(numeric(result.frame, "refund_amount"))
+            st.area_chart(frame, x="Day", y=f"Refunded ({currency})")
 
     st.subheader("Top games by net revenue")
     result = fetch(url, queries.TOP_GAMES, (currency,))
     if not empty_state(result, "No game sold yet."):
-        frame = numeric(result.frame, "net_amount")
-        st.bar_chart(frame, x="game_title", y="net_amount", horizontal=True, sort="-net_amount")
+        frame = labelled(numeric(result.frame, "net_amount"))
+        net = f"Net ({currency})"
+        st.bar_chart(frame, x="Game", y=net, horizontal=True, sort=f"-{net}")
 
 
 def players(url: str) -> None:
@@ -122,15 +125,18 @@ def players(url: str) -> None:
     st.subheader("Deposits of Discord-referred, KYC-approved players, by country")
     result = fetch(url, queries.DISCORD_DEPOSITS, (currency,))
     if not empty_state(result, "No deposit from a Discord-referred, approved player yet."):
-        frame = numeric(result.frame, "deposit_total")
-        st.bar_chart(frame, x="country_code", y="deposit_total", sort="-deposit_total")
+        frame = labelled(numeric(result.frame, "deposit_total"))
+        total = f"Deposits ({currency})"
+        st.bar_chart(frame, x="Country", y=total, sort=f"-{total}")
 
     st.subheader("Daily deposits and withdrawals")
     days = int(st.slider("Days", 7, 365, 90, key="players_days"))
     result = fetch(url, queries.DAILY_WALLET, (currency, days))
     if not empty_state(result, "No wallet activity in this period."):
         frame = numeric(result.frame, "deposits", "withdrawals")
-        st.line_chart(frame, x="activity_date", y=["deposits", "withdrawals"])
+        frame = frame.rename(columns={"activity_date": "Day", "deposits": "Deposits",
+                                      "withdrawals": "Withdrawals"})  # fmt: skip
+        st.line_chart(frame, x="Day", y=["Deposits", "Withdrawals"])
 
     st.subheader("Top depositors (their three largest deposits)")
     result = fetch(url, queries.TOP_DEPOSITORS, (currency,))
@@ -153,7 +159,10 @@ def reconciliation(url: str) -> None:
     st.subheader("Flagged transactions per day")
     by_day = fetch(url, queries.FLAGGED_BY_DAY)
     if not empty_state(by_day, "Nothing flagged."):
-        st.bar_chart(by_day.frame, x="day", y="flagged", color="transaction_type")
+        frame = by_day.frame.rename(
+            columns={"day": "Day", "flagged": "Flagged", "transaction_type": "Type"}
+        )
+        st.bar_chart(frame, x="Day", y="Flagged", color="Type")
     st.subheader("Latest flagged transactions (header total ≠ sum of lines)")
     flagged = fetch(url, queries.FLAGGED)
     if not empty_state(flagged, "Nothing flagged."):
@@ -173,7 +182,10 @@ def health(url: str) -> None:
     st.subheader("Replication lag, last hour")
     lag = fetch(url, queries.LAG, (60,))
     if not empty_state(lag, "No lag sample in the last hour."):
-        st.line_chart(numeric(lag.frame, "lag_seconds"), x="sampled_at", y="lag_seconds")
+        frame = numeric(lag.frame, "lag_seconds").rename(
+            columns={"sampled_at": "Sampled at", "lag_seconds": "Lag (s)"}
+        )
+        st.line_chart(frame, x="Sampled at", y="Lag (s)")
 
     st.subheader("Data quality")
     last = fetch(url, queries.CHECKPOINT_LAST)
@@ -185,8 +197,10 @@ def health(url: str) -> None:
                        delta_color="inverse")  # fmt: skip
         history = fetch(url, queries.CHECKPOINT_HISTORY).frame
         if not history.empty:
-            history = history.assign(runs=1)
-            st.bar_chart(history, x="finished_at", y="runs", color="outcome", stack=True)
+            history = history.assign(Runs=1).rename(
+                columns={"finished_at": "Finished at", "outcome": "Outcome"}
+            )
+            st.bar_chart(history, x="Finished at", y="Runs", color="Outcome", stack=True)
 
     left, right = st.columns(2)
     with left:
@@ -201,6 +215,18 @@ def health(url: str) -> None:
             st.dataframe(dag.frame, hide_index=True, use_container_width=True)
         else:
             st.caption(WAITING["zetl_orchestration.dag_run"])
+
+
+def labelled(frame: pd.DataFrame) -> pd.DataFrame:
+    """Column names as the charts' axes and legends show them (amounts carry the currency)."""
+    currency = st.session_state.get("currency_label", "")
+    names = {
+        "revenue_date": "Day", "publisher_name": "Publisher", "platform": "Platform",
+        "game_title": "Game", "country_code": "Country",
+        "net_amount": f"Net ({currency})", "gross_amount": f"Gross ({currency})",
+        "refund_amount": f"Refunded ({currency})", "deposit_total": f"Deposits ({currency})",
+    }  # fmt: skip
+    return frame.rename(columns=names)
 
 
 def _transposed(frame: pd.DataFrame) -> pd.DataFrame:
