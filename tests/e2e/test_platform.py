@@ -241,23 +241,34 @@ def test_the_platform_comes_up_replicates_and_builds(platform: Platform) -> None
         sample_mismatches = int(cur.fetchone()[0])  # type: ignore[index]
     assert sample_mismatches == 1
 
+    reports: dict[str, str] = {}
+
     def checkpoints_passed() -> bool:
+        """The latest result of every checkpoint passed. dq runs them again after each
+        transform, so a result spoiled by a write in flight is superseded by the next."""
         with psycopg2.connect(dashboard) as conn, conn.cursor() as cur:
             cur.execute(
                 "SELECT DISTINCT ON (checkpoint) checkpoint, success, failed, report"
                 " FROM zetl_dq.checkpoint_result ORDER BY checkpoint, finished_at DESC"
             )
             latest = {name: (ok, failed, report) for name, ok, failed, report in cur.fetchall()}
+        passing = set()
         for name, (ok, failed, report) in latest.items():
-            if ok:
-                continue
-            known = name == "source_integrity" and failed == 1
-            assert known and "FAILED rule header_total_matches_lines" in report, (
-                f"checkpoint {name} failed:\n{report}"
+            reports[name] = report
+            known = (
+                name == "source_integrity"
+                and failed == 1
+                and "FAILED rule header_total_matches_lines" in report
             )
-        return set(latest) >= {"source_integrity", "replica_parity", "marts"}
+            if ok or known:
+                passing.add(name)
+        return passing >= {"source_integrity", "replica_parity", "marts"}
 
-    wait_for("every checkpoint to pass", checkpoints_passed, platform)
+    try:
+        wait_for("every checkpoint to pass", checkpoints_passed, platform)
+    except BaseException:
+        print("latest checkpoint reports:", *reports.values(), sep="\n")
+        raise
 
 
 def chromium_path() -> str:
