@@ -97,6 +97,26 @@ sample-data: install ## regenerate data/raw, the sample export the local platfor
 	$(BIN)/zetl generate export --format storefront --messy --rows 400 --seed 1 --out data/raw
 	$(BIN)/zetl generate export --format players --rows 200 --seed 1 --out data/raw
 
+# --- transform: the dbt project (transform/) and its Redshift check ---
+.PHONY: transform transform-check bench-transform
+transform: install ## dbt build of transform/ in the warehouse (.env's WAREHOUSE_DATABASE_URL), after the replica link refresh
+	set -a; [ -f .env ] && . ./.env; set +a; $(BIN)/zetl transform
+
+transform-check: install ## the models' SQL checked for what Redshift rejects, offline (dbt parse/compile + sqlglot)
+	$(BIN)/zetl transform check
+
+bench-transform: install ## full dbt build vs the same SQL in psql, and an incremental build after 10,000 events (Docker)
+	$(BIN)/python -m bench.transform.run
+
+# --- data quality (zetl dq, expectations/) ---
+.PHONY: dq bench-quality
+dq: install ## the great_expectations checkpoints: source_integrity, replica_parity, marts (.env's settings)
+	set -a; [ -f .env ] && . ./.env; set +a; \
+	  for c in source_integrity replica_parity marts; do $(BIN)/zetl dq run $$c || exit $$?; done
+
+bench-quality: install ## each dq checkpoint beside the same checks as plain SQL, 1M-row replica (Docker)
+	$(BIN)/python -m bench.quality.run
+
 # --- platform: dashboard benchmark ---
 .PHONY: bench-dashboard
 bench-dashboard: install ## dashboard pages against marts built from a 1M-line replica, beside raw-table reads

@@ -1,5 +1,6 @@
 """A small platform for the data-quality checks: a source filled by the generator's workload,
-replicated by the replicator (in a thread) into a warehouse with its own ``dev`` database."""
+replicated by the replicator (in a thread) into a warehouse, and the marts built by dbt in the
+warehouse's own ``dev`` database."""
 
 from __future__ import annotations
 
@@ -21,6 +22,9 @@ from zetl.schema.migrate import upgrade
 from zetl_generator.workload import Workload, WorkloadOptions
 from zetl_replicator.config import ReplicatorConfig
 from zetl_replicator.pipeline import Replicator
+from zetl_replicator.verify import verify
+from zetl_transform.project import project_dir
+from zetl_transform.runner import build
 
 EVENTS = 3_000
 
@@ -100,6 +104,17 @@ def platform(
         wait_for(lambda: replicator.metrics.streaming or bool(errors), "replicator streaming", 120)
         if errors:
             raise errors[0]
+        assert verify(config).ok, "the replica caught up with the source"
+        # The marts, as `zetl transform` builds them (postgres_fdw link, then dbt build).
+        run = build(
+            project=project_dir(),
+            warehouse_url=config.warehouse_url,
+            replica_database=config.replica_database,
+            target="local",
+            select=[],
+            full_refresh=False,
+        )
+        assert run.success, run.failures
         yield Platform(
             source_server,
             warehouse_server,

@@ -14,17 +14,17 @@ FIRST_SALE = "(SELECT min(id) FROM store_transaction WHERE transaction_type = 's
 FIRST_DEPOSIT = "(SELECT min(id) FROM wallet_transaction WHERE transaction_type = 'deposit')"
 
 
-def test_source_and_replica_checkpoints_pass_on_good_data(platform: Platform) -> None:
-    for name in ("source_integrity", "replica_parity"):
+def test_every_checkpoint_passes_on_good_data(platform: Platform) -> None:
+    names = ("source_integrity", "replica_parity", "marts")
+    for name in names:
         result = platform.dq("run", name)
         assert result.returncode == 0, result.stdout + result.stderr
         assert f"checkpoint {name} (local): passed" in result.stdout
     rows = checkpoint_results(platform)
-    assert [(r[0], r[1], r[4]) for r in rows[-2:]] == [
-        ("source_integrity", True, 0),
-        ("replica_parity", True, 0),
-    ]
-    assert all(r[2] == r[3] > 0 for r in rows[-2:]), "every expectation evaluated and passed"
+    assert [(r[0], r[1], r[4]) for r in rows[-3:]] == [(n, True, 0) for n in names]
+    assert all(r[2] == r[3] > 0 for r in rows[-3:]), "every expectation evaluated and passed"
+    docs = platform.expectations / "gx" / "uncommitted" / "data_docs" / "local_site"
+    assert (docs / "index.html").is_file(), "Data Docs were built"
 
 
 def test_a_header_that_disagrees_with_its_lines_fails_source_integrity(platform: Platform) -> None:
@@ -80,3 +80,33 @@ def test_a_replica_row_changed_behind_the_replicator_fails_replica_parity(
     # Restored: the same checkpoint passes again.
     again = platform.dq("run", "replica_parity")
     assert again.returncode == 0, again.stdout + again.stderr
+
+
+def test_a_negative_deposit_total_in_a_mart_fails_marts(platform: Platform) -> None:
+    first = (
+        "(SELECT customer_id, activity_date, currency FROM analytics.daily_player_transactions"
+        " WHERE total_deposits > 0 ORDER BY 1, 2, 3 LIMIT 1)"
+    )
+    ((customer_id, total),) = platform.execute(
+        platform.warehouse,
+        platform.dev,
+        "UPDATE analytics.daily_player_transactions SET total_deposits = -total_deposits"
+        f" WHERE (customer_id, activity_date, currency) = {first}"
+        " RETURNING customer_id, total_deposits",
+    )
+    try:
+        result = platform.dq("run", "marts")
+    finally:
+        platform.execute(
+            platform.warehouse,
+            platform.dev,
+            "UPDATE analytics.daily_player_transactions SET total_deposits = -total_deposits"
+            f" WHERE customer_id = {customer_id} AND total_deposits < 0",
+        )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "FAILED sign daily_player_transactions.total_deposits >= 0" in result.stdout
+    assert result.stdout.count("FAILED ") == 1, "only the broken expectation fails"
+    assert f"e.g. ({customer_id}, " in result.stdout and f"Decimal('{total}')" in result.stdout
+    last = checkpoint_results(platform)[-1]
+    assert (last[0], last[1], last[4]) == ("marts", False, 1)
+    assert last[5][0]["expectation"] == "ExpectColumnValuesToBeBetween"

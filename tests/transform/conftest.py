@@ -37,7 +37,7 @@ def query(url: str, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[
     conn = psycopg2.connect(url)
     try:
         with conn, conn.cursor() as cur:
-            cur.execute(statement, params)
+            cur.execute(statement, params or None)
             return cur.fetchall() if cur.description else []
     finally:
         conn.close()

@@ -17,13 +17,13 @@ from zetl_quality.checks import CHECKPOINTS, Target
 @pytest.mark.parametrize("target", list(Target))
 @pytest.mark.parametrize("name", list(CHECKPOINTS))
 def test_check_names_are_unique_within_a_checkpoint(name: str, target: Target) -> None:
-    _, checks = CHECKPOINTS[name].build(target)
+    _, checks = CHECKPOINTS[name].build(target, "raw_transactions")
     names = [c.name for c in checks]
     assert len(names) == len(set(names)) > 0
 
 
 def test_source_integrity_reuses_the_business_rules_and_the_model() -> None:
-    _, checks = CHECKPOINTS["source_integrity"].build(Target.LOCAL)
+    _, checks = CHECKPOINTS["source_integrity"].build(Target.LOCAL, "raw_transactions")
     by_name = {c.name: c for c in checks}
     for rule in RULES:
         assert by_name[f"rule {rule.name}"].plain_sql() == rule.violations_sql.strip()
@@ -36,8 +36,8 @@ def test_source_integrity_reuses_the_business_rules_and_the_model() -> None:
 
 
 def test_marts_read_the_replica_where_each_target_has_it() -> None:
-    local = {c.name: c for c in CHECKPOINTS["marts"].build(Target.LOCAL)[1]}
-    aws = {c.name: c for c in CHECKPOINTS["marts"].build(Target.AWS)[1]}
+    local = {c.name: c for c in CHECKPOINTS["marts"].build(Target.LOCAL, "raw_transactions")[1]}
+    aws = {c.name: c for c in CHECKPOINTS["marts"].build(Target.AWS, "raw_transactions")[1]}
     name = "traceable daily_player_transactions.customer_id -> customer.id"
     assert "raw_transactions_public.customer" in local[name].plain_sql()
     assert "raw_transactions.public.customer" in aws[name].plain_sql()
@@ -46,7 +46,7 @@ def test_marts_read_the_replica_where_each_target_has_it() -> None:
 @pytest.mark.docker
 def test_every_source_check_runs_as_plain_sql_on_a_migrated_source(source_url: str) -> None:
     upgrade(source_url)
-    _, checks = CHECKPOINTS["source_integrity"].build(Target.LOCAL)
+    _, checks = CHECKPOINTS["source_integrity"].build(Target.LOCAL, "raw_transactions")
     with psycopg2.connect(source_url) as conn, conn.cursor() as cur:
         for check in checks:
             cur.execute(check.plain_sql())

@@ -32,9 +32,15 @@ class Datasource(StrEnum):
     WAREHOUSE = "warehouse"  # WAREHOUSE_DATABASE_URL's database (dev), or Redshift's on aws
 
 
-# How the warehouse database reads the replica: postgres_fdw's import locally, three-part names
-# on Redshift (the zero-ETL database is raw_transactions there).
-REPLICA_SCHEMA = {Target.LOCAL: "raw_transactions_public", Target.AWS: "raw_transactions.public"}
+def replica_schema(target: Target, replica_database: str = "raw_transactions") -> str:
+    """How the warehouse database reads the replica's ``public``: through postgres_fdw's
+    import ``<replica>_public`` locally (zetl transform sets it up), by three-part names on
+    Redshift."""
+    if target is Target.AWS:
+        return f"{replica_database}.public"
+    return f"{replica_database}_public"
+
+
 RESULTS_SCHEMA = "zetl_dq"
 PARITY_TABLE = f"{RESULTS_SCHEMA}.replica_parity"
 
@@ -65,7 +71,8 @@ class Asset:
 class CheckpointSpec:
     name: str
     description: str
-    build: Callable[[Target], tuple[list[Asset], list[Check]]] = field(repr=False)
+    # (target, replica database) -> the assets and checks
+    build: Callable[[Target, str], tuple[list[Asset], list[Check]]] = field(repr=False)
 
 
 def _escape(text: str) -> str:
@@ -116,13 +123,13 @@ def _unique(name: str, asset: str, columns: tuple[str, ...], description: str) -
 # --- source_integrity --------------------------------------------------------------------
 
 
-def source_integrity(target: Target) -> tuple[list[Asset], list[Check]]:
+def source_integrity(target: Target, replica_database: str) -> tuple[list[Asset], list[Check]]:
     from sqlalchemy import CheckConstraint, ForeignKeyConstraint, UniqueConstraint
 
     from zetl.schema.models import Base
     from zetl.schema.rules import RULES
 
-    del target  # the source is Postgres on both targets
+    del target, replica_database  # the source is the same Postgres on both targets
     tables = [t for t in Base.metadata.sorted_tables if t.schema is None]
     assets = [Asset(t.name, Datasource.SOURCE, table=f"public.{t.name}") for t in tables]
     checks: list[Check] = []
@@ -198,8 +205,8 @@ PARITY_LATEST = (
 )
 
 
-def replica_parity(target: Target) -> tuple[list[Asset], list[Check]]:
-    del target
+def replica_parity(target: Target, replica_database: str) -> tuple[list[Asset], list[Check]]:
+    del target, replica_database  # verify knows the replica; the evidence is in dev
     asset = "replica_parity_latest"
     latest = f"({PARITY_LATEST}) AS latest"
     checks = [
@@ -288,8 +295,8 @@ MART_SIGNS = (
 )
 
 
-def marts(target: Target) -> tuple[list[Asset], list[Check]]:
-    replica = REPLICA_SCHEMA[target]
+def marts(target: Target, replica_database: str) -> tuple[list[Asset], list[Check]]:
+    replica = replica_schema(target, replica_database)
     assets = [Asset(m, Datasource.WAREHOUSE, table=f"analytics.{m}") for m in MART_GRAIN]
     checks: list[Check] = []
     for mart, grain in MART_GRAIN.items():

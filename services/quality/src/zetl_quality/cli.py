@@ -33,7 +33,7 @@ def list_checkpoints() -> None:
 def run_checkpoint(
     name: str = typer.Argument(..., help=f"checkpoint: {', '.join(CHECKPOINTS)}"),
     target: Target = typer.Option(
-        Target.LOCAL, "--target", envvar="ZETL_TARGET", help="local warehouse or aws (Redshift)"
+        Target.LOCAL, "--target", envvar="ZETL_DQ_TARGET", help="local warehouse or aws (Redshift)"
     ),
 ) -> None:
     """Run a checkpoint; exit 0 when every expectation passes, 1 when one fails."""

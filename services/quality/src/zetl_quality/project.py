@@ -134,21 +134,21 @@ def _expectation(check: Check) -> Any:
 
 
 def define_checkpoint(
-    context: Any, name: str, target: Target, urls: Mapping[str, str]
+    context: Any, name: str, target: Target, urls: Mapping[str, str], replica_database: str
 ) -> tuple[Any, list[Check]]:
     """The checkpoint ``name`` (suites, validation definitions, Data Docs action) as the
     checks module defines it today, saved into the project."""
     with _quiet():
-        return _define(context, name, target, urls)
+        return _define(context, name, target, urls, replica_database)
 
 
 def _define(
-    context: Any, name: str, target: Target, urls: Mapping[str, str]
+    context: Any, name: str, target: Target, urls: Mapping[str, str], replica_database: str
 ) -> tuple[Any, list[Check]]:
     import great_expectations as gx
     from great_expectations.checkpoint.actions import UpdateDataDocsAction
 
-    assets, checks = CHECKPOINTS[name].build(target)
+    assets, checks = CHECKPOINTS[name].build(target, replica_database)
     sources = {
         kind: _datasource(context, kind, target, urls) for kind in {a.datasource for a in assets}
     }

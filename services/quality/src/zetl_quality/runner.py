@@ -117,7 +117,9 @@ def run(
         path = project.project_dir(environ)
         context = project.open_context(path)
         try:
-            checkpoint, checks = project.define_checkpoint(context, name, target, urls)
+            checkpoint, checks = project.define_checkpoint(
+                context, name, target, urls, Settings.from_env(environ).replica_database
+            )
         except Exception as exc:  # great_expectations' own kinds: connection, missing table...
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise ConfigError(f"checkpoint {name} cannot be set up: {reason}") from exc

@@ -22,20 +22,38 @@ def register(app: typer.Typer) -> None:
     app.add_typer(transform_app, name="transform")
 
 
+SELECT_OPTION = typer.Option(None, "--select", "-s", help="dbt node selection")
+FULL_REFRESH_OPTION = typer.Option(
+    False, "--full-refresh", help="rebuild incremental models from scratch"
+)
+TARGET_OPTION = typer.Option(
+    "local", "--target", envvar="ZETL_DBT_TARGET", help="local (warehouse) or aws (Redshift)"
+)
+
+
 @transform_app.callback()
 def transform(
     ctx: typer.Context,
-    select: list[str] = typer.Option(None, "--select", "-s", help="dbt node selection"),
-    full_refresh: bool = typer.Option(
-        False, "--full-refresh", help="rebuild incremental models from scratch"
-    ),
-    target: str = typer.Option(
-        "local", "--target", envvar="ZETL_DBT_TARGET", help="local (warehouse) or aws (Redshift)"
-    ),
+    select: list[str] = SELECT_OPTION,
+    full_refresh: bool = FULL_REFRESH_OPTION,
+    target: str = TARGET_OPTION,
 ) -> None:
     """Refresh the replica link (local target), then dbt build; exit 1 if a model or test fails."""
-    if ctx.invoked_subcommand is not None:
-        return
+    if ctx.invoked_subcommand is None:
+        _build(select, full_refresh, target)
+
+
+@transform_app.command("build")
+def build_command(
+    select: list[str] = SELECT_OPTION,
+    full_refresh: bool = FULL_REFRESH_OPTION,
+    target: str = TARGET_OPTION,
+) -> None:
+    """The same as `zetl transform` (the image's command: `build --target aws`)."""
+    _build(select, full_refresh, target)
+
+
+def _build(select: list[str] | None, full_refresh: bool, target: str) -> None:
     from zetl_transform.project import TARGETS, project_dir
     from zetl_transform.runner import build
 
