@@ -289,6 +289,10 @@ def test_every_dashboard_page_draws_its_charts(platform: Platform) -> None:
         try:
             page = browser.new_page(viewport={"width": 1440, "height": 1100})
             for name, charts in PAGES.items():
+                # Streamlit scrolls inside its own container: a tall window shows a whole page
+                # (the README's Storefront picture keeps a screen's proportions).
+                height = 1100 if name == "storefront" else 2000
+                page.set_viewport_size({"width": 1440, "height": height})
                 loaded = time.monotonic()
                 page.goto(f"{base}/{'' if name == 'storefront' else name}")
                 page.wait_for_selector("[data-testid='stMainBlockContainer'] h1", timeout=60_000)
