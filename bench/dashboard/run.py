@@ -119,11 +119,8 @@ def page_queries() -> dict[str, list[tuple[Any, tuple[Any, ...]]]]:
 
     return {
         "storefront": [
-            (q.CURRENCIES, ()),
-            (q.STOREFRONT_TOTALS, ("USD",)),
-            (q.REVENUE_BY_PUBLISHER, ("USD", 90)),
-            (q.REVENUE_BY_PLATFORM, ("USD", 90)),
-            (q.REFUNDS, ("USD", 90)),
+            (q.STOREFRONT_TOTALS, ()),
+            (q.STOREFRONT_WINDOW, ("USD", "1900-01-01")),
             (q.TOP_GAMES, ("USD",)),
         ],
         "players": [
@@ -156,6 +153,9 @@ def measure_pages(dev_url: str, repeat: int) -> dict[str, dict[str, float]]:
 
     os.environ["WAREHOUSE_DATABASE_URL"] = dev_url
     results: dict[str, dict[str, float]] = {}
+    # A served dashboard has imported Streamlit, pandas and altair before anyone asks for a
+    # page: one throw-away render does that here, so "uncached" means the data, not Python.
+    AppTest.from_file(str(PAGES / "health.py"), default_timeout=120).run()
     for page, queries in page_queries().items():
 
         def run_queries(batch: list[tuple[Any, tuple[Any, ...]]] = queries) -> None:

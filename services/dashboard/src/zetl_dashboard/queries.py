@@ -13,44 +13,28 @@ class Query(NamedTuple):
 
 
 DAILY_REVENUE = ("analytics.daily_revenue",)
-CURRENCIES = Query(
+# The Storefront reads its mart, the largest (about one row per game, platform and day), in
+# three scans: totals per currency (with each currency's latest day), the days of the window
+# (one row per day, publisher and platform, from which the charts sum), and the top games.
+STOREFRONT_TOTALS = Query(
     DAILY_REVENUE,
-    "SELECT currency, sum(net_amount) AS net FROM analytics.daily_revenue"
-    " GROUP BY currency ORDER BY net DESC NULLS LAST",
+    "SELECT currency, coalesce(sum(gross_amount), 0) AS gross,"
+    " coalesce(sum(net_amount), 0) AS net, coalesce(sum(abs(refund_amount)), 0) AS refunds,"
+    " coalesce(sum(sale_count), 0) AS sales, max(revenue_date) AS latest"
+    " FROM analytics.daily_revenue GROUP BY currency ORDER BY net DESC NULLS LAST",
 )
-# Last N days of revenue, per day and publisher; per platform; refunds per day.
-REVENUE_BY_PUBLISHER = Query(
+STOREFRONT_WINDOW = Query(
     DAILY_REVENUE,
-    "SELECT revenue_date, publisher_name, sum(net_amount) AS net_amount"
-    " FROM analytics.daily_revenue WHERE currency = %s"
-    " AND revenue_date > (SELECT max(revenue_date) FROM analytics.daily_revenue) - %s"
-    " GROUP BY 1, 2 ORDER BY 1, 2",
-)
-REVENUE_BY_PLATFORM = Query(
-    DAILY_REVENUE,
-    "SELECT revenue_date, platform, sum(gross_amount) AS gross_amount"
-    " FROM analytics.daily_revenue WHERE currency = %s"
-    " AND revenue_date > (SELECT max(revenue_date) FROM analytics.daily_revenue) - %s"
-    " GROUP BY 1, 2 ORDER BY 1, 2",
-)
-REFUNDS = Query(
-    DAILY_REVENUE,
-    "SELECT revenue_date, sum(abs(refund_amount)) AS refund_amount,"
-    " sum(refund_count) AS refund_count FROM analytics.daily_revenue WHERE currency = %s"
-    " AND revenue_date > (SELECT max(revenue_date) FROM analytics.daily_revenue) - %s"
-    " GROUP BY 1 ORDER BY 1",
+    "SELECT revenue_date, publisher_name, platform, sum(net_amount) AS net_amount,"
+    " sum(gross_amount) AS gross_amount, sum(abs(refund_amount)) AS refund_amount"
+    " FROM analytics.daily_revenue WHERE currency = %s AND revenue_date > %s"
+    " GROUP BY 1, 2, 3 ORDER BY 1",
 )
 TOP_GAMES = Query(
     DAILY_REVENUE,
     "SELECT game_title, sum(net_amount) AS net_amount, sum(sale_count) AS sales"
     " FROM analytics.daily_revenue WHERE currency = %s GROUP BY 1"
     " ORDER BY 2 DESC NULLS LAST LIMIT 10",
-)
-STOREFRONT_TOTALS = Query(
-    DAILY_REVENUE,
-    "SELECT coalesce(sum(gross_amount), 0) AS gross, coalesce(sum(net_amount), 0) AS net,"
-    " coalesce(sum(abs(refund_amount)), 0) AS refunds, coalesce(sum(sale_count), 0) AS sales"
-    " FROM analytics.daily_revenue WHERE currency = %s",
 )
 
 PLAYER_CURRENCIES = Query(

@@ -4,12 +4,16 @@ browsers cost one query per TTL."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from typing import Any
 
 import pandas as pd
 import psycopg2
 import streamlit as st
+from streamlit.runtime.scriptrunner import add_script_run_ctx, get_script_run_ctx
 
 from zetl.errors import ZetlError
 from zetl_dashboard import queries
@@ -33,6 +37,19 @@ WAITING = {
 @st.cache_data(ttl=REFRESH_SECONDS, show_spinner=False)
 def fetch(url: str, query: queries.Query, params: tuple[Any, ...] = ()) -> Result:
     return read(url, query.relations, query.sql, params)
+
+
+def fetch_all(url: str, batch: list[tuple[queries.Query, tuple[Any, ...]]]) -> list[Result]:
+    """Several queries at once, each on its own connection: a page waits for the slowest
+    scan, not for their sum."""
+    context = get_script_run_ctx()
+
+    def one(item: tuple[queries.Query, tuple[Any, ...]]) -> Result:
+        add_script_run_ctx(threading.current_thread(), context)
+        return fetch(url, *item)
+
+    with ThreadPoolExecutor(max_workers=len(batch)) as pool:
+        return list(pool.map(one, batch))
 
 
 def empty_state(result: Result, nothing: str) -> bool:
@@ -74,46 +91,48 @@ def pick_currency(url: str, query: queries.Query, key: str) -> str | None:
 
 
 def storefront(url: str) -> None:
-    currency = pick_currency(url, queries.CURRENCIES, "storefront_currency")
-    if currency is None:
+    totals = fetch(url, queries.STOREFRONT_TOTALS)
+    if empty_state(totals, "No transactions yet."):
         return
+    frame = numeric(totals.frame, "gross", "net", "refunds", "sales")
+    currency = str(st.selectbox("Currency", [str(c) for c in frame["currency"]], key="sf_cur"))
+    st.session_state["currency_label"] = currency
     days = int(st.slider("Days", 7, 365, 90, key="storefront_days"))
-    totals = numeric(fetch(url, queries.STOREFRONT_TOTALS, (currency,)).frame,
-                     "gross", "net", "refunds", "sales")  # fmt: skip
-    if not totals.empty:
-        gross, net, refunds, sales = (
-            totals.iloc[0][c] for c in ("gross", "net", "refunds", "sales")
-        )
-        cols = st.columns(4)
-        cols[0].metric("Gross", f"{gross:,.2f} {currency}")
-        cols[1].metric("Net", f"{net:,.2f} {currency}")
-        cols[2].metric("Refunded", f"{refunds:,.2f} {currency}")
-        cols[3].metric("Sales", f"{int(sales):,}")
+    row = frame[frame["currency"] == currency].iloc[0]
+    cols = st.columns(4)
+    cols[0].metric("Gross", f"{row['gross']:,.2f} {currency}")
+    cols[1].metric("Net", f"{row['net']:,.2f} {currency}")
+    cols[2].metric("Refunded", f"{row['refunds']:,.2f} {currency}")
+    cols[3].metric("Sales", f"{int(row['sales']):,}")
+    since = row["latest"] - timedelta(days=days)
+    window, top = fetch_all(
+        url, [(queries.STOREFRONT_WINDOW, (currency, since)), (queries.TOP_GAMES, (currency,))]
+    )
 
     st.subheader("Net revenue by publisher")
-    result = fetch(url, queries.REVENUE_BY_PUBLISHER, (currency, days))
-    if not empty_state(result, "No revenue in this period."):
-        frame = labelled(numeric(result.frame, "net_amount"))
-        st.line_chart(frame, x="Day", y=f"Net ({currency})", color="Publisher")
-
-    left, right = st.columns(2)
-    with left:
-        st.subheader("Gross revenue by platform")
-        result = fetch(url, queries.REVENUE_BY_PLATFORM, (currency, days))
-        if not empty_state(result, "No sales in this period."):
-            frame = labelled(numeric(result.frame, "gross_amount"))
-            st.bar_chart(frame, x="Day", y=f"Gross ({currency})", color="Platform")
-    with right:
-        st.subheader("Refunds")
-        result = fetch(url, queries.REFUNDS, (currency, days))
-        if not empty_state(result, "No refunds in this period."):
-            frame = labelled(numeric(result.frame, "refund_amount"))
-            st.area_chart(frame, x="Day", y=f"Refunded ({currency})")
+    if not empty_state(window, "No revenue in this period."):
+        days_frame = numeric(window.frame, "net_amount", "gross_amount", "refund_amount")
+        by_publisher = days_frame.groupby(["revenue_date", "publisher_name"], as_index=False).agg(
+            net_amount=("net_amount", "sum")
+        )
+        st.line_chart(labelled(by_publisher), x="Day", y=f"Net ({currency})", color="Publisher")
+        left, right = st.columns(2)
+        with left:
+            st.subheader("Gross revenue by platform")
+            by_platform = days_frame.groupby(["revenue_date", "platform"], as_index=False).agg(
+                gross_amount=("gross_amount", "sum")
+            )
+            st.bar_chart(labelled(by_platform), x="Day", y=f"Gross ({currency})", color="Platform")
+        with right:
+            st.subheader("Refunds")
+            refunds = days_frame.groupby("revenue_date", as_index=False).agg(
+                refund_amount=("refund_amount", "sum")
+            )
+            st.area_chart(labelled(refunds), x="Day", y=f"Refunded ({currency})")
 
     st.subheader("Top games by net revenue")
-    result = fetch(url, queries.TOP_GAMES, (currency,))
-    if not empty_state(result, "No game sold yet."):
-        frame = labelled(numeric(result.frame, "net_amount"))
+    if not empty_state(top, "No game sold yet."):
+        frame = labelled(numeric(top.frame, "net_amount"))
         net = f"Net ({currency})"
         st.bar_chart(frame, x="Game", y=net, horizontal=True, sort=f"-{net}")
 
