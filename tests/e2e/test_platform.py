@@ -27,7 +27,8 @@ import pytest
 
 from tests.harness import free_port
 
-pytestmark = [pytest.mark.e2e, pytest.mark.docker]
+# Building every image from scratch takes minutes on a small machine: the first test pays it.
+pytestmark = [pytest.mark.e2e, pytest.mark.docker, pytest.mark.timeout(2400)]
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "docs" / "img"
 TIMEOUT_S = 300
