@@ -15,7 +15,8 @@ select
     t.currency,
     cast(sum(t.deposit_total) as numeric(18, 2)) as deposit_total,
     cast(sum(t.deposit_count) as bigint) as deposit_count,
-    cast(count(distinct t.customer_id) as bigint) as player_count
+    cast(count(distinct t.customer_id) as bigint) as player_count,
+    cast('{{ invocation_id }}' as varchar(36)) as zetl_invocation_id
 from {{ ref('player_top_three_deposits') }} as t
 inner join players as p
     on p.customer_id = t.customer_id

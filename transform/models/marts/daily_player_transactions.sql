@@ -64,7 +64,8 @@ select
     cast(d.deposit_count as bigint) as deposit_count,
     cast(d.withdrawal_count as bigint) as withdrawal_count,
     case when c.updated_at > d.updated_at then c.updated_at else d.updated_at end
-        as source_updated_at
+        as source_updated_at,
+    cast('{{ invocation_id }}' as varchar(36)) as zetl_invocation_id
 from daily as d
 inner join customers as c
     on c.customer_id = d.customer_id

@@ -77,7 +77,8 @@ select
         when p.updated_at >= d.updated_at and p.updated_at >= g.updated_at then p.updated_at
         when g.updated_at >= d.updated_at then g.updated_at
         else d.updated_at
-    end as source_updated_at
+    end as source_updated_at,
+    cast('{{ invocation_id }}' as varchar(36)) as zetl_invocation_id
 from daily as d
 inner join {{ ref('stg_publisher') }} as p
     on p.publisher_id = d.publisher_id

@@ -70,7 +70,8 @@ select
     cast(p.deposit_count as bigint) as deposit_count,
     cast(p.deposit_total as numeric(18, 2)) as deposit_total,
     case when c.updated_at > p.updated_at then c.updated_at else p.updated_at end
-        as source_updated_at
+        as source_updated_at,
+    cast('{{ invocation_id }}' as varchar(36)) as zetl_invocation_id
 from per_player as p
 inner join customers as c
     on c.customer_id = p.customer_id

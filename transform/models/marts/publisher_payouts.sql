@@ -18,7 +18,8 @@ select
     cast(m.earned_net as numeric(18, 2)) as earned_net,
     cast(m.paid_out as numeric(18, 2)) as paid_out,
     cast(m.earned_net - m.paid_out as numeric(18, 2)) as balance_due,
-    m.last_activity_date
+    m.last_activity_date,
+    cast('{{ invocation_id }}' as varchar(36)) as zetl_invocation_id
 from money as m
 inner join {{ ref('stg_publisher') }} as p
     on p.publisher_id = m.publisher_id

@@ -62,7 +62,8 @@ select
     end as is_mismatched,
     case
         when l.updated_at > h.updated_at then l.updated_at else h.updated_at
-    end as source_updated_at
+    end as source_updated_at,
+    cast('{{ invocation_id }}' as varchar(36)) as zetl_invocation_id
 from headers as h
 left join line_totals as l
     on l.transaction_id = h.transaction_id

@@ -38,3 +38,20 @@ where
       or ({{ columns[i] }} is null and {{ columns[i + 1] }} is not null))
 {%- endfor %}
 {% endtest %}
+
+{#- dbt's relationships test, planned so the parent is read once: the child's distinct keys
+    against a hashed NOT IN of the parent's. dbt's own left join lets the planner pick a nested
+    loop that looks the parent up once per child row, and a parent behind postgres_fdw then
+    costs one round trip to the replica per row. The parent's key is its primary key (no
+    nulls), so NOT IN means what it says. Overrides dbt's default for every relationships test. -#}
+{% test relationships(model, column_name, to, field) %}
+with child as (
+    select distinct {{ column_name }} as key_value
+    from {{ model }}
+    where {{ column_name }} is not null
+)
+
+select key_value
+from child
+where key_value not in (select {{ field }} from {{ to }} where {{ field }} is not null)
+{% endtest %}

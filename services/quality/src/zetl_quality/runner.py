@@ -124,7 +124,7 @@ def run(
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise ConfigError(f"checkpoint {name} cannot be set up: {reason}") from exc
         log.info("running checkpoint", extra={"checkpoint": name, "expectations": len(checks)})
-        outcomes = project.run_checkpoint(checkpoint, checks)
+        outcomes = project.run_checkpoint(context, checkpoint, checks)
         failures = [
             Failure(
                 o.check,

@@ -158,7 +158,9 @@ def build(
     result, exception = invoke_dbt(args, project, env)
     run.finished_at = datetime.now(UTC)
     if exception is not None:
-        run.message = f"dbt could not run: {str(exception).strip().splitlines()[0]}"
+        run.message = "dbt could not run: " + " / ".join(
+            line.strip() for line in str(exception).strip().splitlines()[:4]
+        )
     else:
         _count(run, result)
         run.success = not run.models_error and not run.tests_failed and not run.failures

@@ -26,19 +26,29 @@ DECLARE
     secret text := md5(random()::text || clock_timestamp()::text || pg_backend_pid()::text);
     import_schema text := replica_database || '_public';
     options_verb text;
+    option_name text;
+    option_value text;
 BEGIN
     CREATE EXTENSION IF NOT EXISTS postgres_fdw;
 
-    IF EXISTS (SELECT 1 FROM pg_foreign_server WHERE srvname = 'replica') THEN
-        EXECUTE format(
-            'ALTER SERVER replica OPTIONS (SET host %L, SET port %L, SET dbname %L)',
-            remote_host, port, replica_database);
-    ELSE
-        EXECUTE format(
-            'CREATE SERVER replica FOREIGN DATA WRAPPER postgres_fdw'
-            ' OPTIONS (host %L, port %L, dbname %L, fetch_size %L)',
-            remote_host, port, replica_database, '10000');
+    -- use_remote_estimate: the planner asks the replica for row counts instead of guessing
+    -- (foreign tables have no local statistics); without it a join against a foreign table can
+    -- become a nested loop that rescans the whole table once per outer row.
+    IF NOT EXISTS (SELECT 1 FROM pg_foreign_server WHERE srvname = 'replica') THEN
+        CREATE SERVER replica FOREIGN DATA WRAPPER postgres_fdw;
     END IF;
+    FOR option_name, option_value IN
+        SELECT * FROM (VALUES ('host', remote_host), ('port', port),
+                              ('dbname', replica_database), ('fetch_size', '10000'),
+                              ('use_remote_estimate', 'true')) AS o(name, value)
+    LOOP
+        EXECUTE format('ALTER SERVER replica OPTIONS (%s %I %L)',
+            CASE WHEN EXISTS (
+                SELECT 1 FROM pg_foreign_server, unnest(srvoptions) AS o
+                WHERE srvname = 'replica' AND o LIKE option_name || '=%'
+            ) THEN 'SET' ELSE 'ADD' END,
+            option_name, option_value);
+    END LOOP;
 
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'zetl_replica_reader') THEN
         CREATE ROLE zetl_replica_reader LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE;
