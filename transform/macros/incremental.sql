@@ -7,7 +7,9 @@
        (the largest source updated_at it has seen) minus var('zetl_lookback_minutes');
     2. drifted units: units whose row count or amount total in the source differs from what the
        mart holds. Deletes leave no trace in a zero-ETL replica, so this comparison is how they
-       (and rows moved from one unit to another) are found, at any age;
+       (and rows moved from one unit to another) are found, at any age. It runs only when one
+       count and sum over all the units that did not change differs between source and mart
+       (zetl_affected_units below): most runs see no delete and skip it;
     3. the units' rows are deleted from the mart and their recomputed rows inserted, in one
        transaction (strategy `zetl_replace_units` below).
   The unit list is rendered into the model as literals so the replica-side filter is pushed down
@@ -22,12 +24,24 @@
 
 {#-
   Find the units to recompute and return a SQL list of literals for `unit IN (...)`.
-    changed:     SQL selecting column `unit` for rows changed after the timestamp `__WATERMARK__`
-    source_fp:   SQL selecting `unit, n, total` per unit from the source
-    target_fp:   SQL selecting `unit, n, total` per unit from the mart
+    changed:      SQL selecting column `unit` for rows changed after the timestamp `__WATERMARK__`
+    source_fp:    SQL selecting `unit, n, total` per unit from the source
+    target_fp:    SQL selecting `unit, n, total` per unit from the mart
+    source_total: SQL selecting one row `n, total` from the source, over the rows where the
+                  condition `__UNCHANGED__` holds (their unit is not among the changed ones)
+    target_total: the same from the mart
+    source_unit:  the unit's expression over the source's columns (the mart's is the config's
+                  unit_expression)
+  The drift comparison per unit (source_fp against target_fp) reads and groups the whole fact
+  table, so it runs only when it can find something: when the units that did not change hold,
+  all together, a different row count or amount total in the source than in the mart. Outside
+  the changed units a row can only disappear (a delete, or an update that moved it to another
+  unit, which is then a changed unit); it cannot appear without a new updated_at. So one
+  ungrouped count and sum, which the replica computes and ships back as one row, says whether a
+  delete happened anywhere, at any age.
   Only called when is_incremental(); offline rendering (the Redshift check) gets a placeholder.
 -#}
-{% macro zetl_affected_units(changed, source_fp, target_fp) -%}
+{% macro zetl_affected_units(changed, source_fp, target_fp, source_total, target_total, source_unit) -%}
   {%- if var('zetl_offline_render') or not execute -%}
     {{ return('(0)') }}
   {%- endif -%}
@@ -42,18 +56,38 @@
     drop table if exists {{ units }};
     create temporary table {{ units }} as
     select unit from ({{ changed | replace('__WATERMARK__', since) }}) as changed
-    union
-    select coalesce(s.unit, t.unit) as unit
-    from ({{ source_fp }}) as s
-    full outer join ({{ target_fp }}) as t on s.unit = t.unit
-    where coalesce(s.n, -1) <> coalesce(t.n, -1) or coalesce(s.total, 0) <> coalesce(t.total, 0)
   {%- endset -%}
   {%- do run_query(build_units) -%}
-  {%- set values = run_query('select unit from ' ~ units ~ ' where unit is not null order by unit').columns[0].values() -%}
-  {%- do log('zetl: ' ~ this.identifier ~ ' recomputes ' ~ (values | length) ~ ' units', info=True) -%}
-  {%- if values | length == 0 -%}
+  {%- set changed_units = zetl_unit_literals(units) -%}
+  {%- set source_check = source_total | replace('__UNCHANGED__', zetl_not_in(source_unit, changed_units)) -%}
+  {%- set target_check = target_total | replace('__UNCHANGED__', zetl_not_in(config.require('unit_expression'), changed_units)) -%}
+  {%- set check_sql -%}
+    select coalesce(s.n, 0) = coalesce(t.n, 0) and coalesce(s.total, 0) = coalesce(t.total, 0)
+    from ({{ source_check }}) as s cross join ({{ target_check }}) as t
+  {%- endset -%}
+  {%- set settled = run_query(check_sql).columns[0].values()[0] -%}
+  {%- if not settled -%}
+    {%- set add_drifted -%}
+      insert into {{ units }} (unit)
+      select coalesce(s.unit, t.unit) as unit
+      from ({{ source_fp }}) as s
+      full outer join ({{ target_fp }}) as t on s.unit = t.unit
+      where coalesce(s.n, -1) <> coalesce(t.n, -1) or coalesce(s.total, 0) <> coalesce(t.total, 0)
+    {%- endset -%}
+    {%- do run_query(add_drifted) -%}
+  {%- endif -%}
+  {%- set literals = zetl_unit_literals(units) -%}
+  {%- do log('zetl: ' ~ this.identifier ~ ' recomputes ' ~ (literals | length) ~ ' units ('
+      ~ ('no delete found' if settled else 'drift compared per unit') ~ ')', info=True) -%}
+  {%- if literals | length == 0 -%}
     {{ return('(null)') }}
   {%- endif -%}
+  {{ return('(' ~ (literals | join(', ')) ~ ')') }}
+{%- endmacro %}
+
+{#- The distinct units of the temporary units table, as SQL literals. -#}
+{% macro zetl_unit_literals(units) -%}
+  {%- set values = run_query('select distinct unit from ' ~ units ~ ' where unit is not null order by unit').columns[0].values() -%}
   {%- set literals = [] -%}
   {%- for value in values -%}
     {%- if value is number -%}
@@ -62,7 +96,16 @@
       {%- do literals.append("'" ~ value ~ "'") -%}
     {%- endif -%}
   {%- endfor -%}
-  {{ return('(' ~ (literals | join(', ')) ~ ')') }}
+  {{ return(literals) }}
+{%- endmacro %}
+
+{#- `expression NOT IN (literals)`, or true when there are none (NOT IN of an empty or null list
+    would hold for no row). Literals, so postgres_fdw ships the condition to the replica. -#}
+{% macro zetl_not_in(expression, literals) -%}
+  {%- if literals | length == 0 -%}
+    {{ return('1 = 1') }}
+  {%- endif -%}
+  {{ return(expression ~ ' not in (' ~ (literals | join(', ')) ~ ')') }}
 {%- endmacro %}
 
 {#- Custom incremental strategy: replace the units of this run (see the rule above). The mart's

@@ -2,7 +2,7 @@
     materialized='incremental',
     incremental_strategy='zetl_replace_units',
     unit_expression='customer_id',
-    indexes=[{'columns': ['customer_id']}],
+    indexes=[{'columns': ['customer_id']}, {'columns': ['zetl_invocation_id']}],
     on_schema_change='fail',
 ) }}
 {#- Incremental unit: one customer (all their days). See README.md, "Incremental builds". -#}
@@ -15,6 +15,10 @@
           ~ " group by customer_id",
       target_fp="select customer_id as unit, sum(deposit_count + withdrawal_count) as n,"
           ~ " sum(total_deposits + total_withdrawals) as total from " ~ this ~ " group by customer_id",
+      source_total="select count(*) as n, sum(amount) as total from " ~ wallet ~ " where __UNCHANGED__",
+      target_total="select sum(deposit_count + withdrawal_count) as n,"
+          ~ " sum(total_deposits + total_withdrawals) as total from " ~ this ~ " where __UNCHANGED__",
+      source_unit="customer_id",
   ) -%}
 {%- endif %}
 

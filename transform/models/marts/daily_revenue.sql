@@ -2,7 +2,7 @@
     materialized='incremental',
     incremental_strategy='zetl_replace_units',
     unit_expression='revenue_date',
-    indexes=[{'columns': ['revenue_date']}],
+    indexes=[{'columns': ['revenue_date']}, {'columns': ['zetl_invocation_id']}],
     on_schema_change='fail',
 ) }}
 {#- Incremental unit: one UTC day. Changed days: days of changed lines or headers, and every day
@@ -19,6 +19,10 @@
           ~ " group by revenue_date",
       target_fp="select revenue_date as unit, sum(line_count) as n,"
           ~ " sum(gross_amount + payout_amount) as total from " ~ this ~ " group by revenue_date",
+      source_total="select count(*) as n, sum(gross_amount) as total from " ~ lines ~ " where __UNCHANGED__",
+      target_total="select sum(line_count) as n, sum(gross_amount + payout_amount) as total from "
+          ~ this ~ " where __UNCHANGED__",
+      source_unit="revenue_date",
   ) -%}
 {%- endif %}
 

@@ -2,7 +2,7 @@
     materialized='incremental',
     incremental_strategy='zetl_replace_units',
     unit_expression='customer_id',
-    indexes=[{'columns': ['customer_id']}],
+    indexes=[{'columns': ['customer_id']}, {'columns': ['zetl_invocation_id']}],
     on_schema_change='fail',
 ) }}
 {#- Top-three rule: per player AND currency, deposits ranked by amount (largest first) with
@@ -18,6 +18,11 @@
           ~ " where transaction_type = 'deposit' group by customer_id",
       target_fp="select customer_id as unit, sum(deposit_count) as n, sum(deposit_total) as total from "
           ~ this ~ " group by customer_id",
+      source_total="select count(*) as n, sum(amount) as total from " ~ wallet
+          ~ " where transaction_type = 'deposit' and __UNCHANGED__",
+      target_total="select sum(deposit_count) as n, sum(deposit_total) as total from " ~ this
+          ~ " where __UNCHANGED__",
+      source_unit="customer_id",
   ) -%}
 {%- endif %}
 

@@ -2,7 +2,7 @@
     materialized='incremental',
     incremental_strategy='zetl_replace_units',
     unit_expression='transaction_id / 1000',
-    indexes=[{'columns': ['transaction_id']}],
+    indexes=[{'columns': ['transaction_id']}, {'columns': ['zetl_invocation_id']}],
     on_schema_change='fail',
 ) }}
 {#- Incremental unit: a block of 1000 transaction ids (transaction_id / 1000). Changed blocks:
@@ -21,6 +21,12 @@
           ~ " group by transaction_id / 1000) as fp group by unit",
       target_fp="select transaction_id / 1000 as unit, count(*) + sum(line_count) as n,"
           ~ " sum(header_total) + sum(lines_total) as total from " ~ this ~ " group by transaction_id / 1000",
+      source_total="select sum(n) as n, sum(total) as total from ("
+          ~ "select count(*) as n, sum(total_amount) as total from " ~ headers ~ " where __UNCHANGED__ union all "
+          ~ "select count(*) as n, sum(gross_amount) as total from " ~ lines ~ " where __UNCHANGED__) as fp",
+      target_total="select count(*) + sum(line_count) as n, sum(header_total) + sum(lines_total) as total from "
+          ~ this ~ " where __UNCHANGED__",
+      source_unit="transaction_id / 1000",
   ) -%}
 {%- endif %}
 

@@ -43,8 +43,23 @@ where
     against a hashed NOT IN of the parent's. dbt's own left join lets the planner pick a nested
     loop that looks the parent up once per child row, and a parent behind postgres_fdw then
     costs one round trip to the replica per row. The parent's key is its primary key (no
-    nulls), so NOT IN means what it says. Overrides dbt's default for every relationships test. -#}
+    nulls), so NOT IN means what it says. Overrides dbt's default for every relationships test.
+    When the child has few keys (an incremental run's tests see only the rows it wrote), they
+    are read first and the parent is read for those keys only, as literals the replica looks up
+    by its primary key, rather than the whole parent table through the link. -#}
 {% test relationships(model, column_name, to, field) %}
+{%- set few = none -%}
+{%- if execute and not var('zetl_offline_render') -%}
+  {%- set limit = 5000 -%}
+  {%- set keys = run_query('select distinct ' ~ column_name ~ ' from ' ~ model ~ ' where '
+      ~ column_name ~ ' is not null limit ' ~ (limit + 1)).columns[0].values() -%}
+  {%- if keys | length <= limit -%}
+    {%- set few = [] -%}
+    {%- for key in keys -%}
+      {%- do few.append(key | string if key is number else "'" ~ (key | string | replace("'", "''")) ~ "'") -%}
+    {%- endfor -%}
+  {%- endif -%}
+{%- endif %}
 with child as (
     select distinct {{ column_name }} as key_value
     from {{ model }}
@@ -53,5 +68,14 @@ with child as (
 
 select key_value
 from child
+{%- if few is none %}
 where key_value not in (select {{ field }} from {{ to }} where {{ field }} is not null)
+{%- elif few | length == 0 %}
+where 1 = 0
+{%- else %}
+where key_value not in (
+    select {{ field }} from {{ to }}
+    where {{ field }} in ({{ few | join(', ') }})
+)
+{%- endif %}
 {% endtest %}
