@@ -6,6 +6,7 @@ docs/replication.md lists each rule with AWS's behaviour, zetl's, and the test h
 from __future__ import annotations
 
 import json
+import re
 import urllib.request
 from typing import Any
 
@@ -17,6 +18,7 @@ from tests.harness import PostgresServer, free_port
 from tests.replicator.conftest import running, wait_for
 from tests.replicator.test_commands import zetl
 from tests.replicator.test_replication import Query, execute, rows, states
+from zetl.errors import DataError
 from zetl.http import serve_metrics
 from zetl_replicator.config import ReplicatorConfig
 from zetl_replicator.verify import VerifyReport, verify
@@ -489,7 +491,10 @@ def test_verify_is_clean_after_every_ddl_kind_under_load(
     reports: list[VerifyReport] = []
 
     def clean() -> bool:
-        reports.append(verify(config))
+        try:
+            reports.append(verify(config))
+        except DataError:  # a column renamed between verify's look at the shape and its sums
+            return False
         return reports[-1].ok
 
     writer = threading.Thread(target=load, daemon=True)
@@ -513,8 +518,248 @@ def test_verify_is_clean_after_every_ddl_kind_under_load(
                 try:
                     wait_for(clean, f"verify clean after {ddl}", timeout=90)
                 except AssertionError as exc:
-                    raise AssertionError(f"{exc}: {reports[-1]}") from None
+                    raise AssertionError(f"{exc}: {reports[-1:]}") from None
         finally:
             stop.set()
             writer.join(timeout=10)
         assert verify(config).ok
+
+
+def replica_types(replica: Query, table: str) -> dict[str, str]:
+    return {
+        r[0]: r[1]
+        for r in replica(
+            "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute"
+            f" WHERE attrelid = '{table}'::regclass AND attnum > 0 AND NOT attisdropped"
+        )
+    }
+
+
+def test_aws_supported_types_replicate_in_their_redshift_types(
+    config: ReplicatorConfig, replica: Query
+) -> None:
+    src = config.source_url
+    execute(
+        src,
+        "CREATE TABLE t (id int PRIMARY KEY, tags text[], addr inet, net cidr, mac macaddr,"
+        " span interval, price money, doc xml, flags bit(4), vflags bit varying(8),"
+        " u uuid, at time, att timetz, name varchar(10), note text, amount numeric(12,2),"
+        " ts timestamp(3), tstz timestamptz, j jsonb, b bytea)",
+        "INSERT INTO t VALUES (1, '{a,b}', '10.0.0.1', '10.0.0.0/8', '08:00:2b:01:02:03',"
+        " '1 day 02:00', 12.5, '<a>x</a>', B'1010', B'101',"
+        " 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '12:34:56', '12:34:56+02', 'short', 'long',"
+        " 1.25, '2024-01-01 10:00:00.123', '2024-01-01 10:00:00+00', '{\"k\": 1}', '\\x0102')",
+    )
+    with running(config):
+        wait_for(lambda: count(replica, "public.t") == 1, "t copied")
+        execute(
+            src,
+            "INSERT INTO t SELECT 2, tags, addr, net, mac, span, price, doc, flags, vflags, u,"
+            " at, att, name, note, amount, ts, tstz, j, b FROM t WHERE id = 1",
+        )
+        wait_for(lambda: count(replica, "public.t") == 2, "row streamed")
+        assert table_state(config, "public.t") == ("Synced", None)
+        types = replica_types(replica, "public.t")
+        assert types["name"] == types["note"] == "character varying(65535)"
+        assert types["u"] == "character varying(36)"
+        assert types["at"] == "character varying(19)" and types["att"] == "character varying(22)"
+        assert types["addr"] == types["net"] == "character varying(19)"
+        assert types["mac"] == "character varying(17)"
+        assert types["doc"] == "character varying(65535)"
+        assert types["amount"] == "numeric(12,2)" and types["span"] == "interval"
+        assert types["ts"] == "timestamp without time zone"
+        assert replica("SELECT DISTINCT addr, at, u FROM public.t") == [
+            ("10.0.0.1", "12:34:56", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11")
+        ]
+        assert verify(config).ok
+
+
+def test_numeric_without_precision_or_above_38_is_failed(
+    config: ReplicatorConfig, replica: Query
+) -> None:
+    execute(
+        config.source_url,
+        "CREATE TABLE loose (id int PRIMARY KEY, n numeric)",
+        "CREATE TABLE wide (id int PRIMARY KEY, n numeric(40,2))",
+        "CREATE TABLE fine (id int PRIMARY KEY, n numeric(38,2))",
+    )
+    with running(config):
+        wait_for(lambda: table_state(config, "public.fine") == ("Synced", None), "fine")
+        wait_for(lambda: table_state(config, "public.wide") is not None, "wide")
+        assert "without precision" in ((table_state(config, "public.loose") or ("", ""))[1] or "")
+        assert "precision <= 38" in ((table_state(config, "public.wide") or ("", ""))[1] or "")
+
+
+def test_nan_infinity_bc_dates_and_years_above_9999_fail_their_table(
+    config: ReplicatorConfig, replica: Query
+) -> None:
+    src = config.source_url
+    execute(
+        src,
+        "CREATE TABLE copied_nan (id int PRIMARY KEY, n numeric(10,2))",
+        "INSERT INTO copied_nan VALUES (1, 'NaN')",
+        "CREATE TABLE streamed (id int PRIMARY KEY, at timestamptz, d date)",
+        "CREATE TABLE other (id int PRIMARY KEY)",
+    )
+    with running(config):
+        wait_for(lambda: table_state(config, "public.other") == ("Synced", None), "other")
+        state, reason = table_state(config, "public.copied_nan") or ("", "")
+        assert state == "Failed" and "NaN" in (reason or ""), reason
+        execute(
+            src,
+            "INSERT INTO streamed VALUES (1, '2024-01-01', '2024-01-01')",
+            "INSERT INTO streamed VALUES (2, 'infinity', '2024-01-01')",
+            "INSERT INTO other VALUES (1)",
+        )
+        wait_for(lambda: (table_state(config, "public.streamed") or ("",))[0] == "Failed", "fail")
+        assert "infinity" in ((table_state(config, "public.streamed") or ("", ""))[1] or "")
+        wait_for(lambda: count(replica, "public.other") == 1, "other keeps streaming")
+    execute(
+        src,
+        "CREATE TABLE bc (id int PRIMARY KEY, d date)",
+        "INSERT INTO bc VALUES (1, '0044-03-15 BC')",
+        "CREATE TABLE far (id int PRIMARY KEY, d date)",
+        "INSERT INTO far VALUES (1, '12000-01-01')",
+    )
+    with running(config):  # found while streaming: copied, and the copy refused
+        for name in ("public.bc", "public.far"):
+            wait_for(
+                lambda: (table_state(config, name) or ("",))[0] == "Failed",  # noqa: B023
+                f"{name} Failed",
+            )
+            assert "B.C." in ((table_state(config, name) or ("", ""))[1] or "")
+
+
+def test_values_over_65535_bytes_fail_their_table(config: ReplicatorConfig, replica: Query) -> None:
+    src = config.source_url
+    execute(src, "CREATE TABLE t (id int PRIMARY KEY, v text)", "INSERT INTO t VALUES (1, 'a')")
+    with running(config):
+        wait_for(lambda: count(replica, "public.t") == 1, "copied")
+        execute(src, "INSERT INTO t VALUES (2, repeat('x', 70000))")
+        wait_for(lambda: (table_state(config, "public.t") or ("",))[0] == "Failed", "Failed")
+        assert "65,535" in ((table_state(config, "public.t") or ("", ""))[1] or "")
+
+
+def test_replica_is_read_only_and_only_synced_tables_are_queryable(
+    config: ReplicatorConfig, replica: Query, warehouse_server: PostgresServer
+) -> None:
+    src = config.source_url
+    role = f"analyst_{config.slot}"
+    execute(
+        src,
+        "CREATE TABLE t (id int PRIMARY KEY)",
+        "CREATE TABLE failing (id int PRIMARY KEY)",
+        "INSERT INTO t VALUES (1)",
+    )
+    warehouse_server.execute(f"CREATE ROLE {role}")
+    try:
+        with running(config):
+            wait_for(lambda: count(replica, "public.t") == 1, "t copied")
+
+            def as_analyst(statement: str) -> str:
+                conn = warehouse_server.connect(config.replica_database)
+                try:
+                    with conn.cursor() as cur:
+                        cur.execute(f"SET ROLE {role}")
+                        cur.execute(statement)
+                        return "ok"
+                except psycopg2.Error as exc:
+                    return exc.pgcode or "error"
+                finally:
+                    conn.close()
+
+            denied = "42501"  # insufficient_privilege
+            assert as_analyst("SELECT * FROM public.t") == "ok"
+            assert as_analyst("INSERT INTO public.t VALUES (2)") == denied
+            assert as_analyst("CREATE TABLE public.mine (id int)") == denied
+            # A table that is not Synced cannot be read, until QUERY_ALL_STATES is on.
+            warehouse_server.execute(
+                "INSERT INTO public.failing VALUES (1)", config.replica_database
+            )
+            execute(src, "INSERT INTO failing VALUES (1)")
+            wait_for(lambda: (table_state(config, "public.failing") or ("",))[0] == "Failed", "F")
+            assert as_analyst("SELECT * FROM public.failing") == denied
+            result = zetl(config, "database", "set", "QUERY_ALL_STATES", "=", "TRUE")
+            assert result.returncode == 0, result.stdout
+            assert as_analyst("SELECT * FROM public.failing") == "ok"
+            assert "QUERY_ALL_STATES = True" in zetl(config, "database", "show").stdout
+            assert zetl(config, "database", "set", "NOPE", "=", "1").returncode == 2
+    finally:
+        warehouse_server.execute(f"DROP OWNED BY {role}", config.replica_database)
+        warehouse_server.execute(f"DROP ROLE {role}")
+
+
+def test_data_filter_in_aws_syntax_adds_and_drops_tables(
+    config: ReplicatorConfig, replica: Query
+) -> None:
+    src = config.source_url
+    database = src.rsplit("/", 1)[1]
+    execute(
+        src,
+        "CREATE SCHEMA sales",
+        "CREATE TABLE orders (id int PRIMARY KEY)",
+        "CREATE TABLE tmp_scratch (id int PRIMARY KEY)",
+        "CREATE TABLE sales.invoices (id int PRIMARY KEY)",
+        "CREATE TABLE sales.secret (id int PRIMARY KEY)",
+    )
+    first = f"include: {database}.*.*, exclude: {database}.public./^tmp_/, exclude: *.sales.secret"
+    filtered = ReplicatorConfig(**{**config.__dict__, "data_filter": first})
+    with running(filtered):
+        wait_for(lambda: count(replica, "sales.invoices") == 0, "sales.invoices copied")
+        wait_for(lambda: count(replica, "public.orders") == 0, "orders copied")
+        assert count(replica, "public.tmp_scratch") is None
+        assert count(replica, "sales.secret") is None
+    # Changing the filter adds and drops tables; a later rule overrides an earlier one.
+    second = f"include: {database}.public.*, include: {database}.sales.secret"
+    with running(ReplicatorConfig(**{**config.__dict__, "data_filter": second})):
+        wait_for(lambda: count(replica, "sales.secret") == 0, "secret added")
+        wait_for(lambda: count(replica, "sales.invoices") is None, "invoices dropped")
+        wait_for(lambda: count(replica, "public.tmp_scratch") == 0, "tmp_scratch added")
+    for bad in ("exclude: *.*.*", "include: public.orders", "include: a.b./unclosed"):
+        result = zetl(ReplicatorConfig(**{**config.__dict__, "data_filter": bad}), "doctor")
+        assert result.returncode == 2, (bad, result.stdout)
+
+
+def test_doctor_checks_source_parameters(
+    config: ReplicatorConfig, source_server: PostgresServer
+) -> None:
+    execute(config.source_url, "CREATE TABLE t (id int PRIMARY KEY, at time)")
+    source_server.execute("ALTER SYSTEM SET wal_sender_timeout = '10s'")
+    source_server.execute("SELECT pg_reload_conf()")
+    try:
+        result = zetl(config, "doctor")
+    finally:
+        source_server.execute("ALTER SYSTEM RESET wal_sender_timeout")
+        source_server.execute("SELECT pg_reload_conf()")
+    output = " ".join(result.stdout.split())
+    assert result.returncode == 1, output
+    assert "wal_sender_timeout is 10000 ms" in output
+    assert "REPLICA IDENTITY FULL" in output
+    assert re.search(r"public\.t\W+Synced", output), output
+    assert re.search(r"public\.t\.at\W+replicates as character varying\(19\)", output), output
+
+
+def test_refresh_interval_commits_at_most_every_n_seconds(
+    config: ReplicatorConfig, replica: Query
+) -> None:
+    import time
+
+    src = config.source_url
+    execute(src, "CREATE TABLE t (id int PRIMARY KEY)")
+    with running(config) as replicator:
+        wait_for(lambda: count(replica, "public.t") == 0, "t copied")
+        result = zetl(config, "database", "set", "REFRESH_INTERVAL", "3")
+        assert result.returncode == 0, result.stdout
+        wait_for(lambda: replicator.refresh_interval == 3, "REFRESH_INTERVAL picked up")
+        before = replicator.metrics.batches_committed
+        started = time.monotonic()
+        for i in range(20):  # twenty source transactions
+            execute(src, f"INSERT INTO t VALUES ({i})")
+        wait_for(lambda: count(replica, "public.t") == 20, "every row", timeout=60)
+        elapsed = time.monotonic() - started
+        commits = replicator.metrics.batches_committed - before
+        assert commits <= elapsed / 3 + 1, (commits, elapsed)
+        wait_for(
+            lambda: dev(config, "SELECT refresh_interval FROM svv_integration") == [(3,)],
+            "svv_integration.refresh_interval",
+        )

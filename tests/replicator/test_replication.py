@@ -54,7 +54,7 @@ def test_copy_then_stream_every_change_kind(config: ReplicatorConfig, replica: Q
         " amount numeric(12,2), placed_at timestamptz, notes text)",
         "CREATE TABLE lines (order_id bigint, line int, qty int, PRIMARY KEY (order_id, line))",
         "CREATE TABLE no_key (a int, b text)",
-        "CREATE TABLE odd (id int PRIMARY KEY, addr inet)",
+        "CREATE TABLE odd (id int PRIMARY KEY, at point)",
         "INSERT INTO orders SELECT g, 'c' || g, g * 1.5, '2024-01-01'::timestamptz + g *"
         " interval '1 hour', CASE WHEN g = 1 THEN repeat('toast-', 5000) END"
         " FROM generate_series(1, 500) g",
@@ -66,7 +66,7 @@ def test_copy_then_stream_every_change_kind(config: ReplicatorConfig, replica: Q
         assert states(replica)["public.orders"] == ("Synced", None)
         assert states(replica)["public.no_key"] == ("Failed", "table has no primary key")
         assert states(replica)["public.odd"][0] == "Failed"
-        assert "addr (inet)" in str(states(replica)["public.odd"][1])
+        assert "at (point)" in str(states(replica)["public.odd"][1])
         assert replica("SELECT to_regclass('public.no_key')") == [(None,)]
 
         execute(

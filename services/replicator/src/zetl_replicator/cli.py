@@ -222,27 +222,31 @@ def doctor() -> None:
     """Check the source against every zero-ETL requirement and print what to fix."""
     from rich.table import Table
 
-    from zetl_replicator import source
+    from zetl_replicator import catalog, source
     from zetl_replicator.config import ReplicatorConfig
-    from zetl_replicator.doctor import run_doctor
+    from zetl_replicator.doctor import predicted_states, run_doctor
 
     console = _console()
     config = ReplicatorConfig.from_env()
     conn = source.connect_source(config.source_url)
     try:
-        findings = run_doctor(conn, config.schemas, config.include)
+        findings = run_doctor(conn, config.scope, config.table_filter())
+        tables = catalog.list_tables(conn, config.scope, config.table_filter())
     finally:
         conn.close()
-    if not findings:
-        console.print("[green]the source meets every zero-ETL requirement[/]")
-        return
-    table = Table("severity", "where", "problem", "fix")
-    for f in findings:
-        table.add_row(f.severity, f.subject, f.problem, f.fix)
-    console.print(table)
+    states = Table("table", "zero-ETL state", "reason", title="predicted table states")
+    for name, state, reason in predicted_states(tables):
+        states.add_row(name, state, reason)
+    console.print(states)
+    if findings:
+        table = Table("severity", "where", "problem", "fix")
+        for f in findings:
+            table.add_row(f.severity, f.subject, f.problem, f.fix)
+        console.print(table)
     errors = sum(f.severity == "error" for f in findings)
     if errors:
         raise DataError(f"{errors} zero-ETL requirement(s) not met")
+    console.print("[green]the source meets every zero-ETL requirement[/]")
 
 
 def verify() -> None:

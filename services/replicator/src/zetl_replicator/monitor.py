@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -26,12 +25,12 @@ import psycopg2
 import psycopg2.extensions
 
 from zetl.db import connect, is_connection_lost
+from zetl.errors import ConfigError
 from zetl_replicator.warehouse import connect_replica
 
 log = logging.getLogger(__name__)
 
 SAMPLE_SECONDS = 2.0  # how often the views and the lag history are brought up to date
-MIN_GAP_SECONDS = 1.0  # at most this often after commits (a busy replicator commits often)
 LAG_HISTORY_DAYS = 7  # lag samples older than this are deleted
 STALE_SECONDS = 30  # a replicator silent for longer is not replicating: ErrorState
 
@@ -172,17 +171,13 @@ class Monitor(threading.Thread):
         self.sample = sample
         self.stopping = threading.Event()
         self.poked = threading.Event()
-        self.urgent = False
         self._warehouse: psycopg2.extensions.connection | None = None
         self._replica: psycopg2.extensions.connection | None = None
         self._ready = False
         self._warned = False
 
-    def poke(self, *, urgent: bool = True) -> None:
-        """Publish before the next sample: at once when a table's state changed (``urgent``),
-        else (a batch committed) no sooner than MIN_GAP_SECONDS after the last time."""
-        if urgent:
-            self.urgent = True
+    def poke(self) -> None:
+        """A table's state changed: publish it now rather than at the next sample."""
         self.poked.set()
 
     def stop(self) -> None:
@@ -193,12 +188,8 @@ class Monitor(threading.Thread):
     def run(self) -> None:
         while not self.stopping.is_set():
             self.publish()
-            published = time.monotonic()
             self.poked.wait(SAMPLE_SECONDS)
-            if not self.urgent:
-                self.stopping.wait(max(0.0, MIN_GAP_SECONDS - (time.monotonic() - published)))
             self.poked.clear()
-            self.urgent = False
         self.publish()  # the last word: e.g. that nothing replicates any more
         for conn in (self._warehouse, self._replica):
             if conn is not None and not conn.closed:
@@ -217,6 +208,11 @@ class Monitor(threading.Thread):
             if not self._warned and not is_connection_lost(exc):
                 log.warning("monitoring not updated", extra={"error": str(exc).strip()})
             self._warned = True
+        except ConfigError as exc:  # cannot connect (yet): the replica database comes first
+            self._warehouse = self._replica = None
+            if not self._warned and "does not exist" not in str(exc):
+                log.warning("monitoring not updated", extra={"error": str(exc).strip()})
+                self._warned = True
         except Exception as exc:  # monitoring must never stop replication
             if not self._warned:
                 log.warning("monitoring not updated", extra={"error": str(exc).strip()})
@@ -283,13 +279,18 @@ class Monitor(threading.Thread):
                 "DELETE FROM zetl.integration_table_status WHERE target_database = %s",
                 (self.replica_database,),
             )
-            for row in tables:
+            if tables:  # one statement for all: this runs beside a busy applier
+                values = b",".join(
+                    cur.mogrify(
+                        "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", (self.replica_database, *row)
+                    )
+                    for row in tables
+                )
                 cur.execute(
-                    "INSERT INTO zetl.integration_table_status (target_database, schema_name,"
-                    " table_name, table_state, table_last_replicated_checkpoint, reason,"
-                    " last_updated_timestamp, table_rows, table_size, rows_applied)"
-                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                    (self.replica_database, *row),
+                    b"INSERT INTO zetl.integration_table_status (target_database, schema_name,"
+                    b" table_name, table_state, table_last_replicated_checkpoint, reason,"
+                    b" last_updated_timestamp, table_rows, table_size, rows_applied) VALUES "
+                    + values
                 )
             if sample.lag_seconds is not None:  # only while this process replicates
                 cur.execute(
@@ -297,7 +298,7 @@ class Monitor(threading.Thread):
                     " VALUES (%s, %s::pg_lsn, %s)",
                     (sample.lag_seconds, applied_lsn, self.replica_database),
                 )
-            cur.execute(
+            cur.execute(  # an index range scan: next to nothing when there is nothing to delete
                 "DELETE FROM zetl.lag_history WHERE sampled_at < now() - make_interval(days => %s)",
                 (LAG_HISTORY_DAYS,),
             )

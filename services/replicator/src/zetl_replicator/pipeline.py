@@ -52,8 +52,10 @@ from zetl_replicator.warehouse import (
     connect_replica,
     ensure_replica_database,
     ensure_schema,
+    read_options,
     read_progress,
     read_table_states,
+    refusal_reason,
     set_table_state,
     write_progress,
 )
@@ -71,6 +73,10 @@ STARTUP_PATIENCE_SECONDS = 60.0
 
 def recovery_command(config: ReplicatorConfig) -> str:
     return f"zetl replicate --reset  (drops slot {config.slot} and re-copies every table)"
+
+
+class CopyRefusedError(Exception):
+    """The replica refused a table's rows during its copy (a value zero-ETL does not take)."""
 
 
 class SourceRefusedError(Exception):
@@ -266,6 +272,7 @@ class Replicator:
         # table's statements apart until the replica is past this LSN, to learn which one.
         self.isolate_until = 0
         self.monitor: Monitor | None = None
+        self.refresh_interval = 0  # the target database's REFRESH_INTERVAL (0: none)
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -297,6 +304,7 @@ class Replicator:
             lag_seconds=m.current_lag() if m.applied_lsn else None,
             applied_lsn=pgoutput.lsn_to_str(m.applied_lsn) if m.applied_lsn else None,
             last_error=m.last_error,
+            refresh_interval=self.refresh_interval or None,
         )
 
     def state_changed(self) -> None:
@@ -350,7 +358,7 @@ class Replicator:
         (name,) = exc.tables
         schema, _, table = name.partition(".")
         reason = (
-            f"changes after LSN {lsn} could not be applied: {exc}."
+            f"changes after LSN {lsn} could not be applied: {refusal_reason(exc.error)}."
             f" Re-copy it with: zetl refresh TABLE {name}"
         )
         warehouse = connect_replica(self.config.warehouse_url, self.config.replica_database)
@@ -420,7 +428,7 @@ class Replicator:
         """The replicated tables as the replica has them (``commit=False``: in the open
         transaction, e.g. after a rollback to a savepoint undid a schema change)."""
         states = read_table_states(warehouse, commit=commit)
-        replica = {t.qualified: t for t in catalog.list_tables(warehouse, self.config.schemas)}
+        replica = {t.qualified: t for t in catalog.list_tables(warehouse, self.config.scope)}
         if commit:
             warehouse.commit()
         self.tables, self.sync_lsn, self.paused = {}, {}, set()
@@ -470,11 +478,17 @@ class Replicator:
             },
         )
 
+        copy_refused: dict[str, str] = {}
+
         def copy_one(table: catalog.TableInfo) -> None:
             conn = connect_replica(config.warehouse_url, config.replica_database)
             try:
                 started = time.monotonic()
-                rows = _copy_synced(config.source_url, point, table, conn)
+                try:
+                    rows = _copy_synced(config.source_url, point, table, conn)
+                except CopyRefusedError as exc:
+                    copy_refused[table.qualified] = str(exc)
+                    return
                 log.info(
                     "table copied",
                     extra={
@@ -492,10 +506,28 @@ class Replicator:
         warehouse.commit()
         with ThreadPoolExecutor(max_workers=config.copy_workers) as pool:
             list(pool.map(copy_one, eligible))
+        if copy_refused:
+            with warehouse.cursor() as cur:
+                for table in eligible:
+                    if table.qualified in copy_refused:
+                        reason = copy_refused[table.qualified]
+                        set_table_state(
+                            cur,
+                            table.schema,
+                            table.name,
+                            TableState.FAILED,
+                            reason,
+                            apply_failed=True,
+                        )
+                        log.warning(
+                            "table failed", extra={"table": table.qualified, "reason": reason}
+                        )
+            warehouse.commit()
+            eligible = [t for t in eligible if t.qualified not in copy_refused]
         with warehouse.cursor() as cur:
             write_progress(cur, config.slot, point.consistent_point, None)
         warehouse.commit()
-        self.tables = {t.qualified: t for t in eligible}
+        self.tables = {t.qualified: t.target() for t in eligible}
         self.sync_lsn = {t.qualified: point.consistent_point for t in eligible}
         self.paused = set()
         return point.consistent_point
@@ -506,7 +538,7 @@ class Replicator:
         """Record every source table's state: Failed with the reason, or Initializing."""
         eligible = []
         with warehouse.cursor() as cur:
-            for table in catalog.list_tables(src, self.config.schemas, self.config.include):
+            for table in catalog.list_tables(src, self.config.scope, self.config.table_filter()):
                 problem = table.problem()
                 if problem:
                     set_table_state(cur, table.schema, table.name, TableState.FAILED, problem)
@@ -553,7 +585,7 @@ class Replicator:
             raise
         finally:
             temporary.close()
-        self.tables[table.qualified] = table
+        self.tables[table.qualified] = table.target()
         self.sync_lsn[table.qualified] = point.consistent_point
         self.paused.discard(table.qualified)
         self.state_changed()
@@ -568,7 +600,13 @@ def _copy_synced(
 ) -> int:
     """Copy ``table`` as of the slot's snapshot and mark it Synced at the slot's consistent
     point, in one warehouse transaction: changes before that point are in the copy."""
-    rows = copy_table(source_url, point.snapshot, table, warehouse)
+    try:
+        rows = copy_table(source_url, point.snapshot, table, warehouse)
+    except psycopg2.Error as exc:
+        if is_connection_lost(exc):
+            raise
+        warehouse.rollback()
+        raise CopyRefusedError(f"copy refused: {refusal_reason(exc)}") from exc
     with warehouse.cursor() as cur:
         set_table_state(
             cur,
@@ -610,6 +648,7 @@ class _Session:
         self.last_maintenance = 0.0
         self.idle_wal_end = 0  # the newest idle position the server reported, to record
         self.resync_failed_at: dict[str, float] = {}  # table -> when its last resync failed
+        self.last_commit = 0.0
         self.types: dict[tuple[int, int], tuple[str, str]] = {}
         # relation id -> replica table (None: not applied) within the current transaction
         self.routes: dict[int, catalog.TableInfo | None] = {}
@@ -808,8 +847,13 @@ class _Session:
             time.monotonic() - self.batch_started >= self.config.batch_max_seconds
             or self.destination.pending_bytes >= self.config.batch_max_bytes
         )
-        if (end_of_input or full) and self.live is None:
+        if (end_of_input or full) and self.live is None and self._refresh_due():
             self._commit_batch()
+
+    def _refresh_due(self) -> bool:
+        """REFRESH_INTERVAL: the replica moves at most once every so many seconds."""
+        interval = self.r.refresh_interval
+        return not interval or time.monotonic() - self.last_commit >= interval
 
     # --- streamed in-progress transactions --------------------------------------------------
     #
@@ -979,10 +1023,9 @@ class _Session:
                     datetime.now(UTC) - self.batch_commit_time
                 ).total_seconds()
             self.metrics.pending_since = None
-        if self.r.monitor is not None:
-            self.r.monitor.poke(urgent=False)
         self.batch_lsn = None
         self.batch_transactions = 0
+        self.last_commit = time.monotonic()
 
     def _applied(self, lsn: int) -> None:
         self.applied_lsn = max(self.applied_lsn, lsn)
@@ -1000,11 +1043,12 @@ class _Session:
             self.idle_wal_end = max(self.idle_wal_end, wal_end)
         if self.transaction is not None or self.live is not None:
             return
-        if self.batch_lsn is not None:
+        if self.batch_lsn is not None and self._refresh_due():
             self._commit_batch()
         now = time.monotonic()
         if (
             self.idle_wal_end > self.applied_lsn
+            and self.batch_lsn is None
             and now - self.last_progress_write >= PROGRESS_IDLE_SECONDS
         ):
             # Nothing of ours up to there: record it so the slot (and lag) move on when idle.
@@ -1019,7 +1063,8 @@ class _Session:
         """Between transactions: pick up new tables, resync requests and eligibility changes."""
         warehouse = self.destination.conn
         states = read_table_states(warehouse)
-        listed = catalog.list_tables(self.src, self.config.schemas, self.config.include)
+        self.r.refresh_interval = read_options(warehouse).refresh_interval or 0
+        listed = catalog.list_tables(self.src, self.config.scope, self.config.table_filter())
         present = {t.qualified for t in listed}
         for name, gone in states.items():
             if name not in present:
@@ -1060,6 +1105,11 @@ class _Session:
             if needs_copy:
                 try:
                     self.r.resync(table, self.src, warehouse)
+                except CopyRefusedError as exc:
+                    self._set_state(table, TableState.FAILED, str(exc), apply_failed=True)
+                    log.warning(
+                        "table failed", extra={"table": table.qualified, "reason": str(exc)}
+                    )
                 except SourceRefusedError as exc:
                     warehouse.rollback()
                     self._set_state(table, TableState.FAILED, str(exc))
@@ -1120,10 +1170,17 @@ class _Session:
         self.r.state_changed()
         log.info("table dropped: no longer on the source", extra={"table": name})
 
-    def _set_state(self, table: catalog.TableInfo, state: TableState, reason: str) -> None:
+    def _set_state(
+        self,
+        table: catalog.TableInfo,
+        state: TableState,
+        reason: str,
+        *,
+        apply_failed: bool = False,
+    ) -> None:
         warehouse = self.destination.conn
         with warehouse.cursor() as cur:
-            set_table_state(cur, table.schema, table.name, state, reason)
+            set_table_state(cur, table.schema, table.name, state, reason, apply_failed=apply_failed)
         warehouse.commit()
         self.r.state_changed()
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 from psycopg2 import sql
 
-from zetl_replicator.catalog import SUPPORTED_TYPES, Backfill, ColumnInfo, TableInfo
+from zetl_replicator.catalog import Backfill, ColumnInfo, TableInfo, type_problem
 from zetl_replicator.pgoutput import Relation
-from zetl_replicator.warehouse import table_identifier
+from zetl_replicator.warehouse import column_sql, table_identifier
 
 TypeLookup = Callable[[int, int], tuple[str, str]]  # (oid, modifier) -> (type_sql, typname)
 BackfillLookup = Callable[[str], Backfill]  # added column name -> what existing rows hold
@@ -74,8 +74,10 @@ def plan(
     for col in relation.columns:
         existing = current.column(col.name)
         type_sql, type_name = types(col.type_oid, col.type_modifier)
-        wanted.append(
-            ColumnInfo(col.name, type_sql, type_name, existing.not_null if existing else False)
+        wanted.append(  # compared with the replica: as AWS maps the type
+            ColumnInfo(
+                col.name, type_sql, type_name, existing.not_null if existing else False
+            ).target()
         )
     wanted_names = [c.name for c in wanted]
     if wanted_names == [c.name for c in current.columns] and all(
@@ -110,7 +112,11 @@ def plan(
         )
     if any(k in {c.name for c in dropped} for k in current.primary_key):
         return "a primary-key column was dropped"
-    unsupported = [f"{c.name} ({c.type_sql})" for c in added if c.type_name not in SUPPORTED_TYPES]
+    unsupported = [
+        f"{c.name} ({c.type_sql}: {problem})"
+        for c in added
+        if (problem := type_problem(c.type_sql, c.type_name))
+    ]
     if unsupported:
         return "added column with an unsupported data type: " + ", ".join(unsupported)
     statements: list[sql.Composed] = []
@@ -121,9 +127,7 @@ def plan(
                 f"column {c.name} was added with a value on existing rows that only a re-copy"
                 " can read (a volatile default, or a default set after the column was added)"
             )
-        column = sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(
-            ident, sql.Identifier(c.name), sql.SQL(c.type_sql)
-        )
+        column = sql.SQL("ALTER TABLE {} ADD COLUMN {}").format(ident, column_sql(c))
         if fill.value is None:
             statements.append(column)
             continue
