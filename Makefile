@@ -55,7 +55,7 @@ images-offline: ## build the base images from Debian packages, for machines with
 	bash compose/offline/build.sh
 
 e2e: install ## the whole compose platform end to end: load, generate, replicate, verify
-	COMPOSE="$(COMPOSE)" $(BIN)/pytest -m e2e tests/e2e
+	COMPOSE="$(COMPOSE)" $(BIN)/pytest -m e2e -rP tests/e2e
 
 clean: ## remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
@@ -116,3 +116,8 @@ dq: install ## the great_expectations checkpoints: source_integrity, replica_par
 
 bench-quality: install ## each dq checkpoint beside the same checks as plain SQL, 1M-row replica (Docker)
 	$(BIN)/python -m bench.quality.run
+
+# --- platform: dashboard benchmark ---
+.PHONY: bench-dashboard
+bench-dashboard: install ## dashboard pages against marts built from a 1M-line replica, beside raw-table reads
+	$(BIN)/python -m bench.dashboard.run --lines 1000000

@@ -22,7 +22,7 @@ def test_a_second_load_of_the_same_files_changes_nothing(
     run_load(db_url, directory)
     before = fetch(db, SNAPSHOT) + fetch(db, "SELECT * FROM store_transaction ORDER BY id")
 
-    second = run_load(db_url, directory)
+    second = run_load(db_url, directory, reload=True)
 
     assert all(c.inserted == c.updated == 0 for c in second.entities.values())
     assert fetch(db, SNAPSHOT) + fetch(db, "SELECT * FROM store_transaction ORDER BY id") == before

@@ -59,7 +59,7 @@ def test_the_players_export_loads_with_its_relations(db_url: str, db: Conn, tmp_
     ]
     assert scalar(db, "SELECT sum(amount) FROM wallet_transaction") == 60
 
-    again = run_load(db_url, players_export(tmp_path / "players"))
+    again = run_load(db_url, players_export(tmp_path / "players"), reload=True)
     assert all(c.inserted == c.updated == 0 for c in again.entities.values())
 
 

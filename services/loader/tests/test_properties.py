@@ -115,7 +115,7 @@ def test_every_row_is_accounted_for_and_a_reload_changes_nothing(
 
     snapshot = fetch(db, "SELECT * FROM store_transaction_line ORDER BY id")
     snapshot += fetch(db, "SELECT * FROM store_transaction ORDER BY id")
-    again = run_load(db_url, directory)
+    again = run_load(db_url, directory, reload=True)
     assert all(c.inserted == c.updated == 0 for c in again.entities.values())
     assert again.quarantined == report.quarantined
     after = fetch(db, "SELECT * FROM store_transaction_line ORDER BY id")

@@ -95,7 +95,7 @@ def test_loading_the_reference_export_twice_changes_nothing(db_url: str, db: Con
     snapshot += fetch(db, "SELECT * FROM publisher ORDER BY id")
     snapshot += fetch(db, "SELECT * FROM game ORDER BY id")
 
-    second = run_load(db_url, REFERENCE)
+    second = run_load(db_url, REFERENCE, reload=True)
 
     assert all(c.inserted == c.updated == 0 for c in second.entities.values())
     again = fetch(db, "SELECT * FROM store_transaction_line ORDER BY id")

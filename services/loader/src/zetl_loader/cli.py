@@ -4,6 +4,11 @@ Exit codes (DESIGN.md): 0 when every row loaded (data issues such as merged dupl
 flagged total are reported, the data is kept); 1 when rows were quarantined — the load is
 committed, the rest of the data is in, but some input did not make it and someone must look;
 2 for a missing directory, file or column, or an unreachable database (nothing loaded).
+
+An export loaded before (same files, same bytes) is skipped with exit 0: applying it again
+would roll rows that changed since back to the export's values. ``--reload`` applies it anyway.
+``--accept-quarantine`` turns exit 1 for quarantined rows into 0 (with the same warning), for a
+platform that must keep going with what loaded (docker compose); the bare command keeps 1.
 """
 
 from __future__ import annotations
@@ -61,13 +66,33 @@ def load(
     report: Annotated[
         Path | None, typer.Option("--report", help="write a JSON summary of the load here")
     ] = None,
+    reload: Annotated[
+        bool,
+        typer.Option(
+            "--reload",
+            help="apply an export that was loaded before again (its values overwrite newer ones)",
+        ),
+    ] = False,
+    accept_quarantine: Annotated[
+        bool,
+        typer.Option(
+            "--accept-quarantine",
+            help="exit 0 when the only problem is quarantined rows (they stay in zetl_load)",
+        ),
+    ] = False,
 ) -> None:
     """Load a CSV export into the source database (SOURCE_DATABASE_URL). Idempotent."""
     url = Settings.from_env().require_source()
     with _progress() as progress:
-        result = run_load(url, directory, progress)
+        result = run_load(url, directory, progress, reload=reload)
     if report is not None:
         result.write(report)
+    if result.skipped_as_loaded:
+        logger.info(
+            "export already loaded; skipped (--reload applies it again)",
+            extra={"load_run_id": result.load_run_id, "source_dir": str(directory)},
+        )
+        return
     for entity, counts in result.entities.items():
         logger.info("loaded", extra={"entity": entity, **counts.as_dict()})
     logger.info(
@@ -83,7 +108,8 @@ def load(
             "rows were quarantined; see zetl_load.quarantine",
             extra={"load_run_id": result.load_run_id, "rows": result.quarantined},
         )
-        raise typer.Exit(int(ExitCode.DATA))
+        if not accept_quarantine:
+            raise typer.Exit(int(ExitCode.DATA))
 
 
 def register(app: typer.Typer) -> None:

@@ -7,6 +7,7 @@ leaves the database exactly as it was.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -92,12 +93,54 @@ def open_export(
     return exports
 
 
-def run_load(url: str, directory: Path, progress: ProgressFactory | None = None) -> LoadReport:
-    """Load the export in ``directory`` into the source database at ``url``."""
+def run_load(
+    url: str,
+    directory: Path,
+    progress: ProgressFactory | None = None,
+    *,
+    reload: bool = False,
+) -> LoadReport:
+    """Load the export in ``directory`` into the source database at ``url``.
+
+    An export already loaded (same file names, same bytes) is skipped: applying it again would
+    set rows that changed since (a player erased, a KYC decision taken) back to the export's
+    values. ``reload`` applies it anyway, deliberately.
+    """
     with ExitStack() as stack:
         exports = open_export(directory, stack, progress)
+        checksum = export_checksum(exports)
         with _transaction(url) as cur:
-            return _load(cur, directory, exports)
+            if not reload:
+                earlier = _loaded_before(cur, checksum)
+                if earlier is not None:
+                    return LoadReport(
+                        load_run_id=earlier, source_dir=str(directory), skipped_as_loaded=True
+                    )
+            return _load(cur, directory, exports, checksum)
+
+
+def export_checksum(exports: dict[str, ExportFile]) -> str:
+    """sha256 over each file's name and content, in name order: one export, one checksum."""
+    digest = hashlib.sha256()
+    for export in sorted(exports.values(), key=lambda e: e.path.name):
+        file_digest = hashlib.sha256()
+        with export.path.open("rb") as stream:
+            while chunk := stream.read(1 << 20):
+                file_digest.update(chunk)
+        digest.update(f"{export.path.name}\0{file_digest.hexdigest()}\n".encode())
+    return digest.hexdigest()
+
+
+def _loaded_before(cur: Cursor, checksum: str) -> int | None:
+    """The committed run that already applied this export, if any (the advisory lock is held,
+    so a load of the same export running concurrently has committed or rolled back by now)."""
+    cur.execute(
+        f"SELECT min(id) FROM {LOAD_SCHEMA}.load_run"
+        " WHERE export_checksum = %s AND finished_at IS NOT NULL",
+        (checksum,),
+    )
+    row = cur.fetchone()
+    return None if row is None else row[0]
 
 
 @contextmanager
@@ -128,11 +171,13 @@ def _require_schema(cur: Cursor) -> None:
         raise ConfigError("the source database has no zetl schema yet: run `zetl migrate` first")
 
 
-def _load(cur: Cursor, directory: Path, exports: dict[str, ExportFile]) -> LoadReport:
+def _load(
+    cur: Cursor, directory: Path, exports: dict[str, ExportFile], checksum: str
+) -> LoadReport:
     cur.execute(
-        f"INSERT INTO {LOAD_SCHEMA}.load_run (source_dir, started_at)"
-        " VALUES (%s, now()) RETURNING id",
-        (str(directory),),
+        f"INSERT INTO {LOAD_SCHEMA}.load_run (source_dir, started_at, export_checksum)"
+        " VALUES (%s, now(), %s) RETURNING id",
+        (str(directory), checksum),
     )
     row = cur.fetchone()
     assert row is not None

@@ -52,6 +52,8 @@ class LoadReport:
     issue_counts: dict[str, int] = field(default_factory=dict)
     # Wall seconds per phase of the load, for operators and the benchmark.
     seconds: dict[str, float] = field(default_factory=dict)
+    # True when this export had been loaded before (load_run_id is that run) and nothing ran.
+    skipped_as_loaded: bool = False
 
     @property
     def quarantined(self) -> int:
@@ -65,11 +67,17 @@ class LoadReport:
     def issue_total(self) -> int:
         return sum(self.issue_counts.values())
 
+    @property
+    def status(self) -> str:
+        if self.skipped_as_loaded:
+            return "skipped_already_loaded"
+        return "quarantined_rows" if self.quarantined else "ok"
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "load_run_id": self.load_run_id,
             "source_dir": self.source_dir,
-            "status": "quarantined_rows" if self.quarantined else "ok",
+            "status": self.status,
             "balanced": self.balanced,
             "entities": {name: counts.as_dict() for name, counts in self.entities.items()},
             "totals": self.totals,

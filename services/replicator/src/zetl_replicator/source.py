@@ -84,12 +84,37 @@ def add_to_publication(
     if not tables:
         return
     with conn.cursor() as cur:
+        if _membership_helpers(cur):
+            for t in tables:
+                cur.execute(
+                    f"SELECT {PUBLICATION_ADMIN}.add_table(%s, %s::regclass)",
+                    (publication, sql.Identifier(t.schema, t.name).as_string(cur)),
+                )
+            return
         cur.execute(
             sql.SQL("ALTER PUBLICATION {} ADD TABLE {}").format(
                 sql.Identifier(publication),
                 sql.SQL(", ").join(sql.Identifier(t.schema, t.name) for t in tables),
             )
         )
+
+
+# ALTER PUBLICATION ... ADD/DROP TABLE needs ownership of the publication and of the table: a
+# replication role that owns neither (least privilege, RDS) changes the membership through
+# the owner's SECURITY DEFINER functions in this schema (compose/source/roles.psql).
+PUBLICATION_ADMIN = "zetl_publication_admin"
+
+
+def _membership_helpers(cur: psycopg2.extensions.cursor) -> bool:
+    """True when the owner's helpers exist and this role may call them instead of owning."""
+    cur.execute(
+        "SELECT has_function_privilege(f, 'EXECUTE')"
+        f" FROM to_regprocedure('{PUBLICATION_ADMIN}.add_table(name, regclass)') AS f"
+        " WHERE f IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname ="
+        " current_user AND r.rolsuper)"
+    )
+    row = cur.fetchone()
+    return bool(row and row[0])
 
 
 def publish(
@@ -134,6 +159,12 @@ def drop_from_publication(
             (publication, table.schema, table.name),
         )
         if cur.fetchone() is None:
+            return
+        if _membership_helpers(cur):
+            cur.execute(
+                f"SELECT {PUBLICATION_ADMIN}.drop_table(%s, %s::regclass)",
+                (publication, sql.Identifier(table.schema, table.name).as_string(cur)),
+            )
             return
         cur.execute(
             sql.SQL("ALTER PUBLICATION {} DROP TABLE {}").format(

@@ -331,6 +331,9 @@ class LoadRun(Keyed, Base):
     rows_merged: Mapped[int] = mapped_column(BigInteger, server_default="0")
     rows_quarantined: Mapped[int] = mapped_column(BigInteger, server_default="0")
     issue_count: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    # sha256 over the export's file names and contents: the same export is never applied twice
+    # unless asked (zetl load --reload).
+    export_checksum: Mapped[str | None] = mapped_column(String(64), index=True)
 
 
 class Quarantine(Keyed, Base):

@@ -1,0 +1,256 @@
+"""Dashboard pages against marts built from a replica of over a million rows.
+
+The real path end to end: a storefront export of ``--lines`` lines and a players export are
+loaded into a source Postgres (zetl load), replicated into the warehouse (the replicator, until
+every table is Synced), and the marts are built by dbt (zetl transform's build). Then, per page:
+
+- its queries, uncached, as the dashboard runs them (median of ``--repeat`` runs);
+- the whole page rendered by Streamlit's AppTest, first with an empty cache, then cached;
+- the baseline, side by side in the same run: the same figures read from the replica's raw
+  tables instead of the marts (what a page would cost without them).
+
+  python -m bench.dashboard.run [--lines 1000000] [--players 20000] [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+
+from tests.harness import SOURCE_SETTINGS, running_postgres
+from zetl.schema.migrate import upgrade
+
+ROOT = Path(__file__).resolve().parents[2]
+PAGES = ROOT / "services" / "dashboard" / "src" / "zetl_dashboard" / "pages"
+REPLICA = "raw_transactions"
+MARTS = (
+    "daily_revenue", "daily_player_transactions", "transaction_reconciliation",
+    "player_top_three_deposits", "agg_discord_deposits_by_country",
+)  # fmt: skip
+# The Storefront's heaviest figure, from the raw replica (through the link) instead of the mart.
+RAW_REVENUE_BY_PUBLISHER = """
+SELECT (t.occurred_at AT TIME ZONE 'UTC')::date AS day, p.name, sum(l.net_amount)
+FROM raw_transactions_public.store_transaction_line l
+JOIN raw_transactions_public.store_transaction t ON t.id = l.transaction_id
+JOIN raw_transactions_public.publisher p ON p.id = l.publisher_id
+WHERE t.currency = %s GROUP BY 1, 2
+"""
+
+
+def timed(fn: Any, *args: Any) -> float:
+    start = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - start
+
+
+def median_of(repeat: int, fn: Any, *args: Any) -> float:
+    return statistics.median(timed(fn, *args) for _ in range(repeat))
+
+
+def export(directory: Path, lines: int, players: int) -> None:
+    """The generator's exports, through the command line as a person makes them."""
+    for args in (
+        ["--format", "storefront", "--rows", str(lines)],
+        ["--format", "players", "--rows", str(players)],
+    ):
+        subprocess.run(
+            [sys.executable, "-m", "zetl", "generate", "export", *args, "--seed", "3",
+             "--out", str(directory)],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+
+
+def replicate(source_url: str, warehouse_url: str) -> float:
+    from zetl_replicator.config import ReplicatorConfig
+    from zetl_replicator.pipeline import Replicator
+
+    config = ReplicatorConfig(
+        source_url=source_url, warehouse_url=warehouse_url, replica_database=REPLICA
+    )
+    replicator = Replicator(config)
+    stop = threading.Event()
+    thread = threading.Thread(target=replicator.run, args=(stop,), daemon=True)
+    start = time.perf_counter()
+    thread.start()
+    replica_url = warehouse_url.rsplit("/", 1)[0] + f"/{REPLICA}"
+    while True:
+        time.sleep(1)
+        try:
+            with psycopg2.connect(replica_url) as conn, conn.cursor() as cur:
+                cur.execute(
+                    "SELECT count(*), count(*) FILTER (WHERE state = 'Synced')"
+                    " FROM zetl.table_state"
+                )
+                total, synced = cur.fetchone()  # type: ignore[misc]
+        except psycopg2.Error:
+            continue
+        if total >= 8 and total == synced:
+            break
+    elapsed = time.perf_counter() - start
+    stop.set()
+    thread.join(timeout=60)
+    return elapsed
+
+
+def replica_rows(warehouse_url: str) -> int:
+    replica_url = warehouse_url.rsplit("/", 1)[0] + f"/{REPLICA}"
+    with psycopg2.connect(replica_url) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT sum(n_live_tup)::bigint FROM pg_stat_user_tables WHERE schemaname = 'public'"
+        )
+        row = cur.fetchone()
+        return int(row[0]) if row and row[0] else 0
+
+
+def page_queries() -> dict[str, list[tuple[Any, tuple[Any, ...]]]]:
+    from zetl_dashboard import queries as q
+
+    return {
+        "storefront": [
+            (q.STOREFRONT_TOTALS, ()),
+            (q.STOREFRONT_WINDOW, ("USD", "1900-01-01")),
+            (q.TOP_GAMES, ("USD",)),
+        ],
+        "players": [
+            (q.PLAYER_CURRENCIES, ()),
+            (q.DISCORD_DEPOSITS, ("USD",)),
+            (q.DAILY_WALLET, ("USD", 90)),
+            (q.TOP_DEPOSITORS, ("USD",)),
+        ],
+        "reconciliation": [
+            (q.RECONCILIATION_SUMMARY, ()),
+            (q.FLAGGED_BY_DAY, ()),
+            (q.FLAGGED, ()),
+        ],
+        "health": [
+            (q.TABLE_STATE, ()),
+            (q.LAG, (60,)),
+            (q.CHECKPOINT_LAST, ()),
+            (q.CHECKPOINT_HISTORY, ()),
+            (q.TRANSFORM_LAST, ()),
+            (q.DAG_RUN_LAST, ()),
+        ],
+    }
+
+
+def measure_pages(dev_url: str, repeat: int) -> dict[str, dict[str, float]]:
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from zetl_dashboard.data import read
+
+    os.environ["WAREHOUSE_DATABASE_URL"] = dev_url
+    results: dict[str, dict[str, float]] = {}
+    # A served dashboard has imported Streamlit, pandas and altair before anyone asks for a
+    # page: one throw-away render does that here, so "uncached" means the data, not Python.
+    AppTest.from_file(str(PAGES / "health.py"), default_timeout=120).run()
+    for page, queries in page_queries().items():
+
+        def run_queries(batch: list[tuple[Any, tuple[Any, ...]]] = queries) -> None:
+            for query, params in batch:
+                read(dev_url, query.relations, query.sql, params)
+
+        st.cache_data.clear()
+        app = AppTest.from_file(str(PAGES / f"{page}.py"), default_timeout=120)
+        render_cold = timed(app.run)
+        if app.exception:
+            raise SystemExit(f"{page}: {app.exception[0].message}")
+        render_cached = median_of(repeat, app.run)
+        results[page] = {
+            "queries_uncached_s": round(median_of(repeat, run_queries), 3),
+            "page_render_uncached_s": round(render_cold, 3),
+            "page_render_cached_s": round(render_cached, 3),
+        }
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument("--players", type=int, default=20_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+
+    from zetl_loader.pipeline import run_load
+    from zetl_transform.link import setup
+    from zetl_transform.project import project_dir
+    from zetl_transform.runner import build
+
+    report: dict[str, Any] = {"lines": args.lines, "players": args.players}
+    with (
+        running_postgres(SOURCE_SETTINGS) as source,
+        running_postgres({}) as warehouse,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        source.execute("CREATE DATABASE storefront")
+        warehouse.execute("CREATE DATABASE dev")
+        source_url, dev_url = source.url("storefront"), warehouse.url("dev")
+        upgrade(source_url)
+        export(Path(tmp), args.lines, args.players)
+        report["load_s"] = round(timed(run_load, source_url, Path(tmp)), 1)
+        print(f"loaded in {report['load_s']} s", file=sys.stderr)
+        report["replicate_s"] = round(replicate(source_url, dev_url), 1)
+        report["replica_rows"] = replica_rows(dev_url)
+        print(
+            f"replicated {report['replica_rows']} rows in {report['replicate_s']} s",
+            file=sys.stderr,
+        )
+        setup(dev_url, REPLICA)
+        start = time.perf_counter()
+        outcome = build(
+            project=project_dir(), warehouse_url=dev_url, replica_database=REPLICA,
+            target="local", select=[], full_refresh=False,
+        )  # fmt: skip
+        report["dbt_build_s"] = round(time.perf_counter() - start, 1)
+        if not outcome.success:
+            raise SystemExit(f"dbt build failed: {outcome.message}")
+        with psycopg2.connect(dev_url) as conn, conn.cursor() as cur:
+            marts = {}
+            for name in MARTS:
+                cur.execute(f"SELECT count(*) FROM analytics.{name}")
+                marts[name] = int(cur.fetchone()[0])  # type: ignore[index]
+            report["mart_rows"] = marts
+            cur.execute(
+                "SELECT currency FROM analytics.daily_revenue"
+                " GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"
+            )
+            currency = cur.fetchone()[0]  # type: ignore[index]
+
+            def raw() -> None:
+                cur.execute(RAW_REVENUE_BY_PUBLISHER, (currency,))
+                cur.fetchall()
+
+            def from_mart() -> None:
+                cur.execute(
+                    "SELECT revenue_date, publisher_name, sum(net_amount)"
+                    " FROM analytics.daily_revenue WHERE currency = %s GROUP BY 1, 2",
+                    (currency,),
+                )
+                cur.fetchall()
+
+            report["revenue_by_publisher_all_days"] = {
+                "from_mart_s": round(median_of(args.repeat, from_mart), 3),
+                "from_raw_replica_s": round(median_of(args.repeat, raw), 3),
+            }
+        report["pages"] = measure_pages(dev_url, args.repeat)
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""What the dashboard reads from the warehouse's dev database, and nothing else.
+
+Every query reads a mart (``analytics``) or a monitoring relation, never the replica's raw
+tables, through a read-only session. A relation that does not exist yet (the first
+transform has not run, no checkpoint yet) is an empty state, not an error: ``Result.missing``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from zetl.db import connect
+from zetl.errors import ConfigError
+from zetl.settings import Settings
+
+DEFAULT_REFRESH_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class Result:
+    """Rows of one query, or why there are none yet (``missing`` names the absent relation)."""
+
+    frame: pd.DataFrame = field(default_factory=pd.DataFrame)
+    missing: str | None = None
+
+    @property
+    def empty(self) -> bool:
+        return self.missing is not None or self.frame.empty
+
+
+def refresh_seconds(environ: dict[str, str] | None = None) -> int:
+    raw = (environ if environ is not None else dict(os.environ)).get(
+        "ZETL_DASHBOARD_REFRESH_SECONDS", ""
+    )
+    try:
+        return max(5, int(raw)) if raw else DEFAULT_REFRESH_SECONDS
+    except ValueError as exc:
+        raise ConfigError(f"ZETL_DASHBOARD_REFRESH_SECONDS={raw!r} is not a whole number") from exc
+
+
+def warehouse_url() -> str:
+    return Settings.from_env().require_warehouse()
+
+
+def read(url: str, relations: tuple[str, ...], query: str, params: tuple[Any, ...] = ()) -> Result:
+    """Run ``query`` in a read-only transaction once every relation in ``relations`` exists."""
+    conn = connect(url, application_name="zetl-dashboard", connect_timeout=5)
+    try:
+        conn.set_session(readonly=True, autocommit=False)
+        with conn.cursor() as cur:
+            for relation in relations:
+                cur.execute("SELECT to_regclass(%s)", (relation,))
+                row = cur.fetchone()
+                if row is None or row[0] is None:
+                    return Result(missing=relation)
+            cur.execute(query, params)
+            columns = [c.name for c in cur.description or ()]
+            return Result(frame=pd.DataFrame(cur.fetchall(), columns=columns))
+    finally:
+        conn.rollback()
+        conn.close()
+
+
+def numeric(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
+    """Decimal columns (numeric in Postgres) as floats, which charts can plot."""
+    for column in columns:
+        if column in frame:
+            frame[column] = pd.to_numeric(frame[column], errors="coerce")
+    return frame

@@ -1,0 +1,115 @@
+"""The page queries: marts in ``analytics`` and the monitoring relations, each with the
+relations it needs (absent ones are empty states). Every query aggregates in the database and
+returns at most a few thousand rows, so a page costs the same at any replica size."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class Query(NamedTuple):
+    relations: tuple[str, ...]
+    sql: str
+
+
+DAILY_REVENUE = ("analytics.daily_revenue",)
+# The Storefront reads its mart, the largest (about one row per game, platform and day), in
+# three scans: totals per currency (with each currency's latest day), the days of the window
+# (one row per day, publisher and platform, from which the charts sum), and the top games.
+STOREFRONT_TOTALS = Query(
+    DAILY_REVENUE,
+    "SELECT currency, coalesce(sum(gross_amount), 0) AS gross,"
+    " coalesce(sum(net_amount), 0) AS net, coalesce(sum(abs(refund_amount)), 0) AS refunds,"
+    " coalesce(sum(sale_count), 0) AS sales, max(revenue_date) AS latest"
+    " FROM analytics.daily_revenue GROUP BY currency ORDER BY net DESC NULLS LAST",
+)
+STOREFRONT_WINDOW = Query(
+    DAILY_REVENUE,
+    "SELECT revenue_date, publisher_name, platform, sum(net_amount) AS net_amount,"
+    " sum(gross_amount) AS gross_amount, sum(abs(refund_amount)) AS refund_amount"
+    " FROM analytics.daily_revenue WHERE currency = %s AND revenue_date > %s"
+    " GROUP BY 1, 2, 3 ORDER BY 1",
+)
+TOP_GAMES = Query(
+    DAILY_REVENUE,
+    "SELECT game_title, sum(net_amount) AS net_amount, sum(sale_count) AS sales"
+    " FROM analytics.daily_revenue WHERE currency = %s GROUP BY 1"
+    " ORDER BY 2 DESC NULLS LAST LIMIT 10",
+)
+
+PLAYER_CURRENCIES = Query(
+    ("analytics.daily_player_transactions",),
+    "SELECT currency, sum(total_deposits) AS deposits"
+    " FROM analytics.daily_player_transactions GROUP BY 1 ORDER BY 2 DESC NULLS LAST",
+)
+DISCORD_DEPOSITS = Query(
+    ("analytics.agg_discord_deposits_by_country",),
+    "SELECT country_code, deposit_total, deposit_count, player_count"
+    " FROM analytics.agg_discord_deposits_by_country WHERE currency = %s"
+    " ORDER BY deposit_total DESC NULLS LAST",
+)
+TOP_DEPOSITORS = Query(
+    ("analytics.player_top_three_deposits",),
+    "SELECT customer_code, top_deposit_1, top_deposit_2, top_deposit_3"
+    " FROM analytics.player_top_three_deposits WHERE currency = %s"
+    " ORDER BY top_deposit_1 DESC NULLS LAST, customer_code LIMIT 10",
+)
+DAILY_WALLET = Query(
+    ("analytics.daily_player_transactions",),
+    "SELECT activity_date, sum(total_deposits) AS deposits,"
+    " sum(abs(total_withdrawals)) AS withdrawals"
+    " FROM analytics.daily_player_transactions WHERE currency = %s"
+    " AND activity_date > (SELECT max(activity_date)"
+    " FROM analytics.daily_player_transactions) - %s GROUP BY 1 ORDER BY 1",
+)
+
+RECONCILIATION_SUMMARY = Query(
+    ("analytics.transaction_reconciliation",),
+    "SELECT count(*) AS transactions, count(*) FILTER (WHERE is_mismatched) AS flagged,"
+    " coalesce(sum(abs(difference)) FILTER (WHERE is_mismatched), 0) AS flagged_difference"
+    " FROM analytics.transaction_reconciliation",
+)
+FLAGGED_BY_DAY = Query(
+    ("analytics.transaction_reconciliation",),
+    "SELECT (occurred_at AT TIME ZONE 'UTC')::date AS day, transaction_type, count(*) AS flagged"
+    " FROM analytics.transaction_reconciliation WHERE is_mismatched GROUP BY 1, 2 ORDER BY 1",
+)
+FLAGGED = Query(
+    ("analytics.transaction_reconciliation",),
+    "SELECT transaction_code, transaction_type, occurred_at, currency, header_total,"
+    " lines_total, difference, line_count FROM analytics.transaction_reconciliation"
+    " WHERE is_mismatched ORDER BY occurred_at DESC LIMIT 200",
+)
+
+TABLE_STATE = Query(
+    ("svv_integration_table_state",),
+    "SELECT schema_name, table_name, table_state, table_rows, last_updated_timestamp, reason"
+    " FROM svv_integration_table_state ORDER BY schema_name, table_name",
+)
+LAG = Query(
+    ("zetl.lag_history",),
+    "SELECT sampled_at, lag_seconds FROM zetl.lag_history"
+    " WHERE sampled_at > now() - make_interval(mins => %s) ORDER BY sampled_at",
+)
+CHECKPOINT_LAST = Query(
+    ("zetl_dq.checkpoint_result",),
+    "SELECT DISTINCT ON (checkpoint) checkpoint, success, finished_at, evaluated, successful,"
+    " failed FROM zetl_dq.checkpoint_result ORDER BY checkpoint, finished_at DESC NULLS LAST",
+)
+CHECKPOINT_HISTORY = Query(
+    ("zetl_dq.checkpoint_result",),
+    "SELECT checkpoint, finished_at, CASE WHEN success THEN 'pass' ELSE 'fail' END AS outcome"
+    " FROM zetl_dq.checkpoint_result WHERE finished_at IS NOT NULL"
+    " ORDER BY finished_at DESC LIMIT 500",
+)
+TRANSFORM_LAST = Query(
+    ("zetl_transform.run_log",),
+    "SELECT started_at, finished_at, success, command, models_ok, models_error,"
+    " tests_failed, message FROM zetl_transform.run_log"
+    " ORDER BY started_at DESC LIMIT 1",
+)
+DAG_RUN_LAST = Query(
+    ("zetl_orchestration.dag_run",),
+    "SELECT dag_id, run_id, started_at, finished_at, outcome, reason"
+    " FROM zetl_orchestration.dag_run ORDER BY started_at DESC LIMIT 5",
+)
