@@ -72,7 +72,9 @@ def test_messy_storefront_export_loads_and_reports_every_defect_class(
         refunds = cur.fetchone()[0]  # type: ignore[index]
         cur.execute("SELECT count(*) FROM store_transaction WHERE transaction_type = 'payout'")
         payouts = cur.fetchone()[0]  # type: ignore[index]
-    assert broken == {"header_total_matches_lines"}, "only the deliberate total mismatches"
+    # The deliberate total mismatches are kept as real data and reported, so they break no rule.
+    assert report.issue_counts["total_mismatch"] > 0
+    assert broken == set()
     assert refunds > 0 and payouts > 0
 
 
