@@ -1,0 +1,37 @@
+"""The orchestration tests' Airflow home: a migrated SQLite metadata database per session."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+from orchestration.tests.support import AIRFLOW_VENV, DAGS, airflow_bin, dbt_project
+
+
+@pytest.fixture(scope="session")
+def airflow_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """Environment of an Airflow home with a migrated SQLite database, and no examples."""
+    home = tmp_path_factory.mktemp("airflow-home")
+    env = {
+        **os.environ,
+        "PATH": f"{AIRFLOW_VENV / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+        "AIRFLOW__COSMOS__CACHE_DIR": str(home / "cosmos"),
+        "ZETL_DBT_PROJECT_DIR": str(dbt_project()),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
+        "NO_COLOR": "1",
+    }
+    subprocess.run(
+        [str(airflow_bin("airflow")), "db", "migrate"],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    yield env
