@@ -10,7 +10,7 @@ export POSTGRES_IMAGE PYTHON_IMAGE TESTCONTAINERS_RYUK_DISABLED
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-SERVICES := common loader generator replicator dashboard
+SERVICES := common loader generator replicator dashboard transform
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 export DOCKER_BUILDKIT ?= 0
 
@@ -96,6 +96,17 @@ bench-replicator: install ## zetl replicator vs native logical replication, pg_r
 sample-data: install ## regenerate data/raw, the sample export the local platform loads
 	$(BIN)/zetl generate export --format storefront --messy --rows 400 --seed 1 --out data/raw
 	$(BIN)/zetl generate export --format players --rows 200 --seed 1 --out data/raw
+
+# --- transform: the dbt project (transform/) and its Redshift check ---
+.PHONY: transform transform-check bench-transform
+transform: install ## dbt build of transform/ in the warehouse (.env's WAREHOUSE_DATABASE_URL), after the replica link refresh
+	set -a; [ -f .env ] && . ./.env; set +a; $(BIN)/zetl transform
+
+transform-check: install ## the models' SQL checked for what Redshift rejects, offline (dbt parse/compile + sqlglot)
+	$(BIN)/zetl transform check
+
+bench-transform: install ## full dbt build vs the same SQL in psql, and an incremental build after 10,000 events (Docker)
+	$(BIN)/python -m bench.transform.run
 
 # --- orchestration: the zetl_daily Airflow DAG, with Airflow in its own venv ---
 .PHONY: airflow-venv airflow-lock test-orchestration

@@ -149,3 +149,11 @@ def test_preflight_names_a_dockerfile_that_is_not_there_yet(tmp_path: Path) -> N
     check = preflight.check_dockerfiles(tmp_path, dockerfiles)
     assert not check.ok and "transform/Dockerfile missing" in check.detail
     assert preflight.check_dockerfiles(tmp_path, {"loader": dockerfiles["loader"]}).ok
+
+
+def test_preflight_finds_every_dockerfile_of_the_checkout() -> None:
+    from zetl.aws.images import DOCKERFILES
+
+    root = Path(__file__).resolve().parents[2]
+    check = preflight.check_dockerfiles(root, DOCKERFILES)
+    assert check.ok, check.detail

@@ -35,7 +35,8 @@ def check_dockerfiles(root: Path, dockerfiles: dict[str, str]) -> Check:
         return Check(
             "dockerfiles",
             False,
-            f"{', '.join(missing)} missing (transform/ is the dbt project, still to come)",
+            f"{', '.join(missing)} missing (every image the stack deploys is built from the"
+            " checkout: run from the repository root)",
         )
     return Check("dockerfiles", True, ", ".join(sorted(dockerfiles)))
 

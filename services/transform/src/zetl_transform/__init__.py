@@ -1,0 +1,1 @@
+"""zetl transform: the dbt project runner, the cross-database link and the Redshift check."""

@@ -1,0 +1,62 @@
+"""Where the dbt project is, and the environment its profiles read."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from zetl.errors import ConfigError
+from zetl.settings import read_env
+
+TARGETS = ("local", "aws")
+
+
+def project_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """``ZETL_DBT_PROJECT_DIR``, else ``transform/`` of the checkout (or image) we run from."""
+    environ = os.environ if environ is None else environ
+    configured = environ.get("ZETL_DBT_PROJECT_DIR")
+    candidates = [Path(configured)] if configured else []
+    if not configured:
+        here = Path(__file__).resolve()
+        candidates += [parent / "transform" for parent in (Path.cwd(), *here.parents)]
+    for candidate in candidates:
+        if (candidate / "dbt_project.yml").is_file():
+            return candidate
+    where = configured or "transform/ above the current directory"
+    raise ConfigError(f"no dbt project at {where} (set ZETL_DBT_PROJECT_DIR)")
+
+
+def work_dir(project: Path) -> Path:
+    """Where dbt writes target/ and logs/: the project itself when writable (partial parsing
+    then survives between runs), else a temporary directory (a read-only image)."""
+    if os.access(project, os.W_OK):
+        return project
+    path = Path(tempfile.gettempdir()) / "zetl-dbt"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+def dbt_env(warehouse_url: str | None, replica_database: str, target: str) -> dict[str, str]:
+    """The variables profiles.yml reads: the local target's from WAREHOUSE_DATABASE_URL."""
+    env = {"ZETL_DBT_TARGET": target, "ZETL_REPLICA_DATABASE": replica_database}
+    if target == "local":
+        if not warehouse_url:
+            raise ConfigError("WAREHOUSE_DATABASE_URL (or WAREHOUSE_DATABASE_URL_FILE) must be set")
+        parts = urlsplit(warehouse_url)
+        if parts.scheme not in ("postgresql", "postgres") or not parts.path.strip("/"):
+            raise ConfigError("WAREHOUSE_DATABASE_URL must be a postgresql://user@host:port/db URL")
+        env |= {
+            "DBT_PG_HOST": parts.hostname or "localhost",
+            "DBT_PG_PORT": str(parts.port or 5432),
+            "DBT_PG_USER": unquote(parts.username or ""),
+            "DBT_PG_PASSWORD": unquote(parts.password or ""),
+            "DBT_PG_DBNAME": unquote(parts.path.strip("/")),
+        }
+    else:
+        password = read_env("REDSHIFT_PASSWORD")
+        if password:
+            env["REDSHIFT_PASSWORD"] = password
+    return env

@@ -1,0 +1,76 @@
+{{ config(
+    materialized='incremental',
+    incremental_strategy='zetl_replace_units',
+    unit_expression='customer_id',
+    indexes=[{'columns': ['customer_id']}],
+    on_schema_change='fail',
+) }}
+{#- Top-three rule: per player AND currency, deposits ranked by amount (largest first) with
+    row_number(), so equal amounts take separate places (100, 100, 50 -> 100, 100, 50); the
+    columns are null where the player made fewer deposits in that currency. Incremental unit:
+    one customer. See README.md. -#}
+{%- if is_incremental() %}
+  {%- set wallet = ref('stg_wallet_transaction') -%}
+  {%- set units = zetl_affected_units(
+      changed="select customer_id as unit from " ~ wallet ~ " where updated_at > __WATERMARK__"
+          ~ " union select customer_id from " ~ ref('stg_customer') ~ " where updated_at > __WATERMARK__",
+      source_fp="select customer_id as unit, count(*) as n, sum(amount) as total from " ~ wallet
+          ~ " where transaction_type = 'deposit' group by customer_id",
+      target_fp="select customer_id as unit, sum(deposit_count) as n, sum(deposit_total) as total from "
+          ~ this ~ " group by customer_id",
+  ) -%}
+{%- endif %}
+
+with deposits as (
+    select
+        customer_id,
+        currency,
+        amount,
+        updated_at,
+        row_number() over (
+            partition by customer_id, currency
+            order by amount desc, wallet_transaction_id
+        ) as deposit_rank
+    from {{ ref('stg_wallet_transaction') }}
+    where transaction_type = 'deposit'
+    {%- if is_incremental() %}
+        and customer_id in {{ units }}
+    {%- endif %}
+),
+
+customers as (
+    select customer_id, customer_code, updated_at
+    from {{ ref('stg_customer') }}
+    {%- if is_incremental() %}
+    where customer_id in {{ units }}
+    {%- endif %}
+),
+
+per_player as (
+    select
+        customer_id,
+        currency,
+        max(case when deposit_rank = 1 then amount end) as top_deposit_1,
+        max(case when deposit_rank = 2 then amount end) as top_deposit_2,
+        max(case when deposit_rank = 3 then amount end) as top_deposit_3,
+        count(*) as deposit_count,
+        sum(amount) as deposit_total,
+        max(updated_at) as updated_at
+    from deposits
+    group by customer_id, currency
+)
+
+select
+    p.customer_id,
+    c.customer_code,
+    p.currency,
+    cast(p.top_deposit_1 as numeric(12, 2)) as top_deposit_1,
+    cast(p.top_deposit_2 as numeric(12, 2)) as top_deposit_2,
+    cast(p.top_deposit_3 as numeric(12, 2)) as top_deposit_3,
+    cast(p.deposit_count as bigint) as deposit_count,
+    cast(p.deposit_total as numeric(18, 2)) as deposit_total,
+    case when c.updated_at > p.updated_at then c.updated_at else p.updated_at end
+        as source_updated_at
+from per_player as p
+inner join customers as c
+    on c.customer_id = p.customer_id
