@@ -8,9 +8,9 @@ import psycopg2
 import pytest
 
 from zetl.schema.migrate import upgrade
+from zetl.schema.rules import check_rules
 from zetl_generator.export_players import write_players_export
 from zetl_generator.export_storefront import StorefrontExport
-from zetl_generator.rules import check_rules
 from zetl_loader.pipeline import run_load
 
 pytestmark = pytest.mark.docker

@@ -16,8 +16,8 @@ import pytest
 
 from tests.harness import PostgresServer, running_postgres
 from zetl.schema.migrate import upgrade
+from zetl.schema.rules import check_rules
 from zetl_generator.mix import EventKind, Mix
-from zetl_generator.rules import check_rules
 from zetl_generator.workload import Workload, WorkloadOptions
 
 pytestmark = pytest.mark.docker

@@ -13,11 +13,11 @@ import typer
 from zetl.db import connect, wait_until_ready
 from zetl.errors import ConfigError, DataError
 from zetl.http import serve_metrics
+from zetl.schema.rules import check_rules
 from zetl.settings import Settings
 from zetl_generator.export_players import write_players_export
 from zetl_generator.export_storefront import StorefrontExport
 from zetl_generator.mix import EventKind, Mix
-from zetl_generator.rules import check_rules
 from zetl_generator.workload import Workload, WorkloadOptions, WorkloadStats, stop_on_signals
 
 logger = logging.getLogger("zetl.generator")

@@ -1,5 +1,5 @@
 """The events the workload writes: each one a single source transaction that keeps every
-business rule (docs in the package README; the checks are in ``rules.py``).
+business rule (docs in the package README; the checks are in ``zetl.schema.rules``).
 
 Entities are picked by a random probe into the primary-key range, not ``ORDER BY random()``,
 so the choice comes from the run's seeded RNG: the same seed and the same starting state

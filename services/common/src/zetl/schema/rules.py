@@ -1,7 +1,8 @@
 """The storefront's business rules as SQL: each query returns the rows that break its rule.
 
 The generator must never break one; ``zetl generate check`` runs them against any source
-database (loaded exports included) and exits 1 when one is broken.
+database (loaded exports included) and exits 1 when one is broken. They live with the schema
+because the data-quality checkpoint ``source_integrity`` evaluates the same queries.
 """
 
 from __future__ import annotations
