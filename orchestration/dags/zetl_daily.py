@@ -1,11 +1,14 @@
 """zetl_daily: the daily refresh as an Airflow DAG.
 
-    record_start ─► replication_gate ─► transform (dbt: one task per model, its tests after it)
-                                         ─► marts_quality ─► record_run (teardown: always runs)
+    record_start ─► replication_gate ─► replica_link (local target only)
+      ─► transform (dbt: one task per model, its tests after it)
+      ─► marts_quality ─► record_run (teardown: always runs)
 
 1. ``replication_gate``: every replicated table Synced and lag under ZETL_MAX_LAG_SECONDS,
    else the run fails with the reason (retried with backoff: lag can recover).
-2. ``transform``: the dbt project through astronomer-cosmos, which renders dbt's own graph as
+2. ``replica_link`` (local target): ``zetl transform setup`` re-imports the replica's tables
+   into dev through postgres_fdw, as ``zetl transform`` does before its own builds.
+   ``transform``: the dbt project through astronomer-cosmos, which renders dbt's own graph as
    Airflow tasks (a run task per model followed by that model's tests), so a failing model
    stops only what depends on it and shows where it failed.
 3. ``marts_quality``: the ``marts`` data-quality checkpoint (``zetl dq run marts``); its
@@ -31,7 +34,6 @@ from airflow.sdk import DAG, Connection, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
-from cosmos.profiles import PostgresUserPasswordProfileMapping, RedshiftUserPasswordProfileMapping
 from zetl_orchestration import health, runlog
 from zetl_orchestration.settings import (
     DbtSettings,
@@ -145,34 +147,47 @@ def replication_gate() -> None:
     health.check(state, settings.max_lag_seconds)
 
 
-@task(task_id="marts_quality")
-def marts_quality() -> None:
-    settings = _run_settings()
-    command = settings.dq_command
-    log.info("running the marts checkpoint: %s", " ".join(command))
+def _run_zetl(command: list[str], what: str, setting: str) -> None:
+    """Run a zetl command against the warehouse of the Airflow connection; its exit code
+    decides: 1 (a check or the data failed) and 2 (usage or configuration) fail the task for
+    good, anything else unexpected is retried."""
+    log.info("%s: %s", what, " ".join(command))
+    env = {
+        **os.environ,
+        "WAREHOUSE_DATABASE_URL": _warehouse_url(),
+        "ZETL_TARGET": DbtSettings.from_env().target,
+    }
     try:
         done = subprocess.run(  # noqa: S603 (the command is the operator's own setting)
-            command,
-            capture_output=True,
-            text=True,
-            check=False,
-            env={**os.environ, "WAREHOUSE_DATABASE_URL": _warehouse_url()},
+            command, capture_output=True, text=True, check=False, env=env
         )
     except OSError as exc:
-        raise AirflowFailException(
-            f"ZETL_DQ_COMMAND cannot run ({command[0]}): {exc.strerror}"
-        ) from None
+        raise AirflowFailException(f"{setting} cannot run ({command[0]}): {exc.strerror}") from None
     for line in (done.stdout + done.stderr).splitlines():
-        log.info("dq | %s", line)
-    output = [line for line in (done.stderr + done.stdout).splitlines() if line.strip()]
-    tail = output[-1].strip() if output else "no output"
+        log.info("%s | %s", command[0], line)
+    # The reason: the command's last error line (zetl's one-line error), else its last output.
+    errors = [line.strip() for line in done.stderr.splitlines() if line.strip()]
+    output = [line.strip() for line in done.stdout.splitlines() if line.strip()]
+    tail = (errors or output or ["no output"])[-1]
     if done.returncode == 0:
         return
     if done.returncode == 1:
-        raise AirflowFailException(f"marts checkpoint failed: {tail}")
+        raise AirflowFailException(f"{what} failed: {tail}")
     if done.returncode == 2:
-        raise AirflowFailException(f"marts checkpoint usage or configuration error: {tail}")
-    raise RuntimeError(f"marts checkpoint exited with {done.returncode}: {tail}")
+        raise AirflowFailException(f"{what}: usage or configuration error: {tail}")
+    raise RuntimeError(f"{what} exited with {done.returncode}: {tail}")
+
+
+@task(task_id="replica_link")
+def replica_link() -> None:
+    """Locally, dbt reads the replica through postgres_fdw: re-import its tables so new and
+    changed ones are seen (Redshift reads the zero-ETL database directly)."""
+    _run_zetl(_run_settings().link_command, "replica link refresh", "ZETL_LINK_COMMAND")
+
+
+@task(task_id="marts_quality")
+def marts_quality() -> None:
+    _run_zetl(_run_settings().dq_command, "marts checkpoint", "ZETL_DQ_COMMAND")
 
 
 @task(task_id="record_run")
@@ -194,15 +209,29 @@ def record_run(**context: Any) -> None:
 
 
 def _profile(dbt: DbtSettings) -> ProfileConfig:
-    """dbt's profile from the Airflow connection: Postgres locally, Redshift on AWS. Cosmos
-    renders a mock profile while parsing, so the scheduler never needs the password."""
-    args = {"schema": dbt.schema, "threads": 4}
-    mapping = (
-        RedshiftUserPasswordProfileMapping(conn_id=dbt.conn_id, profile_args=args)
-        if dbt.target == "aws"
-        else PostgresUserPasswordProfileMapping(conn_id=dbt.conn_id, profile_args=args)
+    """The dbt project's own profiles.yml (every value from the environment, with defaults, so
+    the scheduler parses the project without a secret)."""
+    return ProfileConfig(
+        profile_name=dbt.profile,
+        target_name=dbt.target,
+        profiles_yml_filepath=dbt.profiles_dir / "profiles.yml",
     )
-    return ProfileConfig(profile_name="zetl", target_name=dbt.target, profile_mapping=mapping)
+
+
+def _connection_env(dbt: DbtSettings) -> dict[str, str]:
+    """The profile's connection variables, filled from the Airflow connection when each dbt
+    task runs (templates: the secret never enters the parsed DAG, and Airflow masks it)."""
+    conn = f"conn.get({dbt.conn_id!r})"
+    fields = {"HOST": "host", "PORT": "port", "USER": "login", "PASSWORD": "password"}
+    if dbt.target == "aws":
+        env = {f"REDSHIFT_{k}": f"{{{{ {conn}.{v} or '' }}}}" for k, v in fields.items()}
+        env["REDSHIFT_PORT"] = f"{{{{ {conn}.port or 5439 }}}}"
+        env["REDSHIFT_DATABASE"] = f"{{{{ {conn}.schema }}}}"
+    else:
+        env = {f"DBT_PG_{k}": f"{{{{ {conn}.{v} or '' }}}}" for k, v in fields.items()}
+        env["DBT_PG_PORT"] = f"{{{{ {conn}.port or 5432 }}}}"
+        env["DBT_PG_DBNAME"] = f"{{{{ {conn}.schema }}}}"
+    return env
 
 
 def _transform_group() -> DbtTaskGroup:
@@ -217,6 +246,7 @@ def _transform_group() -> DbtTaskGroup:
         group_id="transform",
         project_config=project,
         profile_config=_profile(dbt),
+        operator_args={"env": _connection_env(dbt), "append_env": True},
         # dbt runs in the worker's own process (dbt's Python runner): installed beside Airflow.
         execution_config=ExecutionConfig(
             execution_mode=ExecutionMode.LOCAL, invocation_mode=InvocationMode.DBT_RUNNER
@@ -224,6 +254,9 @@ def _transform_group() -> DbtTaskGroup:
         render_config=RenderConfig(
             load_method=LoadMode.DBT_MANIFEST if dbt.manifest else LoadMode.DBT_LS,
             test_behavior=TestBehavior.AFTER_EACH,
+            # A test over several models (relationships) runs once all of them are built,
+            # not with the first one.
+            should_detach_multiple_parents_tests=True,
             invocation_mode=InvocationMode.DBT_RUNNER,
             emit_datasets=False,
         ),
@@ -258,7 +291,10 @@ with DAG(
     transform = _transform_group()
     quality = marts_quality()
     end = record_run().as_teardown(setups=start)
-    start >> gate >> transform >> quality >> end
+    if DbtSettings.from_env().target == "local":
+        start >> gate >> replica_link() >> transform >> quality >> end
+    else:
+        start >> gate >> transform >> quality >> end
 
 if __name__ == "__main__":  # python zetl_daily.py: one local run, no scheduler
     dag.test()

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from orchestration.tests.support import AIRFLOW_VENV, DAGS, airflow_bin, dbt_project
+from orchestration.tests.support import AIRFLOW_VENV, DAGS, DBT_PROJECT, airflow_bin
 
 
 @pytest.fixture(scope="session")
@@ -23,7 +23,8 @@ def airflow_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
         "AIRFLOW__COSMOS__CACHE_DIR": str(home / "cosmos"),
-        "ZETL_DBT_PROJECT_DIR": str(dbt_project()),
+        "ZETL_DBT_PROJECT_DIR": str(DBT_PROJECT),
+        "ZETL_DBT_TARGET": "local",
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
         "NO_COLOR": "1",
     }

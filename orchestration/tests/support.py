@@ -14,7 +14,7 @@ import pytest
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 DAGS = REPOSITORY / "orchestration" / "dags"
-FIXTURE_PROJECT = REPOSITORY / "orchestration" / "tests" / "dbt_fixture"
+DBT_PROJECT = REPOSITORY / "transform"
 AIRFLOW_VENV = Path(os.environ.get("ZETL_AIRFLOW_VENV", REPOSITORY / ".venv-airflow"))
 
 
@@ -24,9 +24,3 @@ def airflow_bin(name: str) -> Path:
         # Fails, never skips: the Airflow venv is part of what `make test-orchestration` builds.
         pytest.fail(f"{path} is missing: run `make airflow-venv` first", pytrace=False)
     return path
-
-
-def dbt_project() -> Path:
-    """The project's dbt project once it exists, else the small fixture project."""
-    real = REPOSITORY / "transform"
-    return real if (real / "dbt_project.yml").exists() else FIXTURE_PROJECT

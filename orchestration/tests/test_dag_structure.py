@@ -56,19 +56,37 @@ def test_every_task_retries_with_exponential_backoff(described: dict[str, Any]) 
 def test_the_dbt_graph_becomes_one_task_per_model_and_test(described: dict[str, Any]) -> None:
     tasks = described["zetl_daily"]["tasks"]
     dbt = {t: v for t, v in tasks.items() if t.startswith("transform.")}
-    models = {t.removeprefix("transform.").rsplit(".", 1)[0] for t in dbt}
+    models = {t.removeprefix("transform.").removesuffix(".run") for t in dbt if t.endswith(".run")}
     assert models, "no dbt task rendered"
     for model in models:
         run, test = f"transform.{model}.run", f"transform.{model}.test"
-        assert run in dbt and test in dbt, model
-        # A model's tests run right after it, and nothing else runs in between.
-        assert dbt[test]["upstream"] == [run]
-    # Staging models start after the gate; marts after the tests of the models they read.
-    roots = {t for t, v in dbt.items() if "replication_gate" in v["upstream"]}
+        assert dbt[run]["operator"] == "DbtRunLocalOperator"
+        # A model's own tests run right after it, and nothing else runs in between.
+        assert dbt[test]["upstream"] == [run], model
+        assert dbt[test]["operator"] == "DbtTestLocalOperator"
+    # A test over several models (relationships) is its own task, after all of them.
+    detached = {t: v for t, v in dbt.items() if not t.endswith((".run", ".test"))}
+    assert detached
+    for task_id, task in detached.items():
+        assert task["operator"] == "DbtTestLocalOperator", task_id
+        assert len(task["upstream"]) >= 2 and all(u.endswith(".test") for u in task["upstream"])
+    # Staging models start once the replica link is fresh; the others after the tests of the
+    # models they read.
+    roots = {t for t, v in dbt.items() if "replica_link" in v["upstream"]}
     assert roots and all(t.endswith(".run") for t in roots)
     for task_id, task in dbt.items():
         for upstream in task["upstream"]:
-            assert upstream == "replication_gate" or upstream.startswith("transform."), task_id
+            assert upstream == "replica_link" or upstream.startswith("transform."), task_id
+    # The contract's marts are among the models, each followed by its tests.
+    for mart in (
+        "daily_player_transactions",
+        "agg_discord_deposits_by_country",
+        "player_top_three_deposits",
+        "daily_revenue",
+        "transaction_reconciliation",
+        "publisher_payouts",
+    ):
+        assert mart in models, mart
 
 
 def test_order_gate_models_quality_record(described: dict[str, Any]) -> None:
@@ -76,6 +94,8 @@ def test_order_gate_models_quality_record(described: dict[str, Any]) -> None:
     assert tasks["record_start"]["upstream"] == []
     assert tasks["record_start"]["is_setup"]
     assert tasks["replication_gate"]["upstream"] == ["record_start"]
+    # The local target reads the replica through postgres_fdw: its import is refreshed first.
+    assert tasks["replica_link"]["upstream"] == ["replication_gate"]
     leaves = {
         t
         for t in tasks
@@ -84,7 +104,7 @@ def test_order_gate_models_quality_record(described: dict[str, Any]) -> None:
     assert leaves == set(), "every dbt task leads to the quality gate"
     quality_upstream = tasks["marts_quality"]["upstream"]
     assert quality_upstream and all(
-        u.startswith("transform.") and u.endswith(".test") for u in quality_upstream
+        u.startswith("transform.") and u.endswith("test") for u in quality_upstream
     )
     # The record runs last, even after a failure, as a teardown of record_start.
     assert tasks["record_run"]["is_teardown"]

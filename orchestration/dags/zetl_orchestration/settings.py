@@ -15,6 +15,8 @@ from urllib.parse import quote, urlencode
 
 DEFAULT_MAX_LAG_SECONDS = 900.0
 DEFAULT_DQ_COMMAND = "zetl dq run marts"
+# Sets up (idempotent) and refreshes the postgres_fdw import of the replica (a superuser).
+DEFAULT_LINK_COMMAND = "zetl transform setup"
 # dbt targets: the local warehouse (Postgres) and Redshift.
 TARGETS = ("local", "aws")
 # orchestration/dags/zetl_orchestration/settings.py -> the repository root holds transform/
@@ -65,15 +67,24 @@ def _int(name: str, default: int) -> int:
     return value
 
 
+def _command(name: str, default: str) -> list[str]:
+    command = shlex.split(env(name, default) or "")
+    if not command:
+        raise SettingsError(f"{name} is empty")
+    return command
+
+
 @dataclass(frozen=True)
 class DbtSettings:
-    """Where the dbt project is, which target runs, and the Airflow connection its profile is
-    made from (parse time: the connection's secrets are read only when a task runs)."""
+    """Where the dbt project and its profiles are, which target runs, and the Airflow
+    connection the profile's connection variables come from (parse time: the connection's
+    secrets are read only when a task runs)."""
 
     project_dir: Path
+    profiles_dir: Path
+    profile: str
     target: str
     conn_id: str
-    schema: str
     manifest: Path | None
 
     @classmethod
@@ -86,9 +97,10 @@ class DbtSettings:
             raise SettingsError(f"ZETL_DBT_TARGET must be one of {choices}, got {target!r}")
         return cls(
             project_dir=project,
+            profiles_dir=Path(env("ZETL_DBT_PROFILES_DIR") or project),
+            profile=env("ZETL_DBT_PROFILE", "zetl") or "zetl",
             target=target,
             conn_id=env("ZETL_WAREHOUSE_CONN_ID", "zetl_warehouse") or "zetl_warehouse",
-            schema=env("ZETL_DBT_SCHEMA", "analytics") or "analytics",
             manifest=Path(manifest) if manifest else None,
         )
 
@@ -117,16 +129,15 @@ class RunSettings:
     replica_database: str
     max_lag_seconds: float
     dq_command: list[str]
+    link_command: list[str]
 
     @classmethod
     def from_env(cls) -> RunSettings:
-        command = shlex.split(env("ZETL_DQ_COMMAND", DEFAULT_DQ_COMMAND) or "")
-        if not command:
-            raise SettingsError("ZETL_DQ_COMMAND is empty")
         return cls(
             replica_database=env("ZETL_REPLICA_DATABASE", "raw_transactions") or "",
             max_lag_seconds=_float("ZETL_MAX_LAG_SECONDS", DEFAULT_MAX_LAG_SECONDS),
-            dq_command=command,
+            dq_command=_command("ZETL_DQ_COMMAND", DEFAULT_DQ_COMMAND),
+            link_command=_command("ZETL_LINK_COMMAND", DEFAULT_LINK_COMMAND),
         )
 
 
