@@ -61,7 +61,8 @@ module "integration" {
   tags        = local.tags
   source_arn  = module.source_database.arn
   target_arn  = module.warehouse.namespace_arn
-  data_filter = coalesce(var.integration_data_filter, "include: ${var.source_database_name}.public.*")
+  # One data filter for the integration and the local replicator (ZETL_DATA_FILTER_FILE).
+  data_filter = coalesce(var.integration_data_filter, trimspace(file("${path.module}/data-filter.txt")))
 }
 
 module "app" {

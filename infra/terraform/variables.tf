@@ -157,7 +157,7 @@ variable "warehouse_publicly_accessible" {
 # --- integration ---
 
 variable "integration_data_filter" {
-  description = "Tables to replicate; defaults to every table of the source database's public schema."
+  description = "Tables to replicate (AWS data filter syntax); defaults to data-filter.txt, the filter the local replicator reads too."
   type        = string
   default     = null
 }

@@ -126,4 +126,5 @@ def env_for(config: ReplicatorConfig) -> dict[str, str]:
         "ZETL_PUBLICATION": config.publication,
         "ZETL_BATCH_MAX_SECONDS": str(config.batch_max_seconds),
         "ZETL_DISCOVERY_INTERVAL_SECONDS": str(config.discovery_interval_seconds),
+        "ZETL_DATA_FILTER": config.data_filter,
     }

@@ -89,8 +89,7 @@ def test_net_change_per_key_within_one_batch(config: ReplicatorConfig, replica: 
             (11, True)
         ]
         counts = dict(
-            (r[0], r[1])
-            for r in replica("SELECT table_name, rows_applied FROM zetl.integration_table_state")
+            (r[0], r[1]) for r in replica("SELECT table_name, rows_applied FROM zetl.table_state")
         )
         assert counts == {"t": 23, "pairs": 4}  # one per source change
 

@@ -42,9 +42,7 @@ def rows(url: str, statement: str) -> list:  # type: ignore[type-arg]
 def states(replica: Query) -> dict[str, tuple[str, str | None]]:
     return {
         f"{r[0]}.{r[1]}": (r[2], r[3])
-        for r in replica(
-            "SELECT schema_name, table_name, state, reason FROM zetl.integration_table_state"
-        )
+        for r in replica("SELECT schema_name, table_name, state, reason FROM zetl.table_state")
     }
 
 
@@ -56,7 +54,7 @@ def test_copy_then_stream_every_change_kind(config: ReplicatorConfig, replica: Q
         " amount numeric(12,2), placed_at timestamptz, notes text)",
         "CREATE TABLE lines (order_id bigint, line int, qty int, PRIMARY KEY (order_id, line))",
         "CREATE TABLE no_key (a int, b text)",
-        "CREATE TABLE odd (id int PRIMARY KEY, addr inet)",
+        "CREATE TABLE odd (id int PRIMARY KEY, at point)",
         "INSERT INTO orders SELECT g, 'c' || g, g * 1.5, '2024-01-01'::timestamptz + g *"
         " interval '1 hour', CASE WHEN g = 1 THEN repeat('toast-', 5000) END"
         " FROM generate_series(1, 500) g",
@@ -68,7 +66,7 @@ def test_copy_then_stream_every_change_kind(config: ReplicatorConfig, replica: Q
         assert states(replica)["public.orders"] == ("Synced", None)
         assert states(replica)["public.no_key"] == ("Failed", "table has no primary key")
         assert states(replica)["public.odd"][0] == "Failed"
-        assert "addr (inet)" in str(states(replica)["public.odd"][1])
+        assert "at (point)" in str(states(replica)["public.odd"][1])
         assert replica("SELECT to_regclass('public.no_key')") == [(None,)]
 
         execute(
@@ -131,7 +129,7 @@ def test_restart_resumes_exactly_once(config: ReplicatorConfig, replica: Query) 
     with running(config):
         wait_for(lambda: replica("SELECT count(*) FROM public.t") == [(101,)], "second run")
         assert replica("SELECT v FROM public.t WHERE id = 1") == [(100,)]
-        assert replica("SELECT rows_applied FROM zetl.integration_table_state") == [(200,)]
+        assert replica("SELECT rows_applied FROM zetl.table_state") == [(200,)]
         assert verify(config).ok
 
 

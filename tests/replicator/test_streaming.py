@@ -91,9 +91,10 @@ def test_streamed_transactions_commit_abort_and_subtransactions(
             "the transactions after the abort",
         )
         assert same_as_source(config, "big", "small")
-        assert replica(
-            "SELECT table_name, rows_applied FROM zetl.integration_table_state ORDER BY 1"
-        ) == [("big", 3000 + 2000 + 100), ("small", 2 + 2 + 1 + 1)]
+        assert replica("SELECT table_name, rows_applied FROM zetl.table_state ORDER BY 1") == [
+            ("big", 3000 + 2000 + 100),
+            ("small", 2 + 2 + 1 + 1),
+        ]
         assert verify(config).ok
 
 

@@ -8,13 +8,14 @@ UPDATE and DELETE on it). ``TableInfo.problems`` is the one place these rules ar
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import psycopg2.extensions
+
+from zetl_replicator.datafilter import DataFilter
 
 # Session settings for every connection that reads or writes column values as text, so both
 # sides agree on the text form (timestamps in UTC, ISO dates, exact floats, hex bytea).
@@ -23,31 +24,77 @@ TEXT_FORMAT_OPTIONS = (
     "-c extra_float_digits=3 -c bytea_output=hex"
 )
 
-# The pg_catalog types a zero-ETL integration maps to Redshift (conservatively: arrays,
-# enums, composites, ranges, geometric, network, bit strings, money, xml... are left out).
-SUPPORTED_TYPES = frozenset(
-    {
-        "int2",
-        "int4",
-        "int8",
-        "numeric",
-        "float4",
-        "float8",
-        "bool",
-        "bpchar",
-        "varchar",
-        "text",
-        "date",
-        "time",
-        "timetz",
-        "timestamp",
-        "timestamptz",
-        "uuid",
-        "json",
-        "jsonb",
-        "bytea",
-    }
-)
+VARCHAR_MAX = "character varying(65535)"
+
+# AWS's mapping of PostgreSQL types to Redshift, for the pg_catalog types zero-ETL replicates
+# (RDS User Guide, zero-ETL "data type differences"): typname -> the Redshift type as Postgres
+# spells it, where Postgres has that type; None: the source's own type (Redshift's SUPER,
+# VARBYTE, DECIMAL(20,3) for money have no Postgres type that takes the source's values
+# unchanged). docs/replication.md has the whole table.
+TARGET_TYPES: dict[str, str | None] = {
+    "int2": None,
+    "int4": None,
+    "int8": None,
+    "numeric": None,  # DECIMAL(p,s): Postgres' numeric(p,s)
+    "float4": None,
+    "float8": None,
+    "bool": None,
+    "bpchar": None,  # CHAR(n)
+    "varchar": VARCHAR_MAX,
+    "text": VARCHAR_MAX,
+    "date": None,
+    "time": "character varying(19)",
+    "timetz": "character varying(22)",
+    "timestamp": "timestamp without time zone",
+    "timestamptz": "timestamp with time zone",
+    "interval": None,
+    "uuid": "character varying(36)",
+    "json": None,  # SUPER
+    "jsonb": None,  # SUPER
+    "bytea": None,  # VARBYTE
+    "bit": None,  # VARBYTE
+    "varbit": None,  # VARBYTE
+    "inet": "character varying(19)",
+    "cidr": "character varying(19)",
+    "macaddr": "character varying(17)",
+    "money": None,  # DECIMAL(20,3); its text form ("$1,234.56") is no numeric literal
+    "xml": VARCHAR_MAX,
+    "tsvector": VARCHAR_MAX,
+    "tsquery": VARCHAR_MAX,
+    "oid": "bigint",
+    "xid": "bigint",
+    "cid": "bigint",
+}
+SUPPORTED_TYPES = frozenset(TARGET_TYPES)
+MAX_PRECISION, MAX_SCALE = 38, 37  # Redshift DECIMAL
+_NUMERIC = re.compile(r"^numeric(?:\((\d+),(-?\d+)\))?$")
+
+
+def is_supported(type_name: str) -> bool:
+    """A type zero-ETL replicates: one of the mapping, or an array of one (SUPER)."""
+    element = type_name[1:] if type_name.startswith("_") else type_name
+    return element in TARGET_TYPES
+
+
+def target_type(type_sql: str, type_name: str) -> str:
+    """The replica's type for a source column type (``format_type`` spelling)."""
+    if type_name.startswith("_"):
+        return type_sql  # arrays: SUPER on Redshift, the array itself here
+    return TARGET_TYPES.get(type_name) or type_sql
+
+
+def type_problem(type_sql: str, type_name: str) -> str | None:
+    """Why zero-ETL would fail a column of this type, or None."""
+    if not is_supported(type_name):
+        return "unsupported data type"
+    if type_name == "numeric":
+        match = _NUMERIC.match(type_sql)
+        if match is None or match.group(1) is None:
+            return "numeric without precision and scale (Redshift needs DECIMAL(p,s))"
+        precision, scale = int(match.group(1)), int(match.group(2))
+        if precision > MAX_PRECISION or scale > MAX_SCALE or scale < 0:
+            return f"{type_sql}: Redshift DECIMAL allows precision <= 38, scale 0..37"
+    return None
 
 
 @dataclass(frozen=True)
@@ -56,6 +103,11 @@ class ColumnInfo:
     type_sql: str  # format_type(): "numeric(12,2)", "character varying(40)"
     type_name: str  # pg_type.typname: "numeric", "varchar"
     not_null: bool
+
+    def target(self) -> ColumnInfo:
+        """This column as the replica has it: AWS's Redshift type where Postgres has it."""
+        mapped = target_type(self.type_sql, self.type_name)
+        return self if mapped == self.type_sql else replace(self, type_sql=mapped)
 
 
 @dataclass(frozen=True)
@@ -77,6 +129,7 @@ class TableInfo:
     # With replica identity 'i': whether that index is the primary key's (None: it was dropped).
     identity_index_is_primary: bool | None = None
     partitioned: bool = False
+    persistence: str = "p"  # pg_class.relpersistence: p(ermanent), u(nlogged), t(emporary)
 
     @property
     def qualified(self) -> str:
@@ -105,8 +158,21 @@ class TableInfo:
                     self.qualified,
                     "partitioned table: zetl replicates ordinary tables only (its partitions"
                     " are not replicated either)",
-                    f"leave {self.qualified} out (ZETL_INCLUDE) or replicate a"
+                    f"leave {self.qualified} out (the data filter) or replicate a"
                     " non-partitioned table",
+                )
+            ]
+        if self.persistence != "p":
+            # Unlogged and temporary tables write no WAL: logical decoding never sees their
+            # changes, and the source refuses them in a publication.
+            kind = "unlogged" if self.persistence == "u" else "temporary"
+            return [
+                Ineligibility(
+                    self.qualified,
+                    f"{kind} table: zero-ETL replicates only permanent (logged) tables",
+                    f"ALTER TABLE {self.sql_name} SET LOGGED;"
+                    if kind == "unlogged"
+                    else f"leave {self.qualified} out of the data filter",
                 )
             ]
         found = []
@@ -127,16 +193,30 @@ class TableInfo:
                     f"ALTER TABLE {self.sql_name} REPLICA IDENTITY DEFAULT;",
                 )
             )
-        found += [
-            Ineligibility(
-                f"{self.qualified}.{c.name}",
-                f"unsupported data type: {c.name} ({c.type_sql})",
-                "change the column to a supported type (text, numeric, timestamptz...)",
-            )
-            for c in self.columns
-            if c.type_name not in SUPPORTED_TYPES
-        ]
+        for c in self.columns:
+            problem = type_problem(c.type_sql, c.type_name)
+            if problem == "unsupported data type":
+                found.append(
+                    Ineligibility(
+                        f"{self.qualified}.{c.name}",
+                        f"unsupported data type: {c.name} ({c.type_sql})",
+                        "change the column to a supported type (text, numeric, timestamptz...)",
+                    )
+                )
+            elif problem:
+                found.append(
+                    Ineligibility(
+                        f"{self.qualified}.{c.name}",
+                        f"unsupported numeric: {c.name} ({problem})",
+                        f"ALTER TABLE {self.sql_name} ALTER COLUMN {quote_identifier(c.name)}"
+                        " TYPE numeric(p,s);  -- p <= 38",
+                    )
+                )
         return found
+
+    def target(self) -> TableInfo:
+        """This table as the replica has it (column types as AWS maps them)."""
+        return replace(self, columns=tuple(c.target() for c in self.columns))
 
     def _identity_problem(self) -> str | None:
         # Updates and deletes are applied by primary key: the old-key tuple pgoutput sends must
@@ -164,9 +244,11 @@ def quote_identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-# Ordinary and partitioned tables (partitions are part of their parent). A table with no
-# columns still has a row (the LEFT JOINs), so that it is reported rather than skipped.
-_TABLES_SQL = """
+# Ordinary and partitioned tables (partitions are part of their parent), unlogged ones too (so
+# they are reported, never published). Foreign tables, views and materialized views are not
+# tables zero-ETL looks at. A table with no columns still has a row (the LEFT JOINs), so that
+# it is reported rather than skipped.
+_TABLES_SQL = r"""
 SELECT n.nspname, c.relname, c.relreplident, a.attname,
        format_type(a.atttypid, a.atttypmod),
        CASE WHEN t.typnamespace = 'pg_catalog'::regnamespace THEN t.typname
@@ -174,26 +256,35 @@ SELECT n.nspname, c.relname, c.relreplident, a.attname,
        a.attnotnull,
        coalesce(a.attnum = ANY (i.indkey), false),
        c.relkind = 'p',
-       (SELECT ri.indisprimary FROM pg_index ri WHERE ri.indrelid = c.oid AND ri.indisreplident)
+       (SELECT ri.indisprimary FROM pg_index ri WHERE ri.indrelid = c.oid AND ri.indisreplident),
+       c.relpersistence
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
                          AND a.attgenerated = ''
 LEFT JOIN pg_type t ON t.oid = a.atttypid
 LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary
-WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND n.nspname = ANY (%s)
+WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
+  AND CASE WHEN %s::text[] IS NULL
+           THEN n.nspname NOT IN ('pg_catalog', 'information_schema', 'zetl')
+                AND n.nspname NOT LIKE 'pg\_%%'
+           ELSE n.nspname = ANY (%s::text[]) END
   AND (%s::text IS NULL OR c.relname = %s)
 ORDER BY n.nspname, c.relname, a.attnum
 """
 
 
 def list_tables(
-    conn: psycopg2.extensions.connection, schemas: Sequence[str], include: Sequence[str] = ()
+    conn: psycopg2.extensions.connection,
+    schemas: Sequence[str] | None,
+    data_filter: DataFilter | None = None,
 ) -> list[TableInfo]:
-    """Every table of ``schemas`` that matches the ``include`` filter (if any)."""
+    """Every table of ``schemas`` (None: every schema but the system's and zetl's own) that
+    the data filter (if any) replicates."""
     tables = _read_tables(conn, schemas, None)
-    if include:
-        tables = [t for t in tables if any(fnmatch.fnmatchcase(t.qualified, p) for p in include)]
+    if data_filter is not None:
+        database = conn.info.dbname
+        tables = [t for t in tables if data_filter.replicates(database, t.schema, t.name)]
     return tables
 
 
@@ -204,10 +295,11 @@ def find_table(conn: psycopg2.extensions.connection, schema: str, name: str) -> 
 
 
 def _read_tables(
-    conn: psycopg2.extensions.connection, schemas: Sequence[str], name: str | None
+    conn: psycopg2.extensions.connection, schemas: Sequence[str] | None, name: str | None
 ) -> list[TableInfo]:
     with conn.cursor() as cur:
-        cur.execute(_TABLES_SQL, (list(schemas), name, name))
+        listed = None if schemas is None else list(schemas)
+        cur.execute(_TABLES_SQL, (listed, listed, name, name))
         rows = cur.fetchall()
     grouped: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
     for row in rows:
@@ -227,6 +319,7 @@ def _read_tables(
                 replica_identity=str(first[2]),
                 identity_index_is_primary=first[9],
                 partitioned=bool(first[8]),
+                persistence=str(first[10]),
             )
         )
     return tables
@@ -244,3 +337,59 @@ def type_of(conn: psycopg2.extensions.connection, type_oid: int, modifier: int) 
     if row is None:
         return f"unknown type {type_oid}", f"unknown type {type_oid}"
     return str(row[0]), str(row[1])
+
+
+@dataclass(frozen=True)
+class Backfill:
+    """What rows that existed before a column was added hold in it, as the source sees it."""
+
+    known: bool  # False: not knowable from the catalog (the table must be copied again)
+    value: str | None = None  # its text form; None: NULL
+
+
+def added_column_backfill(
+    conn: psycopg2.extensions.connection, schema: str, table: str, column: str
+) -> Backfill:
+    """ADD COLUMN ... DEFAULT v writes no WAL for the rows already there (Postgres keeps v in
+    the catalog, ``attmissingval``), so no change message ever carries it: read it from there.
+    A volatile default rewrote the table instead (no change messages either, and a value per
+    row): that, or a default set after the column came, cannot be read back."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT a.atthasmissing, (a.attmissingval::text::text[])[1], d.adnum IS NOT NULL"
+            " FROM pg_attribute a"
+            " LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum"
+            " WHERE a.attrelid = to_regclass(format('%%I.%%I', %s::text, %s::text))"
+            " AND a.attname = %s AND NOT a.attisdropped",
+            (schema, table, column),
+        )
+        row = cur.fetchone()
+    if row is None:
+        return Backfill(known=False)
+    has_missing, missing, has_default = row
+    if has_missing:
+        return Backfill(known=True, value=missing)
+    return Backfill(known=not has_default)
+
+
+def is_renamed_in_place(
+    conn: psycopg2.extensions.connection, schema: str, table: str, column: str
+) -> bool:
+    """Whether ``column`` can be a column renamed in place rather than one dropped and one
+    added at the end: it is not the table's newest attribute, or no attribute was ever dropped.
+    (A rename keeps the attribute number; a drop + add leaves a dropped attribute before the
+    new one.) When unsure, False: the table is copied again, which is always right."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT a.attnum, (SELECT max(attnum) FROM pg_attribute WHERE attrelid = a.attrelid),"
+            " (SELECT count(*) FROM pg_attribute WHERE attrelid = a.attrelid AND attisdropped)"
+            " FROM pg_attribute a"
+            " WHERE a.attrelid = to_regclass(format('%%I.%%I', %s::text, %s::text))"
+            " AND a.attname = %s AND NOT a.attisdropped",
+            (schema, table, column),
+        )
+        row = cur.fetchone()
+    if row is None:
+        return False
+    attnum, newest, dropped = row
+    return bool(attnum < newest or dropped == 0)

@@ -62,6 +62,7 @@ def _pipe_copy(
     table: TableInfo,
     warehouse: psycopg2.extensions.connection,
 ) -> int:
+    target = table.target()  # the replica's column types, as AWS maps them
     ident = table_identifier(table.schema, table.name)
     copy_out = sql.SQL("COPY (SELECT {} FROM {}) TO STDOUT").format(_column_list(table), ident)
     copy_in = sql.SQL("COPY {} ({}) FROM STDIN").format(ident, _column_list(table))
@@ -76,7 +77,7 @@ def _pipe_copy(
                 errors.append(exc)
 
     with warehouse.cursor() as cur:
-        add_key = _empty_target(cur, warehouse, table)
+        add_key = _empty_target(cur, warehouse, target)
         producer = threading.Thread(target=produce, name=f"copy-out {table.qualified}")
         producer.start()
         try:

@@ -20,15 +20,18 @@ savepoints).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from io import StringIO
 from typing import Protocol
 
+import psycopg2
 import psycopg2.extensions
 from psycopg2 import sql
 
+from zetl.db import is_connection_lost
 from zetl_replicator.catalog import TableInfo
 from zetl_replicator.pgoutput import UNCHANGED_TOAST, Value
 from zetl_replicator.warehouse import progress_statement, rows_applied_statement, table_identifier
@@ -38,6 +41,23 @@ STATEMENT_PAGE = 1000  # rows per set-based statement
 COPY_MIN_ROWS = 1000  # fewer new rows go as INSERT statements, in the same round trip as the rest
 SCRIPT_BYTES = 1024 * 1024  # statements sent together in one round trip
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+class ApplyError(Exception):
+    """The warehouse refused changes (a constraint, a value): not a lost connection.
+
+    ``tables``: the replica tables whose changes were in what failed ("schema.table"); one
+    table names the culprit, several mean the statements have to be sent apart to find it.
+    """
+
+    def __init__(self, tables: set[str], error: psycopg2.Error) -> None:
+        self.tables = tables
+        self.error = error
+        self.after_lsn = 0  # the last position committed before it (set by the pipeline)
+        self.received_lsn = 0  # how far the stream had come
+        text = str(error).strip().replace("\n", " ")
+        super().__init__(text or type(error).__name__)
+
 
 Row = tuple[Value, ...]
 Key = tuple[Value, ...]
@@ -58,7 +78,7 @@ class Destination(Protocol):
 
     def truncate(self, tables: Sequence[TableInfo]) -> None: ...
 
-    def execute(self, statement: sql.Composable) -> None: ...
+    def execute(self, statement: sql.Composable, table: TableInfo | None = None) -> None: ...
 
     def savepoint(self, name: str) -> None: ...
 
@@ -109,6 +129,9 @@ class PostgresDestination:
         self._script_bytes = 0
         self._templates: dict[tuple[str, int, tuple[int, ...]], tuple[bytes, bytes, bytes]] = {}
         self._rows_at_savepoint: dict[str, Counter[tuple[str, str]]] = {}
+        self._script_tables: set[str] = set()  # tables with statements in the unsent script
+        # Send each table's statements on their own, so that a failure names its table.
+        self.isolate = False
 
     @property
     def pending_bytes(self) -> int:
@@ -161,17 +184,18 @@ class PostgresDestination:
         for table in tables:
             self._flush_table(table.qualified)
         self._send_script()
-        with self.conn.cursor() as cur:
+        with self._refused({t.qualified for t in tables}), self.conn.cursor() as cur:
             cur.execute(
                 sql.SQL("TRUNCATE {}").format(
                     sql.SQL(", ").join(table_identifier(t.schema, t.name) for t in tables)
                 )
             )
 
-    def execute(self, statement: sql.Composable) -> None:
-        """Run DDL (a schema change) in the open batch, after the changes buffered before it."""
+    def execute(self, statement: sql.Composable, table: TableInfo | None = None) -> None:
+        """Run DDL (a schema change of ``table``) in the open batch, after the changes
+        buffered before it."""
         self.flush()
-        with self.conn.cursor() as cur:
+        with self._refused({table.qualified} if table else set()), self.conn.cursor() as cur:
             cur.execute(statement)
         self._templates.clear()
 
@@ -225,6 +249,7 @@ class PostgresDestination:
 
     def _discard_buffers(self) -> None:
         self._changes.clear()
+        self._script_tables = set()
         self._script = []
         self._script_bytes = 0
         self._buffered = 0
@@ -283,7 +308,7 @@ class PostgresDestination:
             ),
             _key_match(table),
         )
-        with self.conn.cursor() as cur:
+        with self._refused({table.qualified}), self.conn.cursor() as cur:
             cur.execute(statement, [*(row[i] for i in changed), *old_key])
 
     def _grew(self, table: TableInfo, size: int) -> None:
@@ -336,7 +361,7 @@ class PostgresDestination:
             self._script_rows(table, "insert", (), inserts)
         elif inserts:
             self._send_script()
-            with self.conn.cursor() as cur:
+            with self._refused({table.qualified}), self.conn.cursor() as cur:
                 cur.copy_expert(
                     sql.SQL("COPY {} ({}) FROM STDIN").format(
                         table_identifier(table.schema, table.name), _column_list(table)
@@ -357,7 +382,8 @@ class PostgresDestination:
                 statement = head + values + tail
                 self._script.append(statement)
                 self._script_bytes += len(statement)
-        if self._script_bytes >= SCRIPT_BYTES:
+        self._script_tables.add(table.qualified)
+        if self._script_bytes >= SCRIPT_BYTES or self.isolate:
             self._send_script()
 
     def _template(
@@ -376,10 +402,24 @@ class PostgresDestination:
     def _send_script(self) -> None:
         """Send the statements gathered so far in one round trip."""
         if self._script:
-            with self.conn.cursor() as cur:
+            with self._refused(self._script_tables), self.conn.cursor() as cur:
                 cur.execute(b";".join(self._script))
         self._script = []
         self._script_bytes = 0
+        self._script_tables = set()
+
+    @contextmanager
+    def _refused(self, tables: set[str]) -> Iterator[None]:
+        """Turn the warehouse refusing a statement into an ApplyError naming its tables."""
+        try:
+            yield
+        except psycopg2.Error as exc:
+            if is_connection_lost(exc):
+                raise
+            named = exc.diag.table_name
+            if named and exc.diag.schema_name:  # constraint errors name their table
+                tables = {f"{exc.diag.schema_name}.{named}"}
+            raise ApplyError(set(tables), exc) from exc
 
 
 def _column_list(table: TableInfo) -> sql.Composed:

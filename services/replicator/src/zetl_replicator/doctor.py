@@ -8,11 +8,13 @@ from dataclasses import dataclass
 import psycopg2.extensions
 
 from zetl_replicator import catalog
+from zetl_replicator.datafilter import DataFilter
 
 
 @dataclass(frozen=True)
 class Finding:
-    severity: str  # "error": zero-ETL will not replicate it; "warning": it will, with a catch
+    severity: str  # "error": zero-ETL will not replicate it; "warning": it will, with a catch;
+    # "info": it will, differently (a column's type)
     subject: str
     problem: str
     fix: str
@@ -25,7 +27,14 @@ def _setting(conn: psycopg2.extensions.connection, name: str) -> str:
     return str(row[0]) if row else ""
 
 
+# AWS's minimum minor versions of RDS for PostgreSQL for zero-ETL (RDS User Guide, zero-ETL
+# requirements; the same figures as infra/terraform's engine_version check).
+MIN_MINOR = {15: 11, 16: 7, 17: 3}
+AWS_SENDERS = 20  # the max_wal_senders / max_replication_slots AWS's setup page uses
+
+
 def check_server(conn: psycopg2.extensions.connection) -> list[Finding]:
+    """The source parameters AWS's zero-ETL setup page requires, and the engine version."""
     findings = []
     if _setting(conn, "wal_level") != "logical":
         findings.append(
@@ -36,12 +45,119 @@ def check_server(conn: psycopg2.extensions.connection) -> list[Finding]:
                 "set wal_level=logical (RDS: rds.logical_replication=1) and restart",
             )
         )
+    role = _setting(conn, "session_replication_role")
+    if role != "origin":
+        findings.append(
+            Finding(
+                "error",
+                "server",
+                f"session_replication_role is {role}: zero-ETL requires origin",
+                "set session_replication_role = origin in the parameter group",
+            )
+        )
+    timeout_ms = _milliseconds(conn, "wal_sender_timeout")
+    if timeout_ms != 0 and timeout_ms < 20000:
+        findings.append(
+            Finding(
+                "error",
+                "server",
+                f"wal_sender_timeout is {timeout_ms} ms: zero-ETL requires at least 20000 or 0",
+                "set wal_sender_timeout = 20000 (or 0) in the parameter group",
+            )
+        )
     for name in ("max_replication_slots", "max_wal_senders"):
-        if int(_setting(conn, name)) < 1:
+        value = int(_setting(conn, name))
+        if value < 1:
             findings.append(
                 Finding("error", "server", f"{name} is 0", f"set {name} to at least 1, restart")
             )
+        elif value < AWS_SENDERS:
+            findings.append(
+                Finding(
+                    "warning",
+                    "server",
+                    f"{name} is {value}; AWS's zero-ETL setup uses {AWS_SENDERS}",
+                    f"set {name} = {AWS_SENDERS} (each integration and resync uses one)",
+                )
+            )
+    version = int(conn.server_version)
+    major, minor = version // 10000, version % 10000
+    if major not in MIN_MINOR:
+        findings.append(
+            Finding(
+                "warning" if major > max(MIN_MINOR) else "error",
+                "server",
+                f"PostgreSQL {major}.{minor}: RDS zero-ETL supports majors"
+                f" {', '.join(map(str, MIN_MINOR))}",
+                "use a major that AWS lists for zero-ETL",
+            )
+        )
+    elif minor < MIN_MINOR[major]:
+        findings.append(
+            Finding(
+                "error",
+                "server",
+                f"PostgreSQL {major}.{minor}: zero-ETL needs {major}.{MIN_MINOR[major]} or later",
+                f"upgrade to {major}.{MIN_MINOR[major]}+",
+            )
+        )
     return findings
+
+
+def _milliseconds(conn: psycopg2.extensions.connection, name: str) -> int:
+    with conn.cursor() as cur:
+        cur.execute("SELECT setting::bigint, unit FROM pg_settings WHERE name = %s", (name,))
+        row = cur.fetchone()
+    if row is None:
+        return 0
+    factor = {"s": 1000, "min": 60000, "ms": 1}.get(row[1] or "ms", 1)
+    return int(row[0]) * factor
+
+
+def predicted_states(tables: Sequence[catalog.TableInfo]) -> list[tuple[str, str, str]]:
+    """(table, the state zero-ETL would give it, why) for every table."""
+    out = []
+    for table in tables:
+        reason = table.problem()
+        out.append((table.qualified, "Failed" if reason else "Synced", reason or ""))
+    return out
+
+
+def type_changes(tables: Sequence[catalog.TableInfo]) -> list[Finding]:
+    """Columns that replicate into another type than the source's (AWS's mapping)."""
+    findings = []
+    for table in tables:
+        if table.problem():
+            continue
+        for column in table.columns:
+            target = column.target().type_sql
+            if target != column.type_sql:
+                findings.append(
+                    Finding(
+                        "info",
+                        f"{table.qualified}.{column.name}",
+                        f"replicates as {target} (source: {column.type_sql})",
+                        "none needed: SQL on the replica sees Redshift's type",
+                    )
+                )
+    return findings
+
+
+def check_identity(tables: Sequence[catalog.TableInfo]) -> list[Finding]:
+    """AWS sets REPLICA IDENTITY FULL on every table (rds.replica_identity_full = 1)."""
+    partial = [t.qualified for t in tables if t.replica_identity != "f" and not t.problem()]
+    if not partial:
+        return []
+    return [
+        Finding(
+            "warning",
+            "server",
+            f"{len(partial)} table(s) without REPLICA IDENTITY FULL ({', '.join(partial[:5])}"
+            f"{', ...' if len(partial) > 5 else ''}): AWS sets it on every table",
+            "RDS: rds.replica_identity_full = 1 in the parameter group (locally the primary"
+            " key is enough)",
+        )
+    ]
 
 
 def check_tables(tables: Sequence[catalog.TableInfo]) -> list[Finding]:
@@ -69,6 +185,9 @@ def check_tables(tables: Sequence[catalog.TableInfo]) -> list[Finding]:
 
 
 def run_doctor(
-    conn: psycopg2.extensions.connection, schemas: Sequence[str], include: Sequence[str] = ()
+    conn: psycopg2.extensions.connection,
+    schemas: Sequence[str] | None,
+    data_filter: DataFilter | None = None,
 ) -> list[Finding]:
-    return check_server(conn) + check_tables(catalog.list_tables(conn, schemas, include))
+    tables = catalog.list_tables(conn, schemas, data_filter)
+    return check_server(conn) + check_identity(tables) + check_tables(tables) + type_changes(tables)

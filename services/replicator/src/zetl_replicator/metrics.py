@@ -7,6 +7,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 STALL_SECONDS = 60.0  # /healthz fails when the apply loop has not moved for this long
 
@@ -21,7 +22,14 @@ class Metrics:
     reconnects: int = 0
     applied_lsn: int = 0
     received_lsn: int = 0
-    lag_seconds: float = 0.0
+    lag_seconds: float = 0.0  # measured at the last commit (0 once caught up with the source)
+    # Source commit time of the oldest transaction received but not yet committed to the
+    # replica (None: nothing pending): the lag grows from it while a batch is applied.
+    pending_since: datetime | None = None
+    # svv_integration.state: PendingDbConnectState, SchemaDiscoveryState, CdcRefreshState,
+    # ErrorState
+    integration_state: str = "PendingDbConnectState"
+    tables_failed: int = 0  # tables whose changes the warehouse refused (Failed)
     streaming: bool = False
     heartbeat: float = field(default_factory=time.monotonic)
     last_error: str | None = None
@@ -29,6 +37,13 @@ class Metrics:
 
     def beat(self) -> None:
         self.heartbeat = time.monotonic()
+
+    def current_lag(self) -> float:
+        """Seconds the replica is behind the source now."""
+        pending = self.pending_since
+        if pending is None:
+            return self.lag_seconds
+        return max(self.lag_seconds, (datetime.now(UTC) - pending).total_seconds())
 
     def healthy(self) -> bool:
         return self.streaming and time.monotonic() - self.heartbeat < STALL_SECONDS
@@ -52,7 +67,8 @@ class Metrics:
                 "applied_lsn": ("gauge", self.applied_lsn),
                 "received_lsn": ("gauge", self.received_lsn),
                 "lag_bytes": ("gauge", max(0, self.received_lsn - self.applied_lsn)),
-                "lag_seconds": ("gauge", round(self.lag_seconds, 6)),
+                "lag_seconds": ("gauge", round(self.current_lag(), 6)),
+                "tables_apply_failed": ("gauge", self.tables_failed),
                 "streaming": ("gauge", int(self.streaming)),
             }
         for name, (kind, value) in gauges.items():

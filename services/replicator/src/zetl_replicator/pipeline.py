@@ -29,26 +29,32 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 import psycopg2
+import psycopg2.errors
 import psycopg2.extensions
 import psycopg2.extras
+import psycopg2.sql
 
 from zetl.db import is_connection_lost, redact
 from zetl.errors import ConfigError, DataError
 from zetl_replicator import catalog, pgoutput, source
 from zetl_replicator.config import ReplicatorConfig
 from zetl_replicator.copy import copy_table
-from zetl_replicator.destination import PostgresDestination
+from zetl_replicator.destination import ApplyError, PostgresDestination
 from zetl_replicator.metrics import Metrics
+from zetl_replicator.monitor import Monitor, Sample
 from zetl_replicator.schema import SchemaChange, plan
 from zetl_replicator.warehouse import (
     TableState,
+    TableStatus,
     connect_replica,
     ensure_replica_database,
     ensure_schema,
     read_progress,
     read_table_states,
+    refusal_reason,
     set_table_state,
     write_progress,
 )
@@ -60,11 +66,20 @@ LIST_SIZE = 512
 GC_THRESHOLD = 200_000  # allocations between young-generation collections (default 700)
 PROGRESS_IDLE_SECONDS = 1.0  # how often an idle replicator records the server's WAL end
 MAX_BACKOFF_SECONDS = 30.0
+RESYNC_RETRY_SECONDS = 60.0
 STARTUP_PATIENCE_SECONDS = 60.0
 
 
 def recovery_command(config: ReplicatorConfig) -> str:
     return f"zetl replicate --reset  (drops slot {config.slot} and re-copies every table)"
+
+
+class CopyRefusedError(Exception):
+    """The replica refused a table's rows during its copy (a value zero-ETL does not take)."""
+
+
+class SourceRefusedError(Exception):
+    """The source would not publish a table (its reason is the message)."""
 
 
 @dataclass(frozen=True)
@@ -252,16 +267,55 @@ class Replicator:
         self.paused: set[str] = set()  # ResyncRequired: changes are not applied
         self.ever_streamed = False
         self.streamed_in_session = False
+        # After the warehouse refused a batch that held several tables' changes: send each
+        # table's statements apart until the replica is past this LSN, to learn which one.
+        self.isolate_until = 0
+        self.monitor: Monitor | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
         """Replicate until ``stop``; reconnect with backoff when either server goes away."""
+        config = self.config
+        self.monitor = Monitor(
+            config.warehouse_url,
+            config.replica_database,
+            config.slot,
+            urlsplit(config.source_url).path.lstrip("/") or "",
+            self._sample,
+        )
+        self.monitor.start()
+        try:
+            self._run(stop)
+        except BaseException as exc:
+            self.metrics.integration_state = "ErrorState"
+            self.metrics.last_error = _first_line(exc)
+            raise
+        finally:
+            self.metrics.streaming = False
+            self.monitor.stop()
+
+    def _sample(self) -> Sample:
+        m = self.metrics
+        return Sample(
+            state=m.integration_state,
+            lag_seconds=m.current_lag() if m.applied_lsn else None,
+            applied_lsn=pgoutput.lsn_to_str(m.applied_lsn) if m.applied_lsn else None,
+            last_error=m.last_error,
+        )
+
+    def state_changed(self) -> None:
+        if self.monitor is not None:
+            self.monitor.poke()
+
+    def _run(self, stop: threading.Event) -> None:
         delay, started = 0.5, time.monotonic()
         while not stop.is_set():
             try:
                 self._session(stop)
                 return
+            except ApplyError as exc:
+                self._apply_failed(exc)
             except (psycopg2.OperationalError, psycopg2.InterfaceError, ConfigError) as exc:
                 if not is_connection_lost(exc):
                     raise
@@ -273,6 +327,7 @@ class Replicator:
                 if not patient:
                     raise
                 self.metrics.streaming = False
+                self.metrics.integration_state = "PendingDbConnectState"
                 self.metrics.reconnects += 1
                 self.metrics.last_error = str(exc).strip().splitlines()[0] if str(exc) else ""
                 log.warning(
@@ -281,6 +336,40 @@ class Replicator:
                 )
                 stop.wait(delay)
                 delay = min(delay * 2, MAX_BACKOFF_SECONDS)
+
+    def _apply_failed(self, exc: ApplyError) -> None:
+        """The warehouse refused some changes: fail their table (Failed, with the reason and
+        the position), so that every other table goes on. The session starts again from the
+        last committed position without it. When the refused statements held several tables'
+        changes, the next attempt sends them apart to find the one."""
+        lsn = pgoutput.lsn_to_str(exc.after_lsn)
+        if len(exc.tables) != 1:
+            if not exc.tables or self.isolate_until:
+                raise DataError(f"the replica refused changes after {lsn}: {exc}") from exc
+            self.isolate_until = max(exc.received_lsn, exc.after_lsn + 1)
+            log.warning(
+                "the replica refused a batch; applying table by table to find the one",
+                extra={"tables": sorted(exc.tables), "after_lsn": lsn, "error": str(exc)},
+            )
+            return
+        (name,) = exc.tables
+        schema, _, table = name.partition(".")
+        reason = (
+            f"changes after LSN {lsn} could not be applied: {refusal_reason(exc.error)}."
+            f" Re-copy it with: zetl refresh TABLE {name}"
+        )
+        warehouse = connect_replica(self.config.warehouse_url, self.config.replica_database)
+        try:
+            with warehouse, warehouse.cursor() as cur:
+                set_table_state(cur, schema, table, TableState.FAILED, reason, apply_failed=True)
+        finally:
+            warehouse.close()
+        self.isolate_until = 0
+        with self.metrics.lock:
+            self.metrics.tables_failed += 1
+            self.metrics.last_error = f"{name}: {exc}"
+        self.state_changed()
+        log.error("table failed", extra={"table": name, "after_lsn": lsn, "reason": str(exc)})
 
     def _session(self, stop: threading.Event) -> None:
         config = self.config
@@ -293,12 +382,15 @@ class Replicator:
             source.ensure_publication(src, config.publication)
             progress = read_progress(warehouse, config.slot)
             if progress is None:
+                self.metrics.integration_state = "SchemaDiscoveryState"
                 start_lsn = self._initial_sync(src, replication, warehouse)
+                self.state_changed()
             else:
                 self._check_slot(src, progress.applied_lsn)
                 start_lsn = progress.applied_lsn
                 self._load_tables(warehouse)
             destination = PostgresDestination(warehouse, config.slot)
+            destination.isolate = start_lsn < self.isolate_until
             _Session(self, src, replication, destination, start_lsn).stream(stop)
         finally:
             for conn in (replication, src, warehouse):
@@ -333,7 +425,7 @@ class Replicator:
         """The replicated tables as the replica has them (``commit=False``: in the open
         transaction, e.g. after a rollback to a savepoint undid a schema change)."""
         states = read_table_states(warehouse, commit=commit)
-        replica = {t.qualified: t for t in catalog.list_tables(warehouse, self.config.schemas)}
+        replica = {t.qualified: t for t in catalog.list_tables(warehouse, self.config.scope)}
         if commit:
             warehouse.commit()
         self.tables, self.sync_lsn, self.paused = {}, {}, set()
@@ -359,9 +451,21 @@ class Replicator:
         source.drop_slot(src, config.slot)
         eligible = self._classify(src, warehouse)
         published = source.published_tables(src, config.publication)
-        source.add_to_publication(
+        refused = source.publish(
             src, config.publication, [t for t in eligible if t.qualified not in published]
         )
+        if refused:
+            with warehouse.cursor() as cur:
+                for table in eligible:
+                    if table.qualified in refused:
+                        reason = f"the source refused to publish it: {refused[table.qualified]}"
+                        set_table_state(cur, table.schema, table.name, TableState.FAILED, reason)
+                        log.warning(
+                            "table not replicated",
+                            extra={"table": table.qualified, "reason": reason},
+                        )
+            warehouse.commit()
+            eligible = [t for t in eligible if t.qualified not in refused]
         point = source.create_slot(replication, config.slot, temporary=False)
         log.info(
             "initial copy started",
@@ -371,11 +475,17 @@ class Replicator:
             },
         )
 
+        copy_refused: dict[str, str] = {}
+
         def copy_one(table: catalog.TableInfo) -> None:
             conn = connect_replica(config.warehouse_url, config.replica_database)
             try:
                 started = time.monotonic()
-                rows = _copy_synced(config.source_url, point, table, conn)
+                try:
+                    rows = _copy_synced(config.source_url, point, table, conn)
+                except CopyRefusedError as exc:
+                    copy_refused[table.qualified] = str(exc)
+                    return
                 log.info(
                     "table copied",
                     extra={
@@ -393,10 +503,28 @@ class Replicator:
         warehouse.commit()
         with ThreadPoolExecutor(max_workers=config.copy_workers) as pool:
             list(pool.map(copy_one, eligible))
+        if copy_refused:
+            with warehouse.cursor() as cur:
+                for table in eligible:
+                    if table.qualified in copy_refused:
+                        reason = copy_refused[table.qualified]
+                        set_table_state(
+                            cur,
+                            table.schema,
+                            table.name,
+                            TableState.FAILED,
+                            reason,
+                            apply_failed=True,
+                        )
+                        log.warning(
+                            "table failed", extra={"table": table.qualified, "reason": reason}
+                        )
+            warehouse.commit()
+            eligible = [t for t in eligible if t.qualified not in copy_refused]
         with warehouse.cursor() as cur:
             write_progress(cur, config.slot, point.consistent_point, None)
         warehouse.commit()
-        self.tables = {t.qualified: t for t in eligible}
+        self.tables = {t.qualified: t.target() for t in eligible}
         self.sync_lsn = {t.qualified: point.consistent_point for t in eligible}
         self.paused = set()
         return point.consistent_point
@@ -407,7 +535,7 @@ class Replicator:
         """Record every source table's state: Failed with the reason, or Initializing."""
         eligible = []
         with warehouse.cursor() as cur:
-            for table in catalog.list_tables(src, self.config.schemas, self.config.include):
+            for table in catalog.list_tables(src, self.config.scope, self.config.table_filter()):
                 problem = table.problem()
                 if problem:
                     set_table_state(cur, table.schema, table.name, TableState.FAILED, problem)
@@ -433,12 +561,16 @@ class Replicator:
         from transactions that committed before Y: they are in the copy.
         """
         config = self.config
+        if table.qualified not in source.published_tables(src, config.publication):
+            refused = source.publish(src, config.publication, [table])
+            if refused:
+                raise SourceRefusedError(
+                    f"the source refused to publish it: {refused[table.qualified]}"
+                )
         with warehouse.cursor() as cur:
             set_table_state(cur, table.schema, table.name, TableState.INITIALIZING, "copying")
             ensure_schema(cur, table.schema)
         warehouse.commit()
-        if table.qualified not in source.published_tables(src, config.publication):
-            source.add_to_publication(src, config.publication, [table])
         temporary = source.connect_replication(config.source_url)
         try:
             point = source.create_slot(
@@ -450,9 +582,10 @@ class Replicator:
             raise
         finally:
             temporary.close()
-        self.tables[table.qualified] = table
+        self.tables[table.qualified] = table.target()
         self.sync_lsn[table.qualified] = point.consistent_point
         self.paused.discard(table.qualified)
+        self.state_changed()
         log.info("table re-copied", extra={"table": table.qualified, "rows": rows})
 
 
@@ -464,7 +597,13 @@ def _copy_synced(
 ) -> int:
     """Copy ``table`` as of the slot's snapshot and mark it Synced at the slot's consistent
     point, in one warehouse transaction: changes before that point are in the copy."""
-    rows = copy_table(source_url, point.snapshot, table, warehouse)
+    try:
+        rows = copy_table(source_url, point.snapshot, table, warehouse)
+    except psycopg2.Error as exc:
+        if is_connection_lost(exc):
+            raise
+        warehouse.rollback()
+        raise CopyRefusedError(f"copy refused: {refusal_reason(exc)}") from exc
     with warehouse.cursor() as cur:
         set_table_state(
             cur,
@@ -505,6 +644,7 @@ class _Session:
         self.last_progress_write = time.monotonic()
         self.last_maintenance = 0.0
         self.idle_wal_end = 0  # the newest idle position the server reported, to record
+        self.resync_failed_at: dict[str, float] = {}  # table -> when its last resync failed
         self.types: dict[tuple[int, int], tuple[str, str]] = {}
         # relation id -> replica table (None: not applied) within the current transaction
         self.routes: dict[int, catalog.TableInfo | None] = {}
@@ -547,8 +687,13 @@ class _Session:
                 "source": redact(self.config.source_url),
             },
         )
+        self.metrics.integration_state = "CdcRefreshState"
         try:
             self._apply_loop(inbox, stop)
+        except ApplyError as exc:
+            exc.after_lsn = self.applied_lsn
+            exc.received_lsn = max(receiver.received_lsn, self.applied_lsn)
+            raise
         finally:
             self.metrics.streaming = False
             receiver.stopping.set()
@@ -601,6 +746,8 @@ class _Session:
             self.skipping = message.final_lsn < self.applied_lsn
             if self.batch_lsn is None:
                 self.batch_started = time.monotonic()
+            if self.metrics.pending_since is None and not self.skipping:
+                self.metrics.pending_since = message.commit_time
         elif isinstance(message, pgoutput.Commit):
             self._on_commit(message, end_of_input)
         elif isinstance(message, pgoutput.Relation):
@@ -651,20 +798,31 @@ class _Session:
             return
         if self.transaction.final_lsn < self.r.sync_lsn.get(name, 0):
             return  # an older shape than the copy already has
-        change = plan(current, message, self._type_of)
+        change = plan(
+            current,
+            message,
+            self._type_of,
+            lambda column: catalog.added_column_backfill(
+                self.src, message.namespace, message.name, column
+            ),
+            lambda column: catalog.is_renamed_in_place(
+                self.src, message.namespace, message.name, column
+            ),
+        )
         if change is None:
             return
         if self.live is not None:  # undone if the live transaction rolls back: reload then
             self.live.schema_changed = True
         if isinstance(change, SchemaChange):
             for statement in change.statements:
-                self.destination.execute(statement)
+                self.destination.execute(statement, current)
             self.r.tables[name] = change.table
             log.info("schema change applied", extra={"table": name})
             return
         self.r.paused.add(name)
         with self.destination.conn.cursor() as cur:
             set_table_state(cur, current.schema, current.name, TableState.RESYNC_REQUIRED, change)
+        self.r.state_changed()
         log.warning("table needs a resync", extra={"table": name, "reason": change})
 
     def _type_of(self, oid: int, modifier: int) -> tuple[str, str]:
@@ -855,6 +1013,9 @@ class _Session:
                 self.metrics.lag_seconds = (
                     datetime.now(UTC) - self.batch_commit_time
                 ).total_seconds()
+            self.metrics.pending_since = None
+        if self.r.monitor is not None:
+            self.r.monitor.poke(urgent=False)
         self.batch_lsn = None
         self.batch_transactions = 0
 
@@ -863,6 +1024,8 @@ class _Session:
         self.receiver.flush_lsn = self.applied_lsn  # only now may the source forget it
         self.metrics.applied_lsn = self.applied_lsn
         self.metrics.received_lsn = max(self.receiver.received_lsn, self.applied_lsn)
+        if self.destination.isolate and self.applied_lsn >= self.r.isolate_until:
+            self.destination.isolate, self.r.isolate_until = False, 0
         self.last_progress_write = time.monotonic()
 
     def _between_transactions(self, wal_end: int | None) -> None:
@@ -882,6 +1045,7 @@ class _Session:
             # Nothing of ours up to there: record it so the slot (and lag) move on when idle.
             self.destination.commit(self.idle_wal_end, None)
             self._applied(self.idle_wal_end)
+            self.metrics.lag_seconds = 0.0  # caught up with everything the source has
         if now - self.last_maintenance >= self.config.discovery_interval_seconds:
             self.last_maintenance = now
             self._maintain()
@@ -890,8 +1054,15 @@ class _Session:
         """Between transactions: pick up new tables, resync requests and eligibility changes."""
         warehouse = self.destination.conn
         states = read_table_states(warehouse)
-        for table in catalog.list_tables(self.src, self.config.schemas, self.config.include):
+        listed = catalog.list_tables(self.src, self.config.scope, self.config.table_filter())
+        present = {t.qualified for t in listed}
+        for name, gone in states.items():
+            if name not in present:
+                self._drop_gone(gone)
+        for table in listed:
             status = states.get(table.qualified)
+            if status is not None and status.apply_failed:
+                continue  # the warehouse refused its changes: re-copied on request only
             problem = table.problem()
             replicated = status is not None and status.state != TableState.FAILED
             if problem:
@@ -908,27 +1079,105 @@ class _Session:
                         "table not replicated", extra={"table": table.qualified, "reason": problem}
                     )
                 continue
+            # ResyncRequired resyncs by itself, as zero-ETL does (a resync that failed, on a
+            # dependent view say, is tried again after RESYNC_RETRY_SECONDS).
+            retry_at = self.resync_failed_at.get(table.qualified, 0.0) + RESYNC_RETRY_SECONDS
             needs_copy = (
                 not replicated
                 or (status is not None and status.resync_requested)
                 or (status is not None and status.state == TableState.INITIALIZING)
+                or (
+                    status is not None
+                    and status.state == TableState.RESYNC_REQUIRED
+                    and time.monotonic() >= retry_at
+                )
             )
             if needs_copy:
                 try:
                     self.r.resync(table, self.src, warehouse)
+                except CopyRefusedError as exc:
+                    self._set_state(table, TableState.FAILED, str(exc), apply_failed=True)
+                    log.warning(
+                        "table failed", extra={"table": table.qualified, "reason": str(exc)}
+                    )
+                except SourceRefusedError as exc:
+                    warehouse.rollback()
+                    self._set_state(table, TableState.FAILED, str(exc))
+                    log.warning(
+                        "table not replicated", extra={"table": table.qualified, "reason": str(exc)}
+                    )
                 except DataError as exc:  # a dependent view on a table whose shape changed
                     warehouse.rollback()
+                    self.resync_failed_at[table.qualified] = time.monotonic()
                     self.r.paused.add(table.qualified)
                     self._set_state(table, TableState.RESYNC_REQUIRED, str(exc))
                     log.warning(
                         "resync failed", extra={"table": table.qualified, "reason": str(exc)}
                     )
 
-    def _set_state(self, table: catalog.TableInfo, state: TableState, reason: str) -> None:
+    def _drop_gone(self, status: TableStatus) -> None:
+        """A table dropped on the source, renamed or moved to another schema (its new name is
+        copied as a new table), or left out of the data filter: as zero-ETL does, it goes from
+        the replica too. Its changes still on their way need not be applied: it is going."""
+        name = status.qualified
+        self.r.tables.pop(name, None)
+        self.r.paused.discard(name)
+        self.r.sync_lsn.pop(name, None)
+        self.routes.clear()
+        if status.state != TableState.FAILED:
+            # Still published when only the data filter left it out (a dropped one is not).
+            source.drop_from_publication(
+                self.src,
+                self.config.publication,
+                catalog.TableInfo(status.schema, status.name, (), ()),
+            )
+        warehouse = self.destination.conn
+        try:
+            with warehouse.cursor() as cur:
+                cur.execute(
+                    psycopg2.sql.SQL("DROP TABLE IF EXISTS {}").format(
+                        psycopg2.sql.Identifier(status.schema, status.name)
+                    )
+                )
+                cur.execute(
+                    "DELETE FROM zetl.table_state WHERE schema_name = %s AND table_name = %s",
+                    (status.schema, status.name),
+                )
+            warehouse.commit()
+        except psycopg2.errors.DependentObjectsStillExist as exc:
+            warehouse.rollback()
+            reason = (
+                "dropped, renamed or filtered out on the source, but objects in the replica"
+                f" database depend on it: {(exc.diag.message_detail or '').replace(chr(10), '; ')}"
+            )
+            if status.reason != reason:
+                self._set_state(
+                    catalog.TableInfo(status.schema, status.name, (), ()),
+                    TableState.FAILED,
+                    reason,
+                )
+            return
+        self.r.state_changed()
+        log.info("table dropped: no longer on the source", extra={"table": name})
+
+    def _set_state(
+        self,
+        table: catalog.TableInfo,
+        state: TableState,
+        reason: str,
+        *,
+        apply_failed: bool = False,
+    ) -> None:
         warehouse = self.destination.conn
         with warehouse.cursor() as cur:
-            set_table_state(cur, table.schema, table.name, state, reason)
+            set_table_state(cur, table.schema, table.name, state, reason, apply_failed=apply_failed)
         warehouse.commit()
+        self.r.state_changed()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def reset(config: ReplicatorConfig) -> None:

@@ -13,11 +13,13 @@ from dataclasses import dataclass
 
 from psycopg2 import sql
 
-from zetl_replicator.catalog import SUPPORTED_TYPES, ColumnInfo, TableInfo
+from zetl_replicator.catalog import Backfill, ColumnInfo, TableInfo, type_problem
 from zetl_replicator.pgoutput import Relation
-from zetl_replicator.warehouse import table_identifier
+from zetl_replicator.warehouse import column_sql, table_identifier
 
 TypeLookup = Callable[[int, int], tuple[str, str]]  # (oid, modifier) -> (type_sql, typname)
+BackfillLookup = Callable[[str], Backfill]  # added column name -> what existing rows hold
+RenameLookup = Callable[[str], bool]  # new column name -> whether it can be a rename in place
 
 _INTEGERS = {"smallint": 1, "integer": 2, "bigint": 3}
 _VARCHAR = re.compile(r"^character varying(?:\((\d+)\))?$")
@@ -56,14 +58,26 @@ def is_widening(old: str, new: str) -> bool:
     return old in _INTEGERS and new_num is not None and new_num.group(1) is None
 
 
-def plan(current: TableInfo, relation: Relation, types: TypeLookup) -> SchemaChange | str | None:
-    """None when ``relation`` matches ``current``; else the change, or why it cannot be applied."""
+def plan(
+    current: TableInfo,
+    relation: Relation,
+    types: TypeLookup,
+    backfill: BackfillLookup = lambda _name: Backfill(known=True),
+    renamed: RenameLookup = lambda _name: False,
+) -> SchemaChange | str | None:
+    """None when ``relation`` matches ``current``; else the change, or why it cannot be applied.
+
+    An added column gets, on the rows already in the replica, the value the source's rows
+    have in it (``backfill``): ``ADD COLUMN ... DEFAULT v`` changes no row in the WAL.
+    """
     wanted: list[ColumnInfo] = []
     for col in relation.columns:
         existing = current.column(col.name)
         type_sql, type_name = types(col.type_oid, col.type_modifier)
-        wanted.append(
-            ColumnInfo(col.name, type_sql, type_name, existing.not_null if existing else False)
+        wanted.append(  # compared with the replica: as AWS maps the type
+            ColumnInfo(
+                col.name, type_sql, type_name, existing.not_null if existing else False
+            ).target()
         )
     wanted_names = [c.name for c in wanted]
     if wanted_names == [c.name for c in current.columns] and all(
@@ -72,6 +86,25 @@ def plan(current: TableInfo, relation: Relation, types: TypeLookup) -> SchemaCha
         return None
     added = [c for c in wanted if current.column(c.name) is None]
     dropped = [c for c in current.columns if c.name not in wanted_names]
+    ident = table_identifier(current.schema, current.name)
+    renames = _renames(current, wanted, added, dropped, renamed)
+    if renames:
+        names = {old: new for old, new in renames}
+        return SchemaChange(
+            dataclasses.replace(
+                current,
+                columns=tuple(
+                    dataclasses.replace(c, name=names.get(c.name, c.name)) for c in current.columns
+                ),
+                primary_key=tuple(names.get(k, k) for k in current.primary_key),
+            ),
+            tuple(
+                sql.SQL("ALTER TABLE {} RENAME COLUMN {} TO {}").format(
+                    ident, sql.Identifier(old), sql.Identifier(new)
+                )
+                for old, new in renames
+            ),
+        )
     if added and dropped:
         return (
             f"columns replaced or renamed (dropped {', '.join(c.name for c in dropped)};"
@@ -79,16 +112,37 @@ def plan(current: TableInfo, relation: Relation, types: TypeLookup) -> SchemaCha
         )
     if any(k in {c.name for c in dropped} for k in current.primary_key):
         return "a primary-key column was dropped"
-    unsupported = [f"{c.name} ({c.type_sql})" for c in added if c.type_name not in SUPPORTED_TYPES]
+    unsupported = [
+        f"{c.name} ({c.type_sql}: {problem})"
+        for c in added
+        if (problem := type_problem(c.type_sql, c.type_name))
+    ]
     if unsupported:
         return "added column with an unsupported data type: " + ", ".join(unsupported)
-    ident = table_identifier(current.schema, current.name)
-    statements = [
-        sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(
-            ident, sql.Identifier(c.name), sql.SQL(c.type_sql)
+    statements: list[sql.Composed] = []
+    for c in added:
+        fill = backfill(c.name)
+        if not fill.known:
+            return (
+                f"column {c.name} was added with a value on existing rows that only a re-copy"
+                " can read (a volatile default, or a default set after the column was added)"
+            )
+        column = sql.SQL("ALTER TABLE {} ADD COLUMN {}").format(ident, column_sql(c))
+        if fill.value is None:
+            statements.append(column)
+            continue
+        # The default fills the rows already there (as on the source), then goes: later rows
+        # carry their own value in their change messages.
+        statements.append(
+            sql.SQL("{} DEFAULT {}::{}").format(
+                column, sql.Literal(fill.value), sql.SQL(c.type_sql)
+            )
         )
-        for c in added
-    ]
+        statements.append(
+            sql.SQL("ALTER TABLE {} ALTER COLUMN {} DROP DEFAULT").format(
+                ident, sql.Identifier(c.name)
+            )
+        )
     statements += [
         sql.SQL("ALTER TABLE {} DROP COLUMN {}").format(ident, sql.Identifier(c.name))
         for c in dropped
@@ -105,3 +159,25 @@ def plan(current: TableInfo, relation: Relation, types: TypeLookup) -> SchemaCha
             )
         )
     return SchemaChange(dataclasses.replace(current, columns=tuple(wanted)), tuple(statements))
+
+
+def _renames(
+    current: TableInfo,
+    wanted: list[ColumnInfo],
+    added: list[ColumnInfo],
+    dropped: list[ColumnInfo],
+    renamed: RenameLookup,
+) -> list[tuple[str, str]]:
+    """The columns renamed in place, as (old, new) pairs, when that is the whole change: every
+    column where it was, of the same type, the new names renames on the source too."""
+    if not added or len(added) != len(dropped) or len(wanted) != len(current.columns):
+        return []
+    pairs = []
+    for old, new in zip(current.columns, wanted, strict=True):
+        if old.type_sql != new.type_sql:
+            return []
+        if old.name != new.name:
+            if old not in dropped or new not in added or not renamed(new.name):
+                return []
+            pairs.append((old.name, new.name))
+    return pairs

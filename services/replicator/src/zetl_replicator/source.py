@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import psycopg2
 import psycopg2.extensions
 import psycopg2.extras
 from psycopg2 import sql
 
-from zetl.db import connect
+from zetl.db import connect, is_connection_lost
 from zetl.errors import ConfigError
 from zetl_replicator.catalog import TEXT_FORMAT_OPTIONS, TableInfo
 from zetl_replicator.pgoutput import str_to_lsn
@@ -89,6 +90,38 @@ def add_to_publication(
                 sql.SQL(", ").join(sql.Identifier(t.schema, t.name) for t in tables),
             )
         )
+
+
+def publish(
+    conn: psycopg2.extensions.connection, publication: str, tables: Sequence[TableInfo]
+) -> dict[str, str]:
+    """Add ``tables`` to the publication; return the ones the source refused, with its reason.
+
+    All at once first; after a refusal, one at a time, so that one table the source will not
+    publish (made unlogged meanwhile, say) does not keep the others out.
+    """
+    try:
+        add_to_publication(conn, publication, tables)
+        return {}
+    except psycopg2.Error as exc:
+        if is_connection_lost(exc):
+            raise
+        if len(tables) == 1:
+            return {tables[0].qualified: _first_line(exc)}
+    refused: dict[str, str] = {}
+    for table in tables:
+        try:
+            add_to_publication(conn, publication, [table])
+        except psycopg2.Error as exc:
+            if is_connection_lost(exc):
+                raise
+            refused[table.qualified] = _first_line(exc)
+    return refused
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def drop_from_publication(

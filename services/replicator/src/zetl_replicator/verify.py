@@ -109,7 +109,7 @@ def verify_once(config: ReplicatorConfig, wait_seconds: float = 60.0) -> VerifyR
     try:
         states = read_table_states(replica)
         synced = sorted(n for n, s in states.items() if s.state == TableState.SYNCED)
-        replica_tables = {t.qualified: t for t in catalog.list_tables(replica, config.schemas)}
+        replica_tables = {t.qualified: t for t in catalog.list_tables(replica, config.scope)}
         replica.commit()
         src.autocommit = False
         with src.cursor() as cur:
@@ -118,7 +118,7 @@ def verify_once(config: ReplicatorConfig, wait_seconds: float = 60.0) -> VerifyR
             row = cur.fetchone()
             assert row is not None
             source_lsn = str_to_lsn(row[0])
-        source_tables = {t.qualified: t for t in catalog.list_tables(src, config.schemas)}
+        source_tables = {t.qualified: t for t in catalog.list_tables(src, config.scope)}
         # Only tables on both sides can be compared; the others are a difference of their own.
         missing = _missing(synced, set(source_tables), set(replica_tables))
         names = [n for n in synced if n in source_tables and n in replica_tables]

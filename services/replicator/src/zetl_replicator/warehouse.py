@@ -6,8 +6,8 @@ database; the replicator's own state lives beside them in schema ``zetl``:
 - ``zetl.replication_progress``: per slot, the end LSN of the last source transaction applied
   (written in the same warehouse transaction as the data it covers: exactly-once);
 - ``zetl.table_state``: per table, its state, the reason, the LSN its copy was taken at and the
-  rows applied; ``zetl.integration_table_state`` is the view people query (modelled on
-  Redshift's SVV_INTEGRATION_TABLE_STATE).
+  rows applied. People query it as Redshift's ``svv_integration_table_state`` in the warehouse
+  database (``monitor.py`` keeps that in step).
 """
 
 from __future__ import annotations
@@ -54,13 +54,48 @@ CREATE TABLE IF NOT EXISTS zetl.table_state (
     updated_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (schema_name, table_name)
 );
-CREATE OR REPLACE VIEW zetl.integration_table_state AS
-SELECT s.schema_name, s.table_name, s.state, s.reason,
-       CASE WHEN s.state = 'Synced' THEN greatest(s.sync_lsn, p.applied_lsn)
-            ELSE s.sync_lsn END AS last_applied_lsn,
-       s.rows_applied, s.updated_at
-FROM zetl.table_state s
-LEFT JOIN (SELECT max(applied_lsn) AS applied_lsn FROM zetl.replication_progress) p ON true;
+-- Failed because the warehouse refused its changes (not for an eligibility rule): a re-copy
+-- is asked for by hand, not taken whenever the table looks eligible.
+ALTER TABLE zetl.table_state ADD COLUMN IF NOT EXISTS apply_failed boolean NOT NULL DEFAULT false;
+-- The integration this database is the target of (CREATE DATABASE ... FROM INTEGRATION).
+CREATE TABLE IF NOT EXISTS zetl.integration (
+    integration_id uuid PRIMARY KEY,
+    creation_time timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO zetl.integration (integration_id)
+SELECT gen_random_uuid()
+WHERE NOT EXISTS (SELECT FROM zetl.integration);
+-- The target database's options (CREATE / ALTER DATABASE ... INTEGRATION SET ...).
+ALTER TABLE zetl.integration
+    ADD COLUMN IF NOT EXISTS query_all_states boolean NOT NULL DEFAULT false,
+    ADD COLUMN IF NOT EXISTS truncatecolumns boolean NOT NULL DEFAULT false,
+    ADD COLUMN IF NOT EXISTS acceptinvchars boolean NOT NULL DEFAULT false,
+    ADD COLUMN IF NOT EXISTS refresh_interval integer CHECK (refresh_interval >= 0),
+    ADD COLUMN IF NOT EXISTS history_mode boolean NOT NULL DEFAULT false;
+-- Only Synced tables can be queried (unless QUERY_ALL_STATES): called with every state change
+-- and for every table when the option changes. The replicator owns the tables and reads them
+-- whatever their state.
+CREATE OR REPLACE FUNCTION zetl.apply_visibility(s text, t text) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    visible boolean;
+BEGIN
+    IF to_regclass(format('%I.%I', s, t)) IS NULL THEN
+        RETURN;
+    END IF;
+    SELECT ts.state = 'Synced'
+           OR coalesce((SELECT i.query_all_states FROM zetl.integration i LIMIT 1), false)
+      INTO visible
+      FROM zetl.table_state ts WHERE ts.schema_name = s AND ts.table_name = t;
+    IF coalesce(visible, false) THEN
+        EXECUTE format('GRANT SELECT ON %I.%I TO PUBLIC', s, t);
+    ELSE
+        EXECUTE format('REVOKE SELECT ON %I.%I FROM PUBLIC', s, t);
+    END IF;
+END
+$$;
+-- Monitoring moved to svv_integration_table_state / svv_integration in the warehouse database.
+DROP VIEW IF EXISTS zetl.integration_table_state;
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
 GRANT USAGE ON SCHEMA zetl TO PUBLIC;
 GRANT SELECT ON ALL TABLES IN SCHEMA zetl TO PUBLIC;
@@ -84,6 +119,7 @@ class TableStatus:
     rows_applied: int
     resync_requested: bool
     updated_at: datetime
+    apply_failed: bool = False
 
     @property
     def qualified(self) -> str:
@@ -194,7 +230,7 @@ def read_table_states(
     with conn.cursor() as cur:
         cur.execute(
             "SELECT schema_name, table_name, state, reason, sync_lsn::text, rows_applied,"
-            " resync_requested, updated_at FROM zetl.table_state"
+            " resync_requested, updated_at, apply_failed FROM zetl.table_state"
         )
         rows = cur.fetchall()
     if commit:
@@ -202,7 +238,15 @@ def read_table_states(
     states = {}
     for r in rows:
         status = TableStatus(
-            r[0], r[1], TableState(r[2]), r[3], str_to_lsn(r[4]) if r[4] else None, r[5], r[6], r[7]
+            r[0],
+            r[1],
+            TableState(r[2]),
+            r[3],
+            str_to_lsn(r[4]) if r[4] else None,
+            r[5],
+            r[6],
+            r[7],
+            r[8],
         )
         states[status.qualified] = status
     return states
@@ -217,18 +261,31 @@ def set_table_state(
     sync_lsn: int | None = None,
     *,
     reset_rows: bool = False,
+    apply_failed: bool = False,
 ) -> None:
     """Record a table's state (in the caller's transaction)."""
     cur.execute(
-        "INSERT INTO zetl.table_state AS t (schema_name, table_name, state, reason, sync_lsn)"
-        " VALUES (%s, %s, %s, %s, %s::pg_lsn) ON CONFLICT (schema_name, table_name) DO UPDATE SET"
-        " state = excluded.state, reason = excluded.reason,"
+        "INSERT INTO zetl.table_state AS t (schema_name, table_name, state, reason, sync_lsn,"
+        " apply_failed) VALUES (%s, %s, %s, %s, %s::pg_lsn, %s)"
+        " ON CONFLICT (schema_name, table_name) DO UPDATE SET"
+        " state = excluded.state, reason = excluded.reason, apply_failed = excluded.apply_failed,"
         " sync_lsn = coalesce(excluded.sync_lsn, t.sync_lsn),"
         " rows_applied = CASE WHEN %s THEN 0 ELSE t.rows_applied END,"
         " resync_requested = CASE WHEN excluded.state = 'Synced' THEN false"
         "                         ELSE t.resync_requested END,"
-        " updated_at = now()",
-        (schema, name, str(state), reason, lsn_to_str(sync_lsn) if sync_lsn else None, reset_rows),
+        " updated_at = now();"
+        " SELECT zetl.apply_visibility(%s, %s)",
+        (
+            schema,
+            name,
+            str(state),
+            reason,
+            lsn_to_str(sync_lsn) if sync_lsn else None,
+            apply_failed,
+            reset_rows,
+            schema,
+            name,
+        ),
     )
 
 
@@ -254,11 +311,56 @@ def request_resync(conn: psycopg2.extensions.connection, schema: str, name: str)
     with conn, conn.cursor() as cur:
         cur.execute(
             "UPDATE zetl.table_state SET resync_requested = true, state = 'ResyncRequired',"
-            " reason = 'resync requested', updated_at = now()"
+            " reason = 'resync requested', apply_failed = false, updated_at = now()"
             " WHERE schema_name = %s AND table_name = %s",
             (schema, name),
         )
-        return cur.rowcount == 1
+        known = cur.rowcount == 1
+        cur.execute("SELECT zetl.apply_visibility(%s, %s)", (schema, name))
+        return known
+
+
+OPTIONS = {  # the target database's options: name -> (column, kind)
+    "QUERY_ALL_STATES": "query_all_states",
+    "TRUNCATECOLUMNS": "truncatecolumns",
+    "ACCEPTINVCHARS": "acceptinvchars",
+    "REFRESH_INTERVAL": "refresh_interval",
+    "HISTORY_MODE": "history_mode",
+}
+
+
+@dataclass(frozen=True)
+class DatabaseOptions:
+    query_all_states: bool = False
+    truncatecolumns: bool = False
+    acceptinvchars: bool = False
+    refresh_interval: int | None = None
+    history_mode: bool = False
+
+
+def read_options(conn: psycopg2.extensions.connection, *, commit: bool = True) -> DatabaseOptions:
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT query_all_states, truncatecolumns, acceptinvchars, refresh_interval,"
+            " history_mode FROM zetl.integration LIMIT 1"
+        )
+        row = cur.fetchone()
+    if commit:
+        conn.commit()
+    return DatabaseOptions(*row) if row else DatabaseOptions()
+
+
+def set_options(conn: psycopg2.extensions.connection, values: dict[str, bool | int | None]) -> None:
+    """Change options (``OPTIONS`` keys); visibility follows QUERY_ALL_STATES at once."""
+    with conn, conn.cursor() as cur:
+        for name, value in values.items():
+            cur.execute(
+                sql.SQL("UPDATE zetl.integration SET {} = %s").format(
+                    sql.Identifier(OPTIONS[name])
+                ),
+                (value,),
+            )
+        cur.execute("SELECT zetl.apply_visibility(schema_name, table_name) FROM zetl.table_state")
 
 
 def table_identifier(schema: str, name: str) -> sql.Identifier:
@@ -281,11 +383,64 @@ def primary_key_sql(table: TableInfo) -> sql.Composed:
 
 
 def _column_sql(column: ColumnInfo) -> sql.Composed:
+    return column_sql(column, not_null=column.not_null)
+
+
+VALUE_CHECK_PREFIX = "zetl_value_"
+# Values zero-ETL does not replicate (its table goes Failed), per source type: a CHECK on the
+# replica column refuses them, and a refused change fails its table with the reason.
+_VALUE_CHECKS: dict[str, tuple[str, str]] = {
+    "numeric": ("nan", "{c} NOT IN ('NaN'::numeric, 'Infinity'::numeric, '-Infinity'::numeric)"),
+    "timestamp": (
+        "range",
+        "isfinite({c}) AND {c} >= '0001-01-01'::timestamp AND {c} < '10000-01-01'::timestamp",
+    ),
+    "timestamptz": (
+        "range",
+        "isfinite({c}) AND {c} >= '0001-01-01 00:00:00+00'::timestamptz"
+        " AND {c} < '10000-01-01 00:00:00+00'::timestamptz",
+    ),
+    "date": ("range", "isfinite({c}) AND {c} >= '0001-01-01'::date AND {c} < '10000-01-01'::date"),
+}
+VALUE_RULES = {
+    "nan": "NaN or Infinity in a numeric column",
+    "range": "a B.C. date, a year after 9999 or ±infinity",
+}
+
+
+def refusal_reason(error: BaseException) -> str:
+    """Why the replica refused a value, in zero-ETL's terms where it is one of its rules."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    diag = getattr(error, "diag", None)
+    name = getattr(diag, "constraint_name", None) or ""
+    if name.startswith(VALUE_CHECK_PREFIX):
+        rule, _, column = name[len(VALUE_CHECK_PREFIX) :].partition("_")
+        return f"unsupported value in column {column}: {VALUE_RULES.get(rule, rule)}"
+    if "value too long for type character varying(65535)" in text:
+        return "a value over 65,535 bytes (set TRUNCATECOLUMNS to truncate it): " + text
+    return text
+
+
+def value_check_name(column: str, rule: str) -> str:
+    return f"{VALUE_CHECK_PREFIX}{rule}_{column}"[:63]
+
+
+def column_sql(column: ColumnInfo, *, not_null: bool = False) -> sql.Composed:
+    """A replica column's definition, with the CHECK that refuses values zero-ETL fails on."""
     # format_type() output is Postgres' own spelling of a built-in type: safe as SQL text.
-    return sql.SQL("{} {}{}").format(
+    definition = sql.SQL("{} {}{}").format(
         sql.Identifier(column.name),
         sql.SQL(column.type_sql),
-        sql.SQL(" NOT NULL" if column.not_null else ""),
+        sql.SQL(" NOT NULL" if not_null else ""),
+    )
+    check = _VALUE_CHECKS.get(column.type_name)
+    if check is None:
+        return definition
+    rule, condition = check
+    return sql.SQL("{} CONSTRAINT {} CHECK ({})").format(
+        definition,
+        sql.Identifier(value_check_name(column.name, rule)),
+        sql.SQL(condition).format(c=sql.Identifier(column.name)),
     )
 
 
