@@ -242,23 +242,27 @@ def _transform_group() -> DbtTaskGroup:
         # The package hub may be unreachable: install packages only when the project has any.
         install_dbt_deps=(dbt.project_dir / "packages.yml").exists(),
     )
+    # dbt installed beside Airflow runs in the worker's own process (dbt's Python runner); a
+    # dbt of its own venv (where Airflow's pins and dbt's clash, as on MWAA) as a subprocess.
+    invocation: dict[str, Any] = (
+        {"invocation_mode": InvocationMode.SUBPROCESS, "dbt_executable_path": dbt.executable}
+        if dbt.executable
+        else {"invocation_mode": InvocationMode.DBT_RUNNER}
+    )
     return DbtTaskGroup(
         group_id="transform",
         project_config=project,
         profile_config=_profile(dbt),
         operator_args={"env": _connection_env(dbt), "append_env": True},
-        # dbt runs in the worker's own process (dbt's Python runner): installed beside Airflow.
-        execution_config=ExecutionConfig(
-            execution_mode=ExecutionMode.LOCAL, invocation_mode=InvocationMode.DBT_RUNNER
-        ),
+        execution_config=ExecutionConfig(execution_mode=ExecutionMode.LOCAL, **invocation),
         render_config=RenderConfig(
             load_method=LoadMode.DBT_MANIFEST if dbt.manifest else LoadMode.DBT_LS,
             test_behavior=TestBehavior.AFTER_EACH,
             # A test over several models (relationships) runs once all of them are built,
             # not with the first one.
             should_detach_multiple_parents_tests=True,
-            invocation_mode=InvocationMode.DBT_RUNNER,
             emit_datasets=False,
+            **invocation,
         ),
     )
 

@@ -21,6 +21,9 @@ def airflow_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        # Parsing runs `dbt ls` once (then Cosmos caches it): on a busy machine it can take
+        # longer than Airflow's default 30 s import timeout.
+        "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "600",
         "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
         "AIRFLOW__COSMOS__CACHE_DIR": str(home / "cosmos"),
         "ZETL_DBT_PROJECT_DIR": str(DBT_PROJECT),

@@ -1,18 +1,15 @@
 """The replication gate: the daily refresh runs only on a healthy, fresh replica.
 
-Healthy means every replicated table is ``Synced`` and replication lags the source by no more
-than a bound. ``read_replication_health`` is the one place that knows where those facts live:
+Healthy means every replicated table is ``Synced``, the integration is not in ``ErrorState``
+and replication lags the source by no more than a bound. ``read_replication_health`` is the
+one place that knows where those facts live: the system views ``svv_integration_table_state``
+(``table_state`` per table) and ``svv_integration`` (``state``, ``current_lag`` in
+milliseconds), resolved unqualified in the warehouse database, on Redshift and locally alike
+(the replicator keeps them there), for the integration whose target is the replica database.
 
-- Redshift (and the local warehouse once it exposes them): the system views
-  ``svv_integration_table_state`` (``table_state`` per table) and ``svv_integration``
-  (``current_lag`` in milliseconds), resolved unqualified in the warehouse database.
-- The local warehouse without those views: the replicator's own store in the replica
-  database, ``zetl.integration_table_state`` (``state`` per table) and
-  ``zetl.replication_progress`` (when the replicator last recorded progress).
-
-Locally the lag also counts how long ago replication last showed signs of life (the newest
-``zetl.lag_history`` sample, or the last recorded progress): a stopped replicator reports its
-last lag forever, so its silence is the lag that matters.
+Locally the lag also counts how long ago the replicator's newest ``zetl.lag_history`` sample
+was taken: a stopped replicator reports its last lag forever, so its silence is the lag that
+matters.
 """
 
 from __future__ import annotations
@@ -23,6 +20,7 @@ import psycopg2
 import psycopg2.extensions
 
 SYNCED = "Synced"
+ERROR_STATE = "ErrorState"  # svv_integration.state of an integration that stopped
 
 
 @dataclass(frozen=True)
@@ -38,6 +36,7 @@ class ReplicationHealth:
     tables: list[TableHealth]
     lag_seconds: float | None  # None: replication never recorded any progress
     source: str  # where the facts were read, for the log and the failure reason
+    integration_state: str | None = None  # svv_integration.state where known
 
 
 class ReplicationGateError(Exception):
@@ -47,6 +46,8 @@ class ReplicationGateError(Exception):
 def check(health: ReplicationHealth, max_lag_seconds: float) -> None:
     """Raise ReplicationGateError with every reason at once, or return when the replica is fit."""
     problems: list[str] = []
+    if health.integration_state == ERROR_STATE:
+        problems.append(f"the integration is in {ERROR_STATE}")
     if not health.tables:
         problems.append("no replicated tables")
     unsynced = [t for t in health.tables if t.state != SYNCED]
@@ -69,14 +70,17 @@ def check(health: ReplicationHealth, max_lag_seconds: float) -> None:
 
 
 def read_replication_health(warehouse_url: str, replica_database: str) -> ReplicationHealth:
-    """The replication facts, from the system views where they exist, else the replicator."""
+    """The replication facts of the integration whose target is the replica database."""
     conn = psycopg2.connect(warehouse_url)
     try:
-        if _is_redshift(conn) or _has_svv_views(conn):
-            return _from_svv_views(conn)
+        if not (_is_redshift(conn) or _has_svv_views(conn)):
+            raise ReplicationGateError(
+                "replication gate: the warehouse database has no svv_integration_table_state /"
+                " svv_integration views (the replicator creates them: is it running?)"
+            )
+        return _from_svv_views(conn, replica_database)
     finally:
         conn.close()
-    return _from_replicator_store(warehouse_url, replica_database)
 
 
 def _is_redshift(conn: psycopg2.extensions.connection) -> bool:
@@ -96,47 +100,37 @@ def _has_svv_views(conn: psycopg2.extensions.connection) -> bool:
     return bool(row and row[0])
 
 
-def _from_svv_views(conn: psycopg2.extensions.connection) -> ReplicationHealth:
+def _from_svv_views(
+    conn: psycopg2.extensions.connection, replica_database: str
+) -> ReplicationHealth:
+    """The integration whose target database is the replica database."""
     with conn.cursor() as cur:
         cur.execute(
             "SELECT schema_name, table_name, table_state, reason"
-            " FROM svv_integration_table_state ORDER BY schema_name, table_name"
+            " FROM svv_integration_table_state WHERE target_database = %s"
+            " ORDER BY schema_name, table_name",
+            (replica_database,),
         )
         tables = [TableHealth(str(s), str(t), str(st), r) for s, t, st, r in cur.fetchall()]
-        # current_lag is in milliseconds; several integrations: the worst one counts.
-        cur.execute("SELECT max(current_lag) FROM svv_integration")
+        cur.execute(
+            "SELECT state, current_lag FROM svv_integration WHERE target_database = %s",
+            (replica_database,),
+        )
         row = cur.fetchone()
-        lag = float(row[0]) / 1000.0 if row and row[0] is not None else None
+        state = str(row[0]) if row else None
+        # current_lag is in milliseconds.
+        lag = float(row[1]) / 1000.0 if row and row[1] is not None else None
         if not _is_redshift(conn):
             cur.execute("SELECT to_regclass('zetl.lag_history') IS NOT NULL")
             has_history = cur.fetchone()
             if has_history and has_history[0]:
                 cur.execute(
                     "SELECT extract(epoch FROM now() - max(sampled_at)) FROM zetl.lag_history"
+                    " WHERE target_database = %s",
+                    (replica_database,),
                 )
                 silence = cur.fetchone()
                 if silence and silence[0] is not None:
                     lag = max(lag or 0.0, float(silence[0]))
     conn.rollback()
-    return ReplicationHealth(tables, lag, "svv_integration_table_state, svv_integration")
-
-
-def _from_replicator_store(warehouse_url: str, replica_database: str) -> ReplicationHealth:
-    conn = psycopg2.connect(warehouse_url, dbname=replica_database)
-    try:
-        conn.set_session(readonly=True)
-        with conn.cursor() as cur:
-            cur.execute(
-                "SELECT schema_name, table_name, state, reason"
-                " FROM zetl.integration_table_state ORDER BY schema_name, table_name"
-            )
-            tables = [TableHealth(str(s), str(t), str(st), r) for s, t, st, r in cur.fetchall()]
-            cur.execute(
-                "SELECT extract(epoch FROM now() - max(applied_at)) FROM zetl.replication_progress"
-            )
-            row = cur.fetchone()
-        conn.rollback()
-    finally:
-        conn.close()
-    lag = float(row[0]) if row and row[0] is not None else None
-    return ReplicationHealth(tables, lag, f"{replica_database}.zetl.integration_table_state")
+    return ReplicationHealth(tables, lag, "svv_integration_table_state, svv_integration", state)

@@ -86,11 +86,13 @@ class DbtSettings:
     target: str
     conn_id: str
     manifest: Path | None
+    executable: Path | None  # a dbt of its own venv (MWAA), run as a subprocess
 
     @classmethod
     def from_env(cls) -> DbtSettings:
         project = Path(env("ZETL_DBT_PROJECT_DIR") or _REPOSITORY / "transform")
         manifest = env("ZETL_DBT_MANIFEST")
+        executable = env("ZETL_DBT_EXECUTABLE")
         target = env("ZETL_DBT_TARGET", "local") or "local"
         if target not in TARGETS:
             choices = ", ".join(TARGETS)
@@ -102,6 +104,7 @@ class DbtSettings:
             target=target,
             conn_id=env("ZETL_WAREHOUSE_CONN_ID", "zetl_warehouse") or "zetl_warehouse",
             manifest=Path(manifest) if manifest else None,
+            executable=Path(executable) if executable else None,
         )
 
 
