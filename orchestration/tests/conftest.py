@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
 
 from orchestration.tests.support import AIRFLOW_VENV, DAGS, DBT_PROJECT, airflow_bin
+
+# The DAG's helper package is plain Python: its tests import it as Airflow does, from the DAG
+# folder.
+if str(DAGS) not in sys.path:
+    sys.path.append(str(DAGS))
 
 
 @pytest.fixture(scope="session")
