@@ -34,7 +34,7 @@ test: install ## run the whole test suite against real Postgres in containers
 lint: install ## ruff and mypy, as CI runs them
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy $(foreach s,$(SERVICES),services/$(s)/src) tests bench conftest.py
+	$(BIN)/mypy $(foreach s,$(SERVICES),services/$(s)/src) tests bench conftest.py orchestration
 	@# each service's tests on their own: test modules of the same name may live in several
 	for d in $(sort $(dir $(wildcard services/*/tests/*.py))); do $(BIN)/mypy $$d || exit 1; done
 
@@ -121,3 +121,23 @@ bench-quality: install ## each dq checkpoint beside the same checks as plain SQL
 .PHONY: bench-dashboard
 bench-dashboard: install ## dashboard pages against marts built from a 1M-line replica, beside raw-table reads
 	$(BIN)/python -m bench.dashboard.run --lines 1000000
+
+# --- orchestration: the zetl_daily Airflow DAG, with Airflow in its own venv ---
+.PHONY: airflow-venv airflow-lock test-orchestration
+AIRFLOW_VENV := .venv-airflow
+UV_VERSION := 0.13.9
+
+airflow-venv: $(AIRFLOW_VENV)/.installed ## Airflow, Cosmos and dbt in .venv-airflow, from orchestration/requirements.lock
+
+$(AIRFLOW_VENV)/.installed: orchestration/requirements.lock
+	flock $(AIRFLOW_VENV).lock -c '$(PYTHON) -m venv $(AIRFLOW_VENV) \
+	  && $(AIRFLOW_VENV)/bin/pip install --quiet uv==$(UV_VERSION) \
+	  && $(AIRFLOW_VENV)/bin/uv pip install --quiet --python $(AIRFLOW_VENV)/bin/python -r orchestration/requirements.lock'
+	touch $@
+
+airflow-lock: airflow-venv ## re-resolve orchestration/requirements.lock from orchestration/requirements.in
+	cd orchestration && ../$(AIRFLOW_VENV)/bin/uv pip compile requirements.in --universal \
+	  --python-version 3.11 -o requirements.lock
+
+test-orchestration: install airflow-venv ## the zetl_daily DAG: its structure, and real runs against the replicated warehouse
+	$(BIN)/pytest orchestration/tests

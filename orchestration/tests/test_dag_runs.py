@@ -1,0 +1,317 @@
+"""zetl_daily end to end: `airflow dags test` (SQLite metadata, no scheduler) against a real
+warehouse the replicator fills from a generated workload.
+
+One platform for the module, in this order: a healthy day succeeds; a broken mart row fails
+the quality task; replication stopped past the lag bound fails the gate. Each run's record in
+``zetl_orchestration.dag_run`` is checked, and the task states in Airflow's own database.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+import pytest
+
+from orchestration.tests.support import airflow_bin
+from tests.harness import PostgresServer
+from zetl_replicator.config import ReplicatorConfig
+from zetl_replicator.pipeline import Replicator
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+ZETL = Path(sys.executable).with_name("zetl")
+DEADLINE = 180.0
+
+
+def wait_for(predicate: Callable[[], bool], what: str, timeout: float = DEADLINE) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def query(url: str, statement: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    conn = psycopg2.connect(url)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(statement, args)
+            return cur.fetchall() if cur.description else []
+    finally:
+        conn.close()
+
+
+@dataclass
+class Platform:
+    source_url: str
+    dev_url: str
+    replica_url: str
+    replica_database: str
+    config: ReplicatorConfig
+    stop: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+    errors: list[BaseException] = field(default_factory=list)
+
+    def start_replicator(self) -> None:
+        replicator = Replicator(self.config)
+
+        def target() -> None:
+            try:
+                replicator.run(self.stop)
+            except BaseException as exc:
+                self.errors.append(exc)
+
+        self.thread = threading.Thread(target=target, name="dag-test-replicator", daemon=True)
+        self.thread.start()
+        wait_for(lambda: replicator.metrics.streaming or bool(self.errors), "replicator")
+        assert not self.errors, self.errors
+
+    def stop_replicator(self) -> None:
+        self.stop.set()
+        if self.thread is not None:
+            self.thread.join(timeout=60)
+        assert not self.errors, self.errors
+
+
+def zetl(env: dict[str, str], *args: str) -> None:
+    done = subprocess.run([str(ZETL), *args], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, f"zetl {' '.join(args)}: {done.stderr[-2000:]}"
+
+
+def drop_slots(source_url: str) -> None:
+    conn = psycopg2.connect(source_url)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots"
+                " WHERE database = current_database() AND active_pid IS NOT NULL"
+            )
+            wait_for(
+                lambda: (
+                    not query(
+                        source_url,
+                        "SELECT 1 FROM pg_replication_slots"
+                        " WHERE database = current_database() AND active",
+                    )
+                ),
+                "slots released",
+                30,
+            )
+            cur.execute(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
+                " WHERE database = current_database()"
+            )
+    finally:
+        conn.close()
+
+
+@pytest.fixture(scope="module")
+def platform(source_server: PostgresServer, warehouse_server: PostgresServer) -> Iterator[Platform]:
+    source_db = source_server.create_database("dagsrc")
+    dev = warehouse_server.create_database("dagdev")
+    # The default name, as on the platform: the marts checkpoint reads the replica through the
+    # fdw schema raw_transactions_public. This session's warehouse server is the module's own.
+    replica = "raw_transactions"
+    source_url = source_server.url(source_db)
+    config = ReplicatorConfig(
+        source_url=source_url,
+        warehouse_url=warehouse_server.url(dev),
+        replica_database=replica,
+        slot=f"zetl_{uuid.uuid4().hex[:10]}",
+        publication="zetl_publication",
+        batch_max_seconds=0.2,
+        discovery_interval_seconds=0.5,
+    )
+    env = {**os.environ, "SOURCE_DATABASE_URL": source_url}
+    zetl(env, "migrate")
+    zetl(env, "generate", "--max-events", "400", "--seed", "7")
+    platform = Platform(
+        source_url, warehouse_server.url(dev), warehouse_server.url(replica), replica, config
+    )
+    platform.start_replicator()
+    try:
+        source_count = query(source_url, "SELECT count(*) FROM wallet_transaction")[0][0]
+        assert source_count > 0, "the workload made no wallet transactions"
+
+        def caught_up() -> bool:
+            try:
+                rows = query(platform.replica_url, "SELECT count(*) FROM wallet_transaction")
+                states = query(
+                    platform.dev_url,
+                    "SELECT DISTINCT table_state FROM svv_integration_table_state"
+                    " WHERE target_database = %s",
+                    (replica,),
+                )
+            except psycopg2.Error:
+                return False
+            return rows[0][0] == source_count and states == [("Synced",)]
+
+        wait_for(caught_up, "the replica to hold the workload with every table Synced")
+        yield platform
+    finally:
+        platform.stop_replicator()
+        drop_slots(source_url)
+        warehouse_server.drop_database(replica)
+        warehouse_server.drop_database(dev)
+        source_server.drop_database(source_db)
+
+
+@pytest.fixture(scope="module")
+def expectations(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where great_expectations writes its context and Data Docs during the runs."""
+    return tmp_path_factory.mktemp("expectations")
+
+
+@dataclass(frozen=True)
+class DagRun:
+    returncode: int
+    output: str
+    run_id: str
+    task_states: dict[str, str]
+    record: tuple[Any, ...]  # started_at, finished_at, outcome, reason
+
+
+def run_dag(
+    platform: Platform,
+    airflow_env: dict[str, str],
+    expectations: Path,
+    logical_date: str,
+    *extra: str,
+    max_lag_seconds: float = 600,
+) -> DagRun:
+    env = {
+        **airflow_env,
+        "AIRFLOW_CONN_ZETL_WAREHOUSE": platform.dev_url,
+        "ZETL_REPLICA_DATABASE": platform.replica_database,
+        "ZETL_MAX_LAG_SECONDS": str(max_lag_seconds),
+        # A failed task fails the run at once here; retries are the structure test's subject.
+        "ZETL_DAG_RETRIES": "0",
+        # The zetl command of the project's venv (the image has its own venv for it).
+        "ZETL_DQ_COMMAND": f"{ZETL} dq run marts",
+        "ZETL_LINK_COMMAND": f"{ZETL} transform setup",
+        "ZETL_EXPECTATIONS_DIR": str(expectations),
+    }
+    done = subprocess.run(
+        [str(airflow_bin("airflow")), "dags", "test", "zetl_daily", logical_date, *extra],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    output = done.stdout + done.stderr
+    Path(airflow_env["AIRFLOW_HOME"], f"dags-test-{logical_date}.log").write_text(output)
+    database = Path(airflow_env["AIRFLOW_HOME"]) / "airflow.db"
+    with sqlite3.connect(database) as meta:
+        row = meta.execute(
+            "SELECT run_id FROM dag_run WHERE dag_id = 'zetl_daily' AND logical_date LIKE ?",
+            (logical_date + "%",),
+        ).fetchone()
+        assert row is not None, f"no DAG run for {logical_date}:\n{output[-4000:]}"
+        run_id = str(row[0])
+        states = dict(
+            meta.execute(
+                "SELECT task_id, state FROM task_instance WHERE dag_id = 'zetl_daily'"
+                " AND run_id = ?",
+                (run_id,),
+            ).fetchall()
+        )
+    records = query(
+        platform.dev_url,
+        "SELECT started_at, finished_at, outcome, reason FROM zetl_orchestration.dag_run"
+        " WHERE dag_id = 'zetl_daily' AND run_id = %s",
+        (run_id,),
+    )
+    assert len(records) == 1, f"run {run_id} not recorded:\n{output[-4000:]}"
+    return DagRun(done.returncode, output, run_id, states, records[0])
+
+
+def test_a_healthy_day_runs_every_step_and_is_recorded(
+    platform: Platform, airflow_env: dict[str, str], expectations: Path
+) -> None:
+    run = run_dag(platform, airflow_env, expectations, "2026-03-01")
+    failed = {t: s for t, s in run.task_states.items() if s != "success"}
+    assert failed == {}, run.output[-6000:]
+    assert any(t.startswith("transform.") for t in run.task_states)
+    started, finished, outcome, reason = run.record
+    assert (outcome, reason) == ("success", None)
+    assert started <= finished
+    # The mart holds what the replicated source holds.
+    source = query(
+        platform.source_url,
+        "SELECT count(*), coalesce(sum(amount) FILTER (WHERE transaction_type = 'deposit'), 0)"
+        " FROM wallet_transaction WHERE transaction_type IN ('deposit', 'withdrawal')",
+    )[0]
+    mart = query(
+        platform.dev_url,
+        "SELECT sum(deposit_count + withdrawal_count), sum(total_deposits)"
+        " FROM analytics.daily_player_transactions",
+    )[0]
+    assert mart == source
+
+
+def test_a_broken_mart_row_fails_the_quality_task(
+    platform: Platform, airflow_env: dict[str, str], expectations: Path
+) -> None:
+    query(
+        platform.dev_url,
+        "UPDATE analytics.daily_player_transactions SET total_deposits = -1"
+        " WHERE (customer_id, activity_date, currency) IN (SELECT customer_id, activity_date,"
+        " currency FROM analytics.daily_player_transactions LIMIT 1)",
+    )
+    # The dbt tasks are marked done without running, so the broken row reaches the checkpoint.
+    run = run_dag(
+        platform,
+        airflow_env,
+        expectations,
+        "2026-03-02",
+        "--mark-success-pattern",
+        r"transform\..*",
+    )
+    assert run.task_states["replication_gate"] == "success"
+    assert run.task_states["marts_quality"] == "failed", run.output[-6000:]
+    assert run.task_states["record_run"] == "success"
+    _, finished, outcome, reason = run.record
+    assert finished is not None and outcome == "failed"
+    assert reason.startswith("marts_quality: marts checkpoint failed:"), reason
+    assert "checkpoint marts:" in reason and "expectations failed" in reason, reason
+
+
+def test_replication_stopped_past_the_bound_fails_the_gate(
+    platform: Platform, airflow_env: dict[str, str], expectations: Path
+) -> None:
+    platform.stop_replicator()
+    bound = 3.0
+    stopped_at = query(platform.dev_url, "SELECT now()")[0][0]
+
+    def silent_past_bound() -> bool:
+        rows = query(platform.dev_url, "SELECT extract(epoch FROM now() - %s)", (stopped_at,))
+        return float(rows[0][0]) > bound + 1
+
+    wait_for(silent_past_bound, "replication silent past the bound", 60)
+    run = run_dag(platform, airflow_env, expectations, "2026-03-03", max_lag_seconds=bound)
+    assert run.task_states["replication_gate"] == "failed", run.output[-6000:]
+    assert run.task_states["marts_quality"] == "upstream_failed"
+    assert all(
+        state == "upstream_failed"
+        for task, state in run.task_states.items()
+        if task.startswith("transform.")
+    )
+    _, finished, outcome, reason = run.record
+    assert finished is not None and outcome == "failed"
+    # Read where monitoring SQL reads it on Redshift too.
+    assert reason.startswith(
+        "replication_gate: replication gate (svv_integration_table_state, svv_integration):"
+    ), reason
+    assert "is over the bound of 3 s (ZETL_MAX_LAG_SECONDS)" in reason
