@@ -21,11 +21,12 @@ from psycopg2 import sql
 
 from zetl.db import connect
 from zetl.errors import DataError
-from zetl_replicator.catalog import TEXT_FORMAT_OPTIONS, TableInfo, find_table
+from zetl_replicator.catalog import TEXT_FORMAT_OPTIONS, TableInfo, find_table, varchar_sizes
 from zetl_replicator.warehouse import (
     create_table_sql,
     primary_key_sql,
     read_only_grants,
+    read_options,
     table_identifier,
 )
 
@@ -34,6 +35,18 @@ PIPE_CHUNK = 1 << 16
 
 def _column_list(table: TableInfo) -> sql.Composed:
     return sql.SQL(", ").join(sql.Identifier(c.name) for c in table.columns)
+
+
+def _truncated_column_list(target: TableInfo) -> sql.Composed:
+    """The columns, values longer than their replica VARCHAR(n) cut to n (TRUNCATECOLUMNS):
+    the source cuts them, so the copy stays one COPY stream."""
+    sizes = dict(varchar_sizes(target))
+    return sql.SQL(", ").join(
+        sql.SQL("left({0}::text, {1})").format(sql.Identifier(c.name), sql.Literal(sizes[i]))
+        if i in sizes
+        else sql.Identifier(c.name)
+        for i, c in enumerate(target.columns)
+    )
 
 
 def copy_table(
@@ -64,7 +77,10 @@ def _pipe_copy(
 ) -> int:
     target = table.target()  # the replica's column types, as AWS maps them
     ident = table_identifier(table.schema, table.name)
-    copy_out = sql.SQL("COPY (SELECT {} FROM {}) TO STDOUT").format(_column_list(table), ident)
+    selected = _column_list(table)
+    if read_options(warehouse, commit=False).truncatecolumns:
+        selected = _truncated_column_list(target)
+    copy_out = sql.SQL("COPY (SELECT {} FROM {}) TO STDOUT").format(selected, ident)
     copy_in = sql.SQL("COPY {} ({}) FROM STDIN").format(ident, _column_list(table))
     read_fd, write_fd = os.pipe()
     errors: list[BaseException] = []

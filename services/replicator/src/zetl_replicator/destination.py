@@ -427,7 +427,12 @@ def _column_list(table: TableInfo) -> sql.Composed:
 
 
 def _typed(table: TableInfo, position: int) -> sql.Composed:
-    return sql.SQL("%s::{}").format(sql.SQL(table.columns[position].type_sql))
+    type_sql = table.columns[position].type_sql
+    # An explicit cast to VARCHAR(n) cuts longer values silently: cast to plain varchar, so
+    # that storing into the column refuses them (TRUNCATECOLUMNS cuts them before, on purpose).
+    if type_sql.startswith("character varying("):
+        type_sql = "character varying"
+    return sql.SQL("%s::{}").format(sql.SQL(type_sql))
 
 
 def _key_match(table: TableInfo) -> sql.Composed:

@@ -42,7 +42,7 @@ from zetl.errors import ConfigError, DataError
 from zetl_replicator import catalog, pgoutput, source
 from zetl_replicator.config import ReplicatorConfig
 from zetl_replicator.copy import copy_table
-from zetl_replicator.destination import ApplyError, PostgresDestination
+from zetl_replicator.destination import ApplyError, PostgresDestination, Row
 from zetl_replicator.metrics import Metrics
 from zetl_replicator.monitor import Monitor, Sample
 from zetl_replicator.schema import SchemaChange, plan
@@ -273,6 +273,7 @@ class Replicator:
         self.isolate_until = 0
         self.monitor: Monitor | None = None
         self.refresh_interval = 0  # the target database's REFRESH_INTERVAL (0: none)
+        self.truncatecolumns = False  # the target database's TRUNCATECOLUMNS
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -656,6 +657,10 @@ class _Session:
         self.stream_xid: int | None = None  # the transaction of the open stream block
         self.live: _LiveStream | None = None  # the one applied as it arrives
         self.spools: dict[int, Spool] = {}  # the others, until they commit
+        # replica table -> its VARCHAR(n) columns, for TRUNCATECOLUMNS
+        self.varchar_sizes: dict[int, tuple[catalog.TableInfo, tuple[tuple[int, int], ...]]] = {}
+        options = read_options(destination.conn)
+        replicator.truncatecolumns = options.truncatecolumns
 
     def stream(self, stop: threading.Event) -> None:
         # Millions of small tuples pass through per large transaction and none of them forms a
@@ -786,12 +791,32 @@ class _Session:
         if table is None:
             return
         if isinstance(message, pgoutput.Insert):
-            self.destination.insert(table, message.new, message.size)
+            row = message.new
+            if self.r.truncatecolumns:
+                row = self._truncated(table, row)
+            self.destination.insert(table, row, message.size)
         elif isinstance(message, pgoutput.Update):
+            row = message.new
+            if self.r.truncatecolumns:
+                row = self._truncated(table, row)
             # The old key when the key changed ('K') or the whole old row ('O', identity full)
-            self.destination.update(table, message.old, message.new, message.size)
+            self.destination.update(table, message.old, row, message.size)
         else:
             self.destination.delete(table, message.old, message.size)
+
+    def _truncated(self, table: catalog.TableInfo, row: Row) -> Row:
+        """``row`` with values longer than their VARCHAR(n) column cut to n (TRUNCATECOLUMNS)."""
+        cached = self.varchar_sizes.get(id(table))
+        if cached is None or cached[0] is not table:
+            cached = self.varchar_sizes[id(table)] = (table, catalog.varchar_sizes(table))
+        cut: list[pgoutput.Value] | None = None
+        for i, n in cached[1]:
+            value = row[i]
+            if value is not None and len(value) > n and value is not pgoutput.UNCHANGED_TOAST:
+                if cut is None:
+                    cut = list(row)
+                cut[i] = value[:n]
+        return row if cut is None else tuple(cut)
 
     def _on_relation(self, message: pgoutput.Relation) -> None:
         self.r.relations[message.relation_id] = message
@@ -1063,7 +1088,9 @@ class _Session:
         """Between transactions: pick up new tables, resync requests and eligibility changes."""
         warehouse = self.destination.conn
         states = read_table_states(warehouse)
-        self.r.refresh_interval = read_options(warehouse).refresh_interval or 0
+        options = read_options(warehouse)
+        self.r.refresh_interval = options.refresh_interval or 0
+        self.r.truncatecolumns = options.truncatecolumns
         listed = catalog.list_tables(self.src, self.config.scope, self.config.table_filter())
         present = {t.qualified for t in listed}
         for name, gone in states.items():
