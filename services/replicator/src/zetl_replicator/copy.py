@@ -23,7 +23,9 @@ from zetl.db import connect
 from zetl.errors import DataError
 from zetl_replicator.catalog import TEXT_FORMAT_OPTIONS, TableInfo, find_table, varchar_sizes
 from zetl_replicator.warehouse import (
+    HISTORY_COLUMNS,
     create_table_sql,
+    history_key_sql,
     primary_key_sql,
     read_only_grants,
     read_options,
@@ -78,7 +80,8 @@ def _pipe_copy(
     target = table.target()  # the replica's column types, as AWS maps them
     ident = table_identifier(table.schema, table.name)
     selected = _column_list(table)
-    if read_options(warehouse, commit=False).truncatecolumns:
+    options = read_options(warehouse, commit=False)
+    if options.truncatecolumns:
         selected = _truncated_column_list(target)
     copy_out = sql.SQL("COPY (SELECT {} FROM {}) TO STDOUT").format(selected, ident)
     copy_in = sql.SQL("COPY {} ({}) FROM STDIN").format(ident, _column_list(table))
@@ -93,7 +96,7 @@ def _pipe_copy(
                 errors.append(exc)
 
     with warehouse.cursor() as cur:
-        add_key = _empty_target(cur, warehouse, target)
+        add_key = _empty_target(cur, warehouse, target, history=options.history_mode)
         producer = threading.Thread(target=produce, name=f"copy-out {table.qualified}")
         producer.start()
         try:
@@ -104,7 +107,9 @@ def _pipe_copy(
         if errors:
             raise errors[0]
         rows = cur.rowcount
-        if add_key:
+        if add_key and options.history_mode:
+            cur.execute(history_key_sql(table))
+        elif add_key:
             cur.execute(sql.SQL("ALTER TABLE {} ADD {}").format(ident, primary_key_sql(table)))
         read_only_grants(cur, table)
     return rows
@@ -118,13 +123,19 @@ def _same_shape(replica: TableInfo, table: TableInfo) -> bool:
 
 
 def _empty_target(
-    cur: psycopg2.extensions.cursor, warehouse: psycopg2.extensions.connection, table: TableInfo
+    cur: psycopg2.extensions.cursor,
+    warehouse: psycopg2.extensions.connection,
+    table: TableInfo,
+    *,
+    history: bool = False,
 ) -> bool:
-    """Make the replica table exist, empty, with ``table``'s columns; True when it was created
-    (its primary key is then added after the data)."""
+    """Make the replica table exist, empty, with ``table``'s columns (and the history
+    columns in HISTORY_MODE); True when it was created (its key is then added after the
+    data). A history table is always created anew: its copy starts a new history."""
     ident = table_identifier(table.schema, table.name)
     replica = find_table(warehouse, table.schema, table.name)
-    if replica is not None and _same_shape(replica, table):
+    was_history = replica is not None and any(c.name in HISTORY_COLUMNS for c in replica.columns)
+    if replica is not None and not history and not was_history and _same_shape(replica, table):
         cur.execute(sql.SQL("TRUNCATE {}").format(ident))
         for column in table.columns:
             was = replica.column(column.name)
@@ -148,5 +159,5 @@ def _empty_target(
                 f" ({dependents}). Drop them, re-copy (zetl resync {table.qualified}), then"
                 " recreate them (e.g. dbt run)"
             ) from exc
-    cur.execute(create_table_sql(table, with_key=False))
+    cur.execute(create_table_sql(table, with_key=False, history=history))
     return True

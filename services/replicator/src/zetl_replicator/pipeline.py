@@ -52,11 +52,14 @@ from zetl_replicator.warehouse import (
     connect_replica,
     ensure_replica_database,
     ensure_schema,
+    history_tables,
+    is_history_table,
     read_options,
     read_progress,
     read_table_states,
     refusal_reason,
     set_table_state,
+    without_history_columns,
     write_progress,
 )
 
@@ -274,6 +277,8 @@ class Replicator:
         self.monitor: Monitor | None = None
         self.refresh_interval = 0  # the target database's REFRESH_INTERVAL (0: none)
         self.truncatecolumns = False  # the target database's TRUNCATECOLUMNS
+        # Replica tables in HISTORY_MODE's form (changed in place: the destination shares it)
+        self.history: set[str] = set()
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -394,6 +399,7 @@ class Replicator:
                 start_lsn = progress.applied_lsn
                 self._load_tables(warehouse)
             destination = PostgresDestination(warehouse, config.slot)
+            destination.history = self.history
             destination.isolate = start_lsn < self.isolate_until
             _Session(self, src, replication, destination, start_lsn).stream(stop)
         finally:
@@ -430,13 +436,19 @@ class Replicator:
         transaction, e.g. after a rollback to a savepoint undid a schema change)."""
         states = read_table_states(warehouse, commit=commit)
         replica = {t.qualified: t for t in catalog.list_tables(warehouse, self.config.scope)}
+        history = history_tables(warehouse)
         if commit:
             warehouse.commit()
         self.tables, self.sync_lsn, self.paused = {}, {}, set()
+        self.history.clear()
         for name, status in states.items():
             if status.state == TableState.FAILED or name not in replica:
                 continue
-            self.tables[name] = replica[name]
+            if name in history:  # replicated as the source has it: its columns and key
+                self.tables[name] = without_history_columns(replica[name], history[name])
+                self.history.add(name)
+            else:
+                self.tables[name] = replica[name]
             self.sync_lsn[name] = status.sync_lsn or 0
             if status.state == TableState.RESYNC_REQUIRED:
                 self.paused.add(name)
@@ -529,6 +541,9 @@ class Replicator:
             write_progress(cur, config.slot, point.consistent_point, None)
         warehouse.commit()
         self.tables = {t.qualified: t.target() for t in eligible}
+        self.history.clear()
+        if read_options(warehouse).history_mode:
+            self.history.update(self.tables)
         self.sync_lsn = {t.qualified: point.consistent_point for t in eligible}
         self.paused = set()
         return point.consistent_point
@@ -587,6 +602,11 @@ class Replicator:
         finally:
             temporary.close()
         self.tables[table.qualified] = table.target()
+        if is_history_table(warehouse, table.schema, table.name):
+            self.history.add(table.qualified)
+        else:
+            self.history.discard(table.qualified)
+        warehouse.commit()
         self.sync_lsn[table.qualified] = point.consistent_point
         self.paused.discard(table.qualified)
         self.state_changed()
@@ -750,6 +770,7 @@ class _Session:
             self._on_row(message)  # type: ignore[arg-type]  # narrowed by the line above
         elif isinstance(message, pgoutput.Begin):
             self.transaction = message
+            self.destination.change_time = _utc_text(message.commit_time)
             self.routes.clear()
             # The server starts at the stored LSN; this guards against a resend all the same.
             self.skipping = message.final_lsn < self.applied_lsn
@@ -905,6 +926,8 @@ class _Session:
             self._on_stream_abort(message)
 
     def _on_stream_start(self, message: pgoutput.StreamStart) -> None:
+        # Applied before its commit time is known: its versions get the time they arrive.
+        self.destination.change_time = _utc_text(datetime.now(UTC))
         xid = message.xid
         self.stream_xid = xid
         if self.live is not None and self.live.xid == xid:
@@ -953,6 +976,7 @@ class _Session:
             self._apply(message, end_of_input=False)
 
     def _on_stream_commit(self, message: pgoutput.StreamCommit) -> None:
+        self.destination.change_time = _utc_text(message.commit_time)  # for a spooled one
         live = self.live
         if live is not None and live.xid == message.xid:
             self.live, self.transaction = None, None
@@ -1210,6 +1234,13 @@ class _Session:
             set_table_state(cur, table.schema, table.name, state, reason, apply_failed=apply_failed)
         warehouse.commit()
         self.r.state_changed()
+
+
+def _utc_text(moment: datetime) -> str:
+    """A moment as a UTC timestamp without time zone (history columns' type)."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment.isoformat(sep=" ")
 
 
 def _first_line(exc: BaseException) -> str:
