@@ -24,11 +24,11 @@ from zetl.errors import DataError
 from zetl_replicator.catalog import TEXT_FORMAT_OPTIONS, TableInfo, find_table, varchar_sizes
 from zetl_replicator.warehouse import (
     HISTORY_COLUMNS,
+    DatabaseOptions,
     create_table_sql,
     history_key_sql,
     primary_key_sql,
     read_only_grants,
-    read_options,
     table_identifier,
 )
 
@@ -56,8 +56,11 @@ def copy_table(
     snapshot: str,
     table: TableInfo,
     warehouse: psycopg2.extensions.connection,
+    options: DatabaseOptions | None = None,
 ) -> int:
     """Replace ``table`` in the replica with its content as of ``snapshot``; return the rows.
+
+    ``options``: the target database's (TRUNCATECOLUMNS, HISTORY_MODE shape the copy).
 
     The schema must exist (``ensure_schema``). Runs in ``warehouse``'s current transaction
     and leaves it open: the caller commits it together with the table's new state.
@@ -67,7 +70,7 @@ def copy_table(
         with source.cursor() as cur:
             cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             cur.execute("SET TRANSACTION SNAPSHOT %s", (snapshot,))
-        return _pipe_copy(source, table, warehouse)
+        return _pipe_copy(source, table, warehouse, options or DatabaseOptions())
     finally:
         source.close()
 
@@ -76,11 +79,11 @@ def _pipe_copy(
     source: psycopg2.extensions.connection,
     table: TableInfo,
     warehouse: psycopg2.extensions.connection,
+    options: DatabaseOptions,
 ) -> int:
     target = table.target()  # the replica's column types, as AWS maps them
     ident = table_identifier(table.schema, table.name)
     selected = _column_list(table)
-    options = read_options(warehouse, commit=False)
     if options.truncatecolumns:
         selected = _truncated_column_list(target)
     copy_out = sql.SQL("COPY (SELECT {} FROM {}) TO STDOUT").format(selected, ident)

@@ -162,7 +162,7 @@ class PostgresDestination:
 
     def insert(self, table: TableInfo, row: Row, size: int) -> None:
         """``size``: about the bytes the change holds (the message's size will do)."""
-        if table.qualified in self.history:
+        if self.history and table.qualified in self.history:
             history = self._history(table, [self._history_key(table, row)])
             history.inserts.append((*row, self.change_time))
             self._history_grew(history, size)
@@ -181,7 +181,7 @@ class PostgresDestination:
 
     def update(self, table: TableInfo, old: Row | None, row: Row, size: int) -> None:
         """``old``: the old key ('K', the key changed) or old row ('O', identity full), or None."""
-        if table.qualified in self.history:
+        if self.history and table.qualified in self.history:
             self._history_update(table, old, row, size)
             return
         changes = self._table(table)
@@ -200,7 +200,7 @@ class PostgresDestination:
         self._grew(table, size)
 
     def delete(self, table: TableInfo, old: Row, size: int) -> None:
-        if table.qualified in self.history:
+        if self.history and table.qualified in self.history:
             key = self._history_key(table, old)
             history = self._history(table, [key])
             history.closes.append((*key, self.change_time))

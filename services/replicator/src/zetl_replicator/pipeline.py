@@ -622,7 +622,8 @@ def _copy_synced(
     """Copy ``table`` as of the slot's snapshot and mark it Synced at the slot's consistent
     point, in one warehouse transaction: changes before that point are in the copy."""
     try:
-        rows = copy_table(source_url, point.snapshot, table, warehouse)
+        options = read_options(warehouse, commit=False)
+        rows = copy_table(source_url, point.snapshot, table, warehouse, options)
     except psycopg2.Error as exc:
         if is_connection_lost(exc):
             raise
