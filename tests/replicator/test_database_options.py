@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tests.replicator.conftest import running, wait_for
 from tests.replicator.test_commands import zetl
-from tests.replicator.test_fidelity import count, table_state
+from tests.replicator.test_fidelity import count, dev, table_state
 from tests.replicator.test_replication import Query, execute
 from zetl_replicator.config import ReplicatorConfig
 from zetl_replicator.verify import verify
@@ -144,6 +144,24 @@ def test_history_mode_keeps_every_version_with_active_flag_and_times(
         assert replica(
             "SELECT id, _record_is_active FROM public.u ORDER BY id, _record_is_active"
         ) == [(1, False), (2, False), (2, True)]
+        # Monitoring says which tables are in history mode.
+        wait_for(
+            lambda: (
+                dev(
+                    config,
+                    "SELECT table_name, is_history_mode FROM svv_integration_table_state"
+                    f" WHERE target_database = '{config.replica_database}' ORDER BY table_name",
+                )
+                == [("t", True), ("u", True)]
+                and dev(
+                    config,
+                    "SELECT is_history_mode FROM svv_integration"
+                    f" WHERE target_database = '{config.replica_database}'",
+                )
+                == [(True,)]
+            ),
+            "is_history_mode in the views",
+        )
         # verify compares the active versions with the source.
         report = verify(config)
         assert report.ok, report
