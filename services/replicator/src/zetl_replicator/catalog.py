@@ -70,6 +70,23 @@ MAX_PRECISION, MAX_SCALE = 38, 37  # Redshift DECIMAL
 _NUMERIC = re.compile(r"^numeric(?:\((\d+),(-?\d+)\))?$")
 
 
+# Source types whose values can outgrow the replica's VARCHAR(n) (TRUNCATECOLUMNS applies to
+# them); the others map to a varchar that always holds their text form.
+_TRUNCATABLE = frozenset({"varchar", "text", "xml", "tsvector", "tsquery"})
+_VARCHAR_SIZE = re.compile(r"^character varying\((\d+)\)$")
+
+
+def varchar_sizes(table: TableInfo) -> tuple[tuple[int, int], ...]:
+    """(position, size) of the columns of a replica-typed ``table`` whose values TRUNCATECOLUMNS
+    cuts to the column's size."""
+    sizes = []
+    for position, column in enumerate(table.columns):
+        match = _VARCHAR_SIZE.match(column.type_sql)
+        if match and column.type_name in _TRUNCATABLE:
+            sizes.append((position, int(match.group(1))))
+    return tuple(sizes)
+
+
 def is_supported(type_name: str) -> bool:
     """A type zero-ETL replicates: one of the mapping, or an array of one (SUPER)."""
     element = type_name[1:] if type_name.startswith("_") else type_name

@@ -453,11 +453,6 @@ def database_set(
     from zetl_replicator.warehouse import connect_replica_read_only, set_options
 
     values = parse_options(options)
-    if values.get("HISTORY_MODE"):
-        raise ConfigError(
-            "HISTORY_MODE is not emulated by zetl: updated and deleted rows are not kept"
-            " (see docs/replication.md)"
-        )
     config = ReplicatorConfig.from_env()
     replica = connect_replica_read_only(config.warehouse_url, config.replica_database)
     replica.close()  # it exists and has its state store: now change it

@@ -21,9 +21,12 @@ from psycopg2 import sql
 
 from zetl.db import connect
 from zetl.errors import DataError
-from zetl_replicator.catalog import TEXT_FORMAT_OPTIONS, TableInfo, find_table
+from zetl_replicator.catalog import TEXT_FORMAT_OPTIONS, TableInfo, find_table, varchar_sizes
 from zetl_replicator.warehouse import (
+    HISTORY_COLUMNS,
+    DatabaseOptions,
     create_table_sql,
+    history_key_sql,
     primary_key_sql,
     read_only_grants,
     table_identifier,
@@ -36,13 +39,28 @@ def _column_list(table: TableInfo) -> sql.Composed:
     return sql.SQL(", ").join(sql.Identifier(c.name) for c in table.columns)
 
 
+def _truncated_column_list(target: TableInfo) -> sql.Composed:
+    """The columns, values longer than their replica VARCHAR(n) cut to n (TRUNCATECOLUMNS):
+    the source cuts them, so the copy stays one COPY stream."""
+    sizes = dict(varchar_sizes(target))
+    return sql.SQL(", ").join(
+        sql.SQL("left({0}::text, {1})").format(sql.Identifier(c.name), sql.Literal(sizes[i]))
+        if i in sizes
+        else sql.Identifier(c.name)
+        for i, c in enumerate(target.columns)
+    )
+
+
 def copy_table(
     source_url: str,
     snapshot: str,
     table: TableInfo,
     warehouse: psycopg2.extensions.connection,
+    options: DatabaseOptions | None = None,
 ) -> int:
     """Replace ``table`` in the replica with its content as of ``snapshot``; return the rows.
+
+    ``options``: the target database's (TRUNCATECOLUMNS, HISTORY_MODE shape the copy).
 
     The schema must exist (``ensure_schema``). Runs in ``warehouse``'s current transaction
     and leaves it open: the caller commits it together with the table's new state.
@@ -52,7 +70,7 @@ def copy_table(
         with source.cursor() as cur:
             cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             cur.execute("SET TRANSACTION SNAPSHOT %s", (snapshot,))
-        return _pipe_copy(source, table, warehouse)
+        return _pipe_copy(source, table, warehouse, options or DatabaseOptions())
     finally:
         source.close()
 
@@ -61,10 +79,14 @@ def _pipe_copy(
     source: psycopg2.extensions.connection,
     table: TableInfo,
     warehouse: psycopg2.extensions.connection,
+    options: DatabaseOptions,
 ) -> int:
     target = table.target()  # the replica's column types, as AWS maps them
     ident = table_identifier(table.schema, table.name)
-    copy_out = sql.SQL("COPY (SELECT {} FROM {}) TO STDOUT").format(_column_list(table), ident)
+    selected = _column_list(table)
+    if options.truncatecolumns:
+        selected = _truncated_column_list(target)
+    copy_out = sql.SQL("COPY (SELECT {} FROM {}) TO STDOUT").format(selected, ident)
     copy_in = sql.SQL("COPY {} ({}) FROM STDIN").format(ident, _column_list(table))
     read_fd, write_fd = os.pipe()
     errors: list[BaseException] = []
@@ -77,7 +99,7 @@ def _pipe_copy(
                 errors.append(exc)
 
     with warehouse.cursor() as cur:
-        add_key = _empty_target(cur, warehouse, target)
+        add_key = _empty_target(cur, warehouse, target, history=options.history_mode)
         producer = threading.Thread(target=produce, name=f"copy-out {table.qualified}")
         producer.start()
         try:
@@ -88,7 +110,9 @@ def _pipe_copy(
         if errors:
             raise errors[0]
         rows = cur.rowcount
-        if add_key:
+        if add_key and options.history_mode:
+            cur.execute(history_key_sql(table))
+        elif add_key:
             cur.execute(sql.SQL("ALTER TABLE {} ADD {}").format(ident, primary_key_sql(table)))
         read_only_grants(cur, table)
     return rows
@@ -102,13 +126,19 @@ def _same_shape(replica: TableInfo, table: TableInfo) -> bool:
 
 
 def _empty_target(
-    cur: psycopg2.extensions.cursor, warehouse: psycopg2.extensions.connection, table: TableInfo
+    cur: psycopg2.extensions.cursor,
+    warehouse: psycopg2.extensions.connection,
+    table: TableInfo,
+    *,
+    history: bool = False,
 ) -> bool:
-    """Make the replica table exist, empty, with ``table``'s columns; True when it was created
-    (its primary key is then added after the data)."""
+    """Make the replica table exist, empty, with ``table``'s columns (and the history
+    columns in HISTORY_MODE); True when it was created (its key is then added after the
+    data). A history table is always created anew: its copy starts a new history."""
     ident = table_identifier(table.schema, table.name)
     replica = find_table(warehouse, table.schema, table.name)
-    if replica is not None and _same_shape(replica, table):
+    was_history = replica is not None and any(c.name in HISTORY_COLUMNS for c in replica.columns)
+    if replica is not None and not history and not was_history and _same_shape(replica, table):
         cur.execute(sql.SQL("TRUNCATE {}").format(ident))
         for column in table.columns:
             was = replica.column(column.name)
@@ -132,5 +162,5 @@ def _empty_target(
                 f" ({dependents}). Drop them, re-copy (zetl resync {table.qualified}), then"
                 " recreate them (e.g. dbt run)"
             ) from exc
-    cur.execute(create_table_sql(table, with_key=False))
+    cur.execute(create_table_sql(table, with_key=False, history=history))
     return True

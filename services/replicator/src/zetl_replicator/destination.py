@@ -20,7 +20,7 @@ savepoints).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -103,6 +103,22 @@ class _TableChanges:
     size: int = 0
 
 
+@dataclass
+class _HistoryChanges:
+    """A history table's changes since the last flush, each key touched once at most (a key
+    touched again flushes first: every source change is a version of its own)."""
+
+    table: TableInfo
+    key_positions: tuple[int, ...]
+    keys: set[Key] = field(default_factory=set)
+    inserts: list[Row] = field(default_factory=list)  # the row, then its change time
+    closes: list[Row] = field(default_factory=list)  # the key, then the change time
+    # changed positions -> (old key, new values of those positions, change time)
+    updates: dict[tuple[int, ...], list[Row]] = field(default_factory=dict)
+    changes: int = 0
+    size: int = 0
+
+
 def copy_line(row: Sequence[Value]) -> str:
     line = "\t".join(["\\N" if v is None else v for v in row])
     if "\\" in line or "\n" in line or "\r" in line or line.count("\t") != len(row) - 1:
@@ -132,6 +148,11 @@ class PostgresDestination:
         self._script_tables: set[str] = set()  # tables with statements in the unsent script
         # Send each table's statements on their own, so that a failure names its table.
         self.isolate = False
+        # HISTORY_MODE tables ("schema.table"): changes add and close versions
+        self.history: set[str] = set()
+        self._history_changes: dict[str, _HistoryChanges] = {}
+        # The source time of the changes coming in (UTC, as text): their versions' times
+        self.change_time: str = ""
 
     @property
     def pending_bytes(self) -> int:
@@ -141,6 +162,11 @@ class PostgresDestination:
 
     def insert(self, table: TableInfo, row: Row, size: int) -> None:
         """``size``: about the bytes the change holds (the message's size will do)."""
+        if self.history and table.qualified in self.history:
+            history = self._history(table, [self._history_key(table, row)])
+            history.inserts.append((*row, self.change_time))
+            self._history_grew(history, size)
+            return
         changes = self._table(table)
         key = tuple([row[i] for i in changes.key_positions])
         previous = changes.ops.get(key)
@@ -155,6 +181,9 @@ class PostgresDestination:
 
     def update(self, table: TableInfo, old: Row | None, row: Row, size: int) -> None:
         """``old``: the old key ('K', the key changed) or old row ('O', identity full), or None."""
+        if self.history and table.qualified in self.history:
+            self._history_update(table, old, row, size)
+            return
         changes = self._table(table)
         positions = changes.key_positions
         new_key = tuple([row[i] for i in positions])
@@ -171,6 +200,12 @@ class PostgresDestination:
         self._grew(table, size)
 
     def delete(self, table: TableInfo, old: Row, size: int) -> None:
+        if self.history and table.qualified in self.history:
+            key = self._history_key(table, old)
+            history = self._history(table, [key])
+            history.closes.append((*key, self.change_time))
+            self._history_grew(history, size)
+            return
         changes = self._table(table)
         key = tuple([old[i] for i in changes.key_positions])
         previous = changes.ops.get(key)
@@ -184,12 +219,23 @@ class PostgresDestination:
         for table in tables:
             self._flush_table(table.qualified)
         self._send_script()
+        plain = [t for t in tables if t.qualified not in self.history]
         with self._refused({t.qualified for t in tables}), self.conn.cursor() as cur:
-            cur.execute(
-                sql.SQL("TRUNCATE {}").format(
-                    sql.SQL(", ").join(table_identifier(t.schema, t.name) for t in tables)
+            if plain:
+                cur.execute(
+                    sql.SQL("TRUNCATE {}").format(
+                        sql.SQL(", ").join(table_identifier(t.schema, t.name) for t in plain)
+                    )
                 )
-            )
+            for table in tables:
+                if table.qualified in self.history:  # every row's version is closed
+                    cur.execute(
+                        sql.SQL(
+                            "UPDATE {} SET _record_is_active = false,"
+                            " _record_delete_time = %s::timestamp WHERE _record_is_active"
+                        ).format(table_identifier(table.schema, table.name)),
+                        (self.change_time,),
+                    )
 
     def execute(self, statement: sql.Composable, table: TableInfo | None = None) -> None:
         """Run DDL (a schema change of ``table``) in the open batch, after the changes
@@ -216,13 +262,13 @@ class PostgresDestination:
     # --- batches ---------------------------------------------------------------------------
 
     def flush(self) -> None:
-        for name in list(self._changes):
+        for name in [*self._changes, *self._history_changes]:
             self._flush_table(name)
         self._send_script()
 
     def commit(self, lsn: int, commit_time: datetime | None) -> dict[tuple[str, str], int]:
         """Commit the batch with ``lsn``; return the changes applied per (schema, table)."""
-        for name in list(self._changes):
+        for name in [*self._changes, *self._history_changes]:
             self._flush_table(name)
         rows = dict(self._rows)
         with self.conn.cursor() as cur:  # the progress goes with the last changes: one trip
@@ -249,6 +295,7 @@ class PostgresDestination:
 
     def _discard_buffers(self) -> None:
         self._changes.clear()
+        self._history_changes.clear()
         self._script_tables = set()
         self._script = []
         self._script_bytes = 0
@@ -320,8 +367,70 @@ class PostgresDestination:
         if self._buffered >= FLUSH_BYTES:
             self.flush()
 
+    # --- HISTORY_MODE ------------------------------------------------------------------------
+
+    def _history(self, table: TableInfo, keys: Sequence[Key]) -> _HistoryChanges:
+        """The table's history buffer with ``keys`` marked touched; flushed first when one of
+        them is in it already (so a flush touches each key once: its statements commute)."""
+        history = self._history_changes.get(table.qualified)
+        if history is not None and (history.table is not table or history.keys & set(keys)):
+            self._flush_table(table.qualified)
+            history = None
+        if history is None:
+            names = [c.name for c in table.columns]
+            positions = tuple(names.index(k) for k in table.primary_key)
+            history = self._history_changes[table.qualified] = _HistoryChanges(table, positions)
+        history.keys.update(keys)
+        return history
+
+    def _history_key(self, table: TableInfo, row: Row) -> Key:
+        names = [c.name for c in table.columns]
+        return tuple([row[names.index(k)] for k in table.primary_key])
+
+    def _history_update(self, table: TableInfo, old: Row | None, row: Row, size: int) -> None:
+        """Close the key's active version and add the new one (unchanged TOASTed values, and
+        the key when it did not change, are taken from the version closed)."""
+        new_key = self._history_key(table, row)
+        old_key = new_key if old is None else self._history_key(table, old)
+        if UNCHANGED_TOAST in new_key:  # a TOASTed key column, unchanged
+            new_key = old_key
+        history = self._history(table, [old_key, new_key])
+        positions = set(history.key_positions)
+        changed = tuple(
+            i
+            for i, v in enumerate(row)
+            if v is not UNCHANGED_TOAST and not (i in positions and new_key == old_key)
+        )
+        history.updates.setdefault(changed, []).append(
+            (*old_key, *(row[i] for i in changed), self.change_time)
+        )
+        self._history_grew(history, size)
+
+    def _history_grew(self, history: _HistoryChanges, size: int) -> None:
+        history.size += size
+        history.changes += 1
+        self._buffered += size
+        self._batch_bytes += size
+        if self._buffered >= FLUSH_BYTES:
+            self.flush()
+
+    def _flush_history(self, history: _HistoryChanges) -> None:
+        """Close versions, add new versions of updated rows, then insert: set-based."""
+        self._buffered -= history.size
+        table = history.table
+        self._rows[(table.schema, table.name)] += history.changes
+        if history.closes:
+            self._script_rows(table, "history close", (), history.closes)
+        for changed, rows in history.updates.items():
+            self._script_rows(table, "history update", changed, rows)
+        if history.inserts:
+            self._script_rows(table, "history insert", (), history.inserts)
+
     def _flush_table(self, name: str) -> None:
         """Apply a table's net changes: deletes, updates, upserts, then inserts by COPY."""
+        history = self._history_changes.pop(name, None)
+        if history is not None:
+            self._flush_history(history)
         changes = self._changes.pop(name, None)
         if changes is None:
             return
@@ -427,7 +536,12 @@ def _column_list(table: TableInfo) -> sql.Composed:
 
 
 def _typed(table: TableInfo, position: int) -> sql.Composed:
-    return sql.SQL("%s::{}").format(sql.SQL(table.columns[position].type_sql))
+    type_sql = table.columns[position].type_sql
+    # An explicit cast to VARCHAR(n) cuts longer values silently: cast to plain varchar, so
+    # that storing into the column refuses them (TRUNCATECOLUMNS cuts them before, on purpose).
+    if type_sql.startswith("character varying("):
+        type_sql = "character varying"
+    return sql.SQL("%s::{}").format(sql.SQL(type_sql))
 
 
 def _key_match(table: TableInfo) -> sql.Composed:
@@ -458,6 +572,8 @@ def _statement_parts(
     key_join = sql.SQL(" AND ").join(
         sql.SQL("t.{0} = v.{0}").format(sql.Identifier(names[i])) for i in keys
     )
+    if kind.startswith("history "):
+        return _history_statement_parts(table, kind, changed, values_row, alias, key_join)
     if kind == "delete":
         return (
             sql.SQL("DELETE FROM {} AS t USING (VALUES ").format(ident),
@@ -490,4 +606,79 @@ def _statement_parts(
         sql.SQL(" ON CONFLICT ({}) {}").format(alias(keys), on_conflict)
         if kind == "upsert"
         else sql.SQL(""),
+    )
+
+
+_TIME = sql.SQL("%s::timestamp")
+
+
+def _history_statement_parts(
+    table: TableInfo,
+    kind: str,
+    changed: tuple[int, ...],
+    values_row: Callable[[Sequence[int], bool], sql.Composable],
+    alias: Callable[[Sequence[int]], sql.Composable],
+    key_join: sql.Composable,
+) -> tuple[sql.Composable, sql.Composable, sql.Composable]:
+    """A history table's statements: close versions, add new versions of updated rows,
+    insert rows. The VALUES rows end with the change's time."""
+    ident = table_identifier(table.schema, table.name)
+    names = [c.name for c in table.columns]
+    keys = [names.index(k) for k in table.primary_key]
+    if kind == "history insert":
+        return (
+            sql.SQL("INSERT INTO {} ({}, _record_create_time) VALUES ").format(
+                ident, alias(range(len(names)))
+            ),
+            sql.SQL("({}, %s)").format(sql.SQL(", ").join(sql.Placeholder() for _ in names)),
+            sql.SQL(""),
+        )
+    if kind == "history close":
+        return (
+            sql.SQL(
+                "UPDATE {} AS t SET _record_is_active = false, _record_delete_time = v.zetl_time"
+                " FROM (VALUES "
+            ).format(ident),
+            sql.SQL("({}, {})").format(sql.SQL(", ").join(_typed(table, i) for i in keys), _TIME),
+            sql.SQL(") AS v ({}, zetl_time) WHERE {} AND t._record_is_active").format(
+                alias(keys), key_join
+            ),
+        )
+    # An update: close the active version of the old key, and insert the new version from
+    # it, with the changed values. v's columns: the old key, then the changed values, the time.
+    old_names = [sql.Identifier(f"zetl_key_{n}") for n in range(len(keys))]
+    new_names = [sql.Identifier(f"zetl_new_{n}") for n in range(len(changed))]
+    new_of = dict(zip(changed, new_names, strict=True))
+    match = sql.SQL(" AND ").join(
+        sql.SQL("t.{} = v.{}").format(sql.Identifier(names[i]), old)
+        for i, old in zip(keys, old_names, strict=True)
+    )
+    returned = sql.SQL(", ").join(
+        sql.SQL("v.{0} AS {0}").format(new_of[i])
+        if i in new_of
+        else sql.SQL("t.{0} AS {0}").format(sql.Identifier(names[i]))
+        for i in range(len(names))
+    )
+    return (
+        sql.SQL("WITH v ({}, zetl_time) AS (VALUES ").format(
+            sql.SQL(", ").join([*old_names, *new_names])
+        ),
+        sql.SQL("({}, {})").format(
+            sql.SQL(", ").join(_typed(table, i) for i in [*keys, *changed]), _TIME
+        ),
+        sql.SQL(
+            "), closed AS (UPDATE {ident} AS t SET _record_is_active = false,"
+            " _record_delete_time = v.zetl_time FROM v WHERE {match} AND t._record_is_active"
+            " RETURNING {returned}, v.zetl_time AS zetl_time)"
+            " INSERT INTO {ident} ({columns}, _record_create_time)"
+            " SELECT {selected}, zetl_time FROM closed"
+        ).format(
+            ident=ident,
+            match=match,
+            returned=returned,
+            columns=alias(range(len(names))),
+            selected=sql.SQL(", ").join(
+                new_of.get(i, sql.Identifier(names[i])) for i in range(len(names))
+            ),
+        ),
     )

@@ -119,7 +119,9 @@ SELECT s.schema_name, s.table_name, {_TABLE_STATE_SQL},
        s.reason, s.updated_at,
        st.n_live_tup,
        (pg_total_relation_size(c.oid) + 524288) / 1048576,
-       s.rows_applied
+       s.rows_applied,
+       EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = c.oid
+               AND a.attname = '_record_is_active' AND NOT a.attisdropped)
 FROM zetl.table_state s
 LEFT JOIN (SELECT max(applied_lsn) AS applied_lsn FROM zetl.replication_progress
            WHERE slot_name = %s) p ON true
@@ -235,7 +237,9 @@ class Monitor(threading.Thread):
         sample = self.sample()
         warehouse, replica = self._connections()
         with replica.cursor() as cur:
-            cur.execute("SELECT integration_id, creation_time FROM zetl.integration LIMIT 1")
+            cur.execute(
+                "SELECT integration_id, creation_time, history_mode FROM zetl.integration LIMIT 1"
+            )
             integration = cur.fetchone()
             if integration is None:
                 return  # the state store is being created
@@ -253,8 +257,8 @@ class Monitor(threading.Thread):
             cur.execute(
                 "INSERT INTO zetl.integration_status AS i (target_database, integration_id,"
                 " state, current_lag, last_replicated_checkpoint, creation_time,"
-                " refresh_interval, source_database, last_error, heartbeat)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, now())"
+                " refresh_interval, source_database, last_error, is_history_mode, heartbeat)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now())"
                 " ON CONFLICT (target_database) DO UPDATE SET"
                 " integration_id = excluded.integration_id, state = excluded.state,"
                 " current_lag = excluded.current_lag,"
@@ -262,7 +266,8 @@ class Monitor(threading.Thread):
                 " creation_time = excluded.creation_time,"
                 " refresh_interval = excluded.refresh_interval,"
                 " source_database = excluded.source_database,"
-                " last_error = excluded.last_error, heartbeat = now()",
+                " last_error = excluded.last_error,"
+                " is_history_mode = excluded.is_history_mode, heartbeat = now()",
                 (
                     self.replica_database,
                     integration[0],
@@ -273,6 +278,7 @@ class Monitor(threading.Thread):
                     sample.refresh_interval,
                     self.source_database,
                     sample.last_error,
+                    integration[2],
                 ),
             )
             cur.execute(
@@ -282,15 +288,16 @@ class Monitor(threading.Thread):
             if tables:  # one statement for all: this runs beside a busy applier
                 values = b",".join(
                     cur.mogrify(
-                        "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", (self.replica_database, *row)
+                        "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                        (self.replica_database, *row),
                     )
                     for row in tables
                 )
                 cur.execute(
                     b"INSERT INTO zetl.integration_table_status (target_database, schema_name,"
                     b" table_name, table_state, table_last_replicated_checkpoint, reason,"
-                    b" last_updated_timestamp, table_rows, table_size, rows_applied) VALUES "
-                    + values
+                    b" last_updated_timestamp, table_rows, table_size, rows_applied,"
+                    b" is_history_mode) VALUES " + values
                 )
             if sample.lag_seconds is not None:  # only while this process replicates
                 cur.execute(

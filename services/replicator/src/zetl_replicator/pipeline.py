@@ -42,7 +42,7 @@ from zetl.errors import ConfigError, DataError
 from zetl_replicator import catalog, pgoutput, source
 from zetl_replicator.config import ReplicatorConfig
 from zetl_replicator.copy import copy_table
-from zetl_replicator.destination import ApplyError, PostgresDestination
+from zetl_replicator.destination import ApplyError, PostgresDestination, Row
 from zetl_replicator.metrics import Metrics
 from zetl_replicator.monitor import Monitor, Sample
 from zetl_replicator.schema import SchemaChange, plan
@@ -52,11 +52,14 @@ from zetl_replicator.warehouse import (
     connect_replica,
     ensure_replica_database,
     ensure_schema,
+    history_tables,
+    is_history_table,
     read_options,
     read_progress,
     read_table_states,
     refusal_reason,
     set_table_state,
+    without_history_columns,
     write_progress,
 )
 
@@ -273,6 +276,9 @@ class Replicator:
         self.isolate_until = 0
         self.monitor: Monitor | None = None
         self.refresh_interval = 0  # the target database's REFRESH_INTERVAL (0: none)
+        self.truncatecolumns = False  # the target database's TRUNCATECOLUMNS
+        # Replica tables in HISTORY_MODE's form (changed in place: the destination shares it)
+        self.history: set[str] = set()
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -393,6 +399,7 @@ class Replicator:
                 start_lsn = progress.applied_lsn
                 self._load_tables(warehouse)
             destination = PostgresDestination(warehouse, config.slot)
+            destination.history = self.history
             destination.isolate = start_lsn < self.isolate_until
             _Session(self, src, replication, destination, start_lsn).stream(stop)
         finally:
@@ -429,13 +436,19 @@ class Replicator:
         transaction, e.g. after a rollback to a savepoint undid a schema change)."""
         states = read_table_states(warehouse, commit=commit)
         replica = {t.qualified: t for t in catalog.list_tables(warehouse, self.config.scope)}
+        history = history_tables(warehouse)
         if commit:
             warehouse.commit()
         self.tables, self.sync_lsn, self.paused = {}, {}, set()
+        self.history.clear()
         for name, status in states.items():
             if status.state == TableState.FAILED or name not in replica:
                 continue
-            self.tables[name] = replica[name]
+            if name in history:  # replicated as the source has it: its columns and key
+                self.tables[name] = without_history_columns(replica[name], history[name])
+                self.history.add(name)
+            else:
+                self.tables[name] = replica[name]
             self.sync_lsn[name] = status.sync_lsn or 0
             if status.state == TableState.RESYNC_REQUIRED:
                 self.paused.add(name)
@@ -528,6 +541,9 @@ class Replicator:
             write_progress(cur, config.slot, point.consistent_point, None)
         warehouse.commit()
         self.tables = {t.qualified: t.target() for t in eligible}
+        self.history.clear()
+        if read_options(warehouse).history_mode:
+            self.history.update(self.tables)
         self.sync_lsn = {t.qualified: point.consistent_point for t in eligible}
         self.paused = set()
         return point.consistent_point
@@ -586,6 +602,11 @@ class Replicator:
         finally:
             temporary.close()
         self.tables[table.qualified] = table.target()
+        if is_history_table(warehouse, table.schema, table.name):
+            self.history.add(table.qualified)
+        else:
+            self.history.discard(table.qualified)
+        warehouse.commit()
         self.sync_lsn[table.qualified] = point.consistent_point
         self.paused.discard(table.qualified)
         self.state_changed()
@@ -601,7 +622,8 @@ def _copy_synced(
     """Copy ``table`` as of the slot's snapshot and mark it Synced at the slot's consistent
     point, in one warehouse transaction: changes before that point are in the copy."""
     try:
-        rows = copy_table(source_url, point.snapshot, table, warehouse)
+        options = read_options(warehouse, commit=False)
+        rows = copy_table(source_url, point.snapshot, table, warehouse, options)
     except psycopg2.Error as exc:
         if is_connection_lost(exc):
             raise
@@ -656,6 +678,10 @@ class _Session:
         self.stream_xid: int | None = None  # the transaction of the open stream block
         self.live: _LiveStream | None = None  # the one applied as it arrives
         self.spools: dict[int, Spool] = {}  # the others, until they commit
+        # replica table -> its VARCHAR(n) columns, for TRUNCATECOLUMNS
+        self.varchar_sizes: dict[int, tuple[catalog.TableInfo, tuple[tuple[int, int], ...]]] = {}
+        options = read_options(destination.conn)
+        replicator.truncatecolumns = options.truncatecolumns
 
     def stream(self, stop: threading.Event) -> None:
         # Millions of small tuples pass through per large transaction and none of them forms a
@@ -745,6 +771,7 @@ class _Session:
             self._on_row(message)  # type: ignore[arg-type]  # narrowed by the line above
         elif isinstance(message, pgoutput.Begin):
             self.transaction = message
+            self.destination.change_time = _utc_text(message.commit_time)
             self.routes.clear()
             # The server starts at the stored LSN; this guards against a resend all the same.
             self.skipping = message.final_lsn < self.applied_lsn
@@ -786,12 +813,32 @@ class _Session:
         if table is None:
             return
         if isinstance(message, pgoutput.Insert):
-            self.destination.insert(table, message.new, message.size)
+            row = message.new
+            if self.r.truncatecolumns:
+                row = self._truncated(table, row)
+            self.destination.insert(table, row, message.size)
         elif isinstance(message, pgoutput.Update):
+            row = message.new
+            if self.r.truncatecolumns:
+                row = self._truncated(table, row)
             # The old key when the key changed ('K') or the whole old row ('O', identity full)
-            self.destination.update(table, message.old, message.new, message.size)
+            self.destination.update(table, message.old, row, message.size)
         else:
             self.destination.delete(table, message.old, message.size)
+
+    def _truncated(self, table: catalog.TableInfo, row: Row) -> Row:
+        """``row`` with values longer than their VARCHAR(n) column cut to n (TRUNCATECOLUMNS)."""
+        cached = self.varchar_sizes.get(id(table))
+        if cached is None or cached[0] is not table:
+            cached = self.varchar_sizes[id(table)] = (table, catalog.varchar_sizes(table))
+        cut: list[pgoutput.Value] | None = None
+        for i, n in cached[1]:
+            value = row[i]
+            if value is not None and len(value) > n and value is not pgoutput.UNCHANGED_TOAST:
+                if cut is None:
+                    cut = list(row)
+                cut[i] = value[:n]
+        return row if cut is None else tuple(cut)
 
     def _on_relation(self, message: pgoutput.Relation) -> None:
         self.r.relations[message.relation_id] = message
@@ -880,6 +927,8 @@ class _Session:
             self._on_stream_abort(message)
 
     def _on_stream_start(self, message: pgoutput.StreamStart) -> None:
+        # Applied before its commit time is known: its versions get the time they arrive.
+        self.destination.change_time = _utc_text(datetime.now(UTC))
         xid = message.xid
         self.stream_xid = xid
         if self.live is not None and self.live.xid == xid:
@@ -928,6 +977,7 @@ class _Session:
             self._apply(message, end_of_input=False)
 
     def _on_stream_commit(self, message: pgoutput.StreamCommit) -> None:
+        self.destination.change_time = _utc_text(message.commit_time)  # for a spooled one
         live = self.live
         if live is not None and live.xid == message.xid:
             self.live, self.transaction = None, None
@@ -1063,7 +1113,9 @@ class _Session:
         """Between transactions: pick up new tables, resync requests and eligibility changes."""
         warehouse = self.destination.conn
         states = read_table_states(warehouse)
-        self.r.refresh_interval = read_options(warehouse).refresh_interval or 0
+        options = read_options(warehouse)
+        self.r.refresh_interval = options.refresh_interval or 0
+        self.r.truncatecolumns = options.truncatecolumns
         listed = catalog.list_tables(self.src, self.config.scope, self.config.table_filter())
         present = {t.qualified for t in listed}
         for name, gone in states.items():
@@ -1183,6 +1235,13 @@ class _Session:
             set_table_state(cur, table.schema, table.name, state, reason, apply_failed=apply_failed)
         warehouse.commit()
         self.r.state_changed()
+
+
+def _utc_text(moment: datetime) -> str:
+    """A moment as a UTC timestamp without time zone (history columns' type)."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment.isoformat(sep=" ")
 
 
 def _first_line(exc: BaseException) -> str:

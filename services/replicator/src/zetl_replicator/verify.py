@@ -20,6 +20,7 @@ from zetl_replicator import catalog, source
 from zetl_replicator.config import ReplicatorConfig
 from zetl_replicator.pgoutput import lsn_to_str, str_to_lsn
 from zetl_replicator.warehouse import (
+    HISTORY_COLUMNS,
     TableState,
     connect_replica_read_only,
     read_table_states,
@@ -57,13 +58,21 @@ class VerifyReport:
 
 
 def checksum_sql(table: catalog.TableInfo) -> sql.Composed:
-    """count(*) and the sum of a 64-bit hash of every row's text, columns in name order."""
-    columns = sorted(c.name for c in table.columns)
+    """count(*) and the sum of a 64-bit hash of every row's text, columns in name order.
+
+    A HISTORY_MODE table is compared by its active versions, without the history columns:
+    they are what the source has now."""
+    history = any(c.name in HISTORY_COLUMNS for c in table.columns)
+    columns = sorted(c.name for c in table.columns if c.name not in HISTORY_COLUMNS)
     row = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
     return sql.SQL(
         "SELECT count(*), coalesce(sum(('x' || left(md5(ROW({})::text), 16))"
-        "::bit(64)::bigint::numeric), 0)::text FROM {}"
-    ).format(row, sql.Identifier(table.schema, table.name))
+        "::bit(64)::bigint::numeric), 0)::text FROM {}{}"
+    ).format(
+        row,
+        sql.Identifier(table.schema, table.name),
+        sql.SQL(" WHERE _record_is_active" if history else ""),
+    )
 
 
 def _checksums(

@@ -12,7 +12,7 @@ database; the replicator's own state lives beside them in schema ``zetl``:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
@@ -351,8 +351,21 @@ def read_options(conn: psycopg2.extensions.connection, *, commit: bool = True) -
 
 
 def set_options(conn: psycopg2.extensions.connection, values: dict[str, bool | int | None]) -> None:
-    """Change options (``OPTIONS`` keys); visibility follows QUERY_ALL_STATES at once."""
+    """Change options (``OPTIONS`` keys); visibility follows QUERY_ALL_STATES at once.
+
+    Changing HISTORY_MODE re-copies every replicated table in the new form, as zero-ETL does
+    when history mode is turned on or off for existing tables.
+    """
     with conn, conn.cursor() as cur:
+        if "HISTORY_MODE" in values:
+            cur.execute("SELECT history_mode FROM zetl.integration LIMIT 1")
+            row = cur.fetchone()
+            if row is not None and row[0] != values["HISTORY_MODE"]:
+                cur.execute(
+                    "UPDATE zetl.table_state SET resync_requested = true,"
+                    " state = 'ResyncRequired', reason = 'HISTORY_MODE changed',"
+                    " updated_at = now() WHERE state <> 'Failed'"
+                )
         for name, value in values.items():
             cur.execute(
                 sql.SQL("UPDATE zetl.integration SET {} = %s").format(
@@ -367,12 +380,78 @@ def table_identifier(schema: str, name: str) -> sql.Identifier:
     return sql.Identifier(schema, name)
 
 
-def create_table_sql(table: TableInfo, *, with_key: bool) -> sql.Composed:
-    columns = [_column_sql(c) for c in table.columns]
+# HISTORY_MODE: every version of a row is kept; these columns tell them apart (Redshift's
+# names). The key is unique among the active versions only (a partial unique index).
+IS_ACTIVE, CREATE_TIME, DELETE_TIME = (
+    "_record_is_active",
+    "_record_create_time",
+    "_record_delete_time",
+)
+HISTORY_COLUMNS = (IS_ACTIVE, CREATE_TIME, DELETE_TIME)
+_HISTORY_COLUMNS_SQL = sql.SQL(
+    "_record_is_active boolean NOT NULL DEFAULT true,"
+    " _record_create_time timestamp NOT NULL DEFAULT (now() AT TIME ZONE 'UTC'),"
+    " _record_delete_time timestamp"
+)
+
+
+def create_table_sql(table: TableInfo, *, with_key: bool, history: bool = False) -> sql.Composed:
+    columns: list[sql.Composable] = [_column_sql(c) for c in table.columns]
+    if history:
+        columns.append(_HISTORY_COLUMNS_SQL)
     if with_key:
         columns.append(primary_key_sql(table))
     return sql.SQL("CREATE TABLE {} ({})").format(
         table_identifier(table.schema, table.name), sql.SQL(", ").join(columns)
+    )
+
+
+def history_key_sql(table: TableInfo) -> sql.Composed:
+    """A history table's key: unique among its active versions."""
+    return sql.SQL("CREATE UNIQUE INDEX ON {} ({}) WHERE _record_is_active").format(
+        table_identifier(table.schema, table.name),
+        sql.SQL(", ").join(sql.Identifier(k) for k in table.primary_key),
+    )
+
+
+def history_tables(conn: psycopg2.extensions.connection) -> dict[str, tuple[str, ...]]:
+    """The replica's history tables ("schema.table") and their keys."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """
+            SELECT n.nspname, c.relname,
+                   array_agg(a.attname::text ORDER BY k.ord)
+              FROM pg_index i
+              JOIN pg_class c ON c.oid = i.indrelid
+              JOIN pg_namespace n ON n.oid = c.relnamespace
+             CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k (attnum, ord)
+              JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
+             WHERE i.indisunique AND i.indpred IS NOT NULL
+               AND EXISTS (SELECT FROM pg_attribute h WHERE h.attrelid = c.oid
+                           AND h.attname = '_record_is_active' AND NOT h.attisdropped)
+             GROUP BY n.nspname, c.relname, i.indexrelid
+            """
+        )
+        return {f"{schema}.{name}": tuple(key) for schema, name, key in cur.fetchall()}
+
+
+def is_history_table(conn: psycopg2.extensions.connection, schema: str, name: str) -> bool:
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT EXISTS (SELECT FROM pg_attribute WHERE attrelid = %s::regclass"
+            " AND attname = '_record_is_active' AND NOT attisdropped)",
+            (sql.Identifier(schema, name).as_string(conn),),
+        )
+        row = cur.fetchone()
+    return bool(row and row[0])
+
+
+def without_history_columns(table: TableInfo, key: tuple[str, ...]) -> TableInfo:
+    """A history table as replicated: the source's columns and key."""
+    return replace(
+        table,
+        columns=tuple(c for c in table.columns if c.name not in HISTORY_COLUMNS),
+        primary_key=key,
     )
 
 
