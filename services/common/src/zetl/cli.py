@@ -67,13 +67,12 @@ def _register_service_commands(argv: Sequence[str] | None = None) -> None:
 def _register(selected: Iterable[EntryPoint]) -> None:
     for entry_point in selected:
         try:
-            register = entry_point.load()
+            entry_point.load()(app)
         except ModuleNotFoundError as exc:
             # An image without an optional extra (boto3 for `zetl aws`, say) still runs every
             # other command; this one explains what to install instead of breaking them all.
+            # Raised by the import or by register itself (which may check without importing).
             _register_unavailable(entry_point.name, exc.name or str(exc))
-            continue
-        register(app)
 
 
 def _command_name(argv: Sequence[str]) -> str | None:
