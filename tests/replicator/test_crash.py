@@ -21,6 +21,9 @@ from zetl_replicator.verify import verify
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 KILLS = 5
+# How long a (re)started replicator may take to apply its first change: generous, because on a
+# loaded machine start-up alone can take seconds.
+FIRST_APPLY_TIMEOUT_S = 180.0
 
 
 def write_load(url: str, stop: threading.Event, seed: int, done: list[int]) -> None:
@@ -50,10 +53,12 @@ def write_load(url: str, stop: threading.Event, seed: int, done: list[int]) -> N
         conn.close()
 
 
-def start_replicator(config: ReplicatorConfig) -> subprocess.Popen[bytes]:
+def start_replicator(
+    config: ReplicatorConfig, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "zetl", "replicate"],
-        env={**os.environ, **env_for(config)},
+        env={**os.environ, **env_for(config), **(extra_env or {})},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -75,6 +80,31 @@ def applied_lsn(replica_url: str) -> str | None:
     return str(found[0][0]) if found else None
 
 
+def lsn_value(lsn: str) -> int:
+    high, low = lsn.split("/")
+    return (int(high, 16) << 32) | int(low, 16)
+
+
+def wait_for_new_progress(
+    replicator: subprocess.Popen[bytes], replica_url: str, before: str | None
+) -> str:
+    """The replica's applied LSN once it moved past ``before``: this replicator has applied
+    something since it started. A wall-clock timer instead would kill a replicator that is
+    still importing or connecting on a slow machine, and test nothing."""
+    deadline = time.monotonic() + FIRST_APPLY_TIMEOUT_S
+    while True:
+        now = applied_lsn(replica_url)
+        if now is not None and (before is None or lsn_value(now) > lsn_value(before)):
+            return now
+        if replicator.poll() is not None:
+            raise AssertionError(f"the replicator exited with {replicator.returncode}")
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"no new applied LSN {FIRST_APPLY_TIMEOUT_S} s after a start (still {now})"
+            )
+        time.sleep(0.05)
+
+
 def test_kill_9_under_load_then_verify(config: ReplicatorConfig) -> None:
     src = config.source_url
     execute(
@@ -90,20 +120,30 @@ def test_kill_9_under_load_then_verify(config: ReplicatorConfig) -> None:
     load = threading.Thread(target=write_load, args=(src, stop, seed, done), daemon=True)
     load.start()
     replica_url = config.warehouse_url.rsplit("/", 1)[0] + "/" + config.replica_database
-    progress_at_kill = []
+    progress_at_kill: list[str | None] = []
+    before: str | None = None
     try:
         for _ in range(KILLS):
             replicator = start_replicator(config)
-            time.sleep(rng.uniform(0.8, 3.0))
-            replicator.send_signal(signal.SIGKILL)
-            replicator.wait()
-            progress_at_kill.append(applied_lsn(replica_url))
+            try:
+                wait_for_new_progress(replicator, replica_url, before)
+                # Then a random moment inside the apply loop (mid-batch, mid-commit, between
+                # acknowledgements): where the kill lands is what varies, not whether it lands
+                # after the first apply.
+                time.sleep(rng.uniform(0.0, 1.5))
+            finally:
+                replicator.send_signal(signal.SIGKILL)
+                replicator.wait()
+            before = applied_lsn(replica_url)
+            progress_at_kill.append(before)
     finally:
         stop.set()
         load.join(timeout=30)
     assert done[0] > 100, f"the write load committed only {done[0]} transactions (seed {seed})"
-    # The kills must have hit a replicator that was applying, not one still starting up.
-    assert len(set(progress_at_kill) - {None}) >= 3, progress_at_kill
+    # Every kill hit a replicator that was applying, not one still starting up.
+    assert None not in progress_at_kill, progress_at_kill
+    lsns = [lsn_value(lsn) for lsn in progress_at_kill if lsn is not None]
+    assert lsns == sorted(lsns) and len(set(lsns)) == KILLS, progress_at_kill
 
     replicator = start_replicator(config)
     try:

@@ -161,15 +161,20 @@ def test_decodes_streamed_in_progress_transactions(source_url: str) -> None:
                     "INSERT INTO events SELECT g, 'gone' FROM generate_series(5001, 8000) g"
                 )
             conn.rollback()
+            # A small transaction after both: not streamed, its Commit ends the capture.
+            with conn.cursor() as cur:
+                cur.execute("INSERT INTO events VALUES (9999, 'end')")
+            conn.commit()
         finally:
             conn.close()
 
-    version = pgoutput.protocol_version(psycopg2.connect(source_url).server_version)
+    server_version = psycopg2.connect(source_url).server_version
+    version = pgoutput.protocol_version(server_version)
     payloads = capture(
         source_url,
         workload,
         options={"proto_version": str(version), "publication_names": "pub", "streaming": "on"},
-        done=lambda p: any(x[:1] == b"c" for x in p) and any(x[:1] == b"A" for x in p),
+        done=lambda p: any(x[:1] == b"c" for x in p) and any(x[:1] == b"C" for x in p),
         connection_options="-c logical_decoding_work_mem=64kB",
     )
     in_stream = False
@@ -184,12 +189,19 @@ def test_decodes_streamed_in_progress_transactions(source_url: str) -> None:
     starts = [m for m in decoded if isinstance(m, StreamStart)]
     assert starts and starts[0].first_segment
     commit = next(m for m in decoded if isinstance(m, StreamCommit))
-    abort = next(m for m in decoded if isinstance(m, StreamAbort))
-    assert abort.xid != commit.xid and abort.subxid == abort.xid
     committed_rows = [m for m in decoded if isinstance(m, Insert) and m.xid == commit.xid]
     assert len(committed_rows) == 3000
     assert committed_rows[-1].new == ("3000", "p" * 200)
-    assert all(m.xid == abort.xid for m in decoded if isinstance(m, Insert) and m.new[1] == "gone")
+    gone = [m for m in decoded if isinstance(m, Insert) and m.new[1] == "gone"]
+    aborts = [m for m in decoded if isinstance(m, StreamAbort)]
+    if aborts or server_version < 180000:
+        abort = aborts[0]
+        assert abort.xid != commit.xid and abort.subxid == abort.xid
+        assert gone and all(m.xid == abort.xid for m in gone)
+    else:
+        # PostgreSQL 18 does not stream a transaction it already knows to be aborted (it was,
+        # by the time this slot decoded it): nothing of it arrives, not even the abort.
+        assert gone == []
 
 
 def test_rejects_malformed_messages() -> None:

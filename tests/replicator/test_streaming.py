@@ -9,10 +9,13 @@ from __future__ import annotations
 import signal
 import threading
 import time
+import urllib.error
+import urllib.request
 
 import psycopg2
 import pytest
 
+from tests.harness import free_port
 from tests.replicator.conftest import running, wait_for
 from tests.replicator.test_apply import fingerprint, replica_url, same_as_source
 from tests.replicator.test_crash import applied_lsn as stored_lsn
@@ -125,11 +128,25 @@ def test_two_streamed_transactions_at_once(config: ReplicatorConfig, replica: Qu
         ]
 
 
+def metric(port: int, name: str) -> float | None:
+    """A value from the /metrics endpoint of a replicator process, None until it answers."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+    except (urllib.error.URLError, OSError):
+        return None
+    for line in text.splitlines():
+        if line.startswith(f"zetl_replicator_{name} "):
+            return float(line.split()[1])
+    return None
+
+
 def test_kill_9_during_a_live_streamed_transaction(config: ReplicatorConfig) -> None:
     src = config.source_url
     stream_small_transactions(config)
     execute(src, "INSERT INTO small VALUES (1, 0)")
-    replicator = start_replicator(config)
+    port = free_port()
+    replicator = start_replicator(config, {"ZETL_METRICS_PORT": str(port)})
     wait_for(lambda: stored_lsn(replica_url(config)) is not None, "the initial copy")
     stop = threading.Event()
 
@@ -154,6 +171,13 @@ def test_kill_9_during_a_live_streamed_transaction(config: ReplicatorConfig) -> 
                 )
                 time.sleep(0.3)
                 if chunk == 6:
+                    # The kill must land inside the live stream, not before the replicator saw
+                    # it: wait until it applies this transaction as it arrives.
+                    wait_for(
+                        lambda: (metric(port, "streamed_live_total") or 0) >= 1,
+                        "the big transaction applied live",
+                        180,
+                    )
                     replicator.send_signal(signal.SIGKILL)
                     replicator.wait()
                     replicator = start_replicator(config)

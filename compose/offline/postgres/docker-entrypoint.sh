@@ -110,6 +110,12 @@ init_database_dir() {
     # The password travels on fd 3, never in argv or on disk.
     eval 'initdb --username="$POSTGRES_USER" '"$POSTGRES_INITDB_ARGS"' "${extra[@]}"' \
         3< <(printf '%s\n' "$POSTGRES_PASSWORD")
+    # The server binaries are built with upstream's socket directory, /tmp; the official image's
+    # (and Debian's psql and pg_isready, which run inside the container) is /var/run/postgresql.
+    # initdb writes the built-in value into postgresql.conf, so the image's choice goes after it.
+    if [[ "$(postgres -C unix_socket_directories -D "$PGDATA")" == /tmp ]]; then
+        printf "\nunix_socket_directories = '/var/run/postgresql'\n" >>"$PGDATA/postgresql.conf"
+    fi
 }
 
 # pg_hba lines for connections from outside the container. Without a method given, the one

@@ -79,3 +79,33 @@ def test_a_port_already_in_use_is_a_config_error() -> None:
         taken.listen()
         with pytest.raises(ConfigError, match="cannot serve /metrics on port"):
             serve_metrics(lambda: "", lambda: True, taken.getsockname()[1], host="127.0.0.1")
+
+
+HEAVY = ("psycopg2", "sqlalchemy", "alembic", "boto3", "botocore", "faker", "pydantic")
+
+
+def modules_loaded_by(*args: str) -> list[str]:
+    """The heavy libraries a zetl command line imports (run in a fresh interpreter)."""
+    code = (
+        "import sys\n"
+        f"sys.argv = ['zetl', *{list(args)!r}]\n"
+        "from zetl.cli import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    last = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
+    return [name for name in last.split(",") if name in HEAVY]
+
+
+def test_version_starts_without_any_service_or_heavy_library() -> None:
+    """Start-up time is import time: `zetl version` loads no command module at all."""
+    assert modules_loaded_by("version") == []
+
+
+def test_a_command_loads_only_its_own_module() -> None:
+    """`zetl load --help` loads the loader's command module, which imports its pipeline (and
+    so psycopg2, SQLAlchemy) only when the load runs."""
+    assert modules_loaded_by("load", "--help") == []
+    assert modules_loaded_by("migrate", "--help") == []

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg2
@@ -121,6 +121,14 @@ def restartable_source() -> Iterator[PostgresServer]:
         yield server
 
 
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 120.0) -> None:
+    """Polls for the condition, generously: a loaded machine runs the workload slowly."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
 def test_generator_survives_a_database_restart(restartable_source: PostgresServer) -> None:
     url = restartable_source.url()
     upgrade(url)
@@ -129,14 +137,12 @@ def test_generator_survives_a_database_restart(restartable_source: PostgresServe
     runner = threading.Thread(target=workload.run, args=(stop,))
     runner.start()
     try:
-        time.sleep(1.5)
+        wait_until(lambda: workload.stats.total > 0, "the first events")
         before = workload.stats.total
         assert workload.healthy()
         restartable_source.restart()
-        deadline = time.monotonic() + 60
-        while workload.stats.reconnects == 0 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        time.sleep(1.0)
+        wait_until(lambda: workload.stats.reconnects > 0, "a reconnect")
+        wait_until(lambda: workload.stats.total > before + 50, "events after the restart")
     finally:
         stop.set()
         runner.join(timeout=30)

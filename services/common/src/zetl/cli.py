@@ -3,15 +3,20 @@
 Commands live next to the code they run: each service package adds its own through the
 ``zetl.commands`` entry-point group (a function that takes the Typer app), so this shared
 package never imports a service and every installed service shows up in ``zetl --help``.
+
+Start-up stays fast because a command's module is loaded only when needed: ``zetl version``
+loads no service at all, ``zetl load ...`` only the entry point named ``load`` (an entry point
+is named after the command it adds), and only ``zetl --help`` or an unknown name loads them all.
+Nothing heavy (psycopg2, SQLAlchemy, ...) is imported here at module level either.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from importlib.metadata import entry_points
+from collections.abc import Iterable, Sequence
+from importlib.metadata import EntryPoint, entry_points
 
-import psycopg2
 import typer
 
 from zetl import __version__
@@ -46,16 +51,50 @@ def version() -> None:
     typer.echo(__version__)
 
 
-def _register_service_commands() -> None:
-    for entry_point in entry_points(group="zetl.commands"):
+def _register_service_commands(argv: Sequence[str] | None = None) -> None:
+    """Add the service commands the command line in ``argv`` needs (all of them without argv)."""
+    wanted = None if argv is None else _command_name(argv)
+    if wanted is not None and wanted in _command_names():
+        return  # a command of this module (version): no service needed
+    available = list(entry_points(group="zetl.commands"))
+    named = [ep for ep in available if ep.name == wanted]
+    _register(named)
+    if wanted is None or wanted not in _command_names():
+        # Help, no command, an unknown name, or an entry point named unlike its command: all.
+        _register(ep for ep in available if ep not in named)
+
+
+def _register(selected: Iterable[EntryPoint]) -> None:
+    for entry_point in selected:
         try:
-            register = entry_point.load()
+            entry_point.load()(app)
         except ModuleNotFoundError as exc:
             # An image without an optional extra (boto3 for `zetl aws`, say) still runs every
             # other command; this one explains what to install instead of breaking them all.
+            # Raised by the import or by register itself (which may check without importing).
             _register_unavailable(entry_point.name, exc.name or str(exc))
-            continue
-        register(app)
+
+
+def _command_name(argv: Sequence[str]) -> str | None:
+    """The command the arguments name: the first word that is not an option of the app's own
+    (``--log-level LEVEL``, ``--help``), or None."""
+    args = iter(argv)
+    for arg in args:
+        if arg == "--log-level":
+            next(args, None)
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
+def _command_names() -> set[str]:
+    """Names of the commands and command groups registered so far (as Typer derives them)."""
+    names = {
+        info.name or (info.callback.__name__.lower().replace("_", "-") if info.callback else "")
+        for info in app.registered_commands
+    }
+    names.update(info.name or "" for info in app.registered_groups)
+    return names
 
 
 def _register_unavailable(name: str, missing: str) -> None:
@@ -77,13 +116,18 @@ def main() -> None:
 
     Usage errors (unknown command or option, missing argument) are Typer's own: exit code 2.
     """
-    _register_service_commands()
+    _register_service_commands(sys.argv[1:])
     try:
         app()
     except ZetlError as exc:
         print(f"zetl: error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
-    except psycopg2.Error as exc:  # a database refusal nobody expected: one line, not a trace
+    except Exception as exc:
+        # A database refusal nobody expected: one line, not a trace. psycopg2 is looked up, not
+        # imported: if no command loaded it, the error cannot be one of its own.
+        psycopg2 = sys.modules.get("psycopg2")
+        if psycopg2 is None or not isinstance(exc, psycopg2.Error):
+            raise
         logging.getLogger("zetl").debug("database error", exc_info=True)
         first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         print(f"zetl: error: the database refused: {first_line}", file=sys.stderr)

@@ -7,18 +7,18 @@ import sys
 import time
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from zetl.db import connect, wait_until_ready
 from zetl.errors import ConfigError, DataError
-from zetl.http import serve_metrics
-from zetl.schema.rules import check_rules
 from zetl.settings import Settings
-from zetl_generator.export_players import write_players_export
-from zetl_generator.export_storefront import StorefrontExport
 from zetl_generator.mix import EventKind, Mix
-from zetl_generator.workload import Workload, WorkloadOptions, WorkloadStats, stop_on_signals
+
+# The workload, the rules and the exports pull in psycopg2 and Faker: they are imported in the
+# commands that use them, so other zetl commands start fast.
+if TYPE_CHECKING:
+    from zetl_generator.workload import WorkloadStats
 
 logger = logging.getLogger("zetl.generator")
 generate_app = typer.Typer(
@@ -89,6 +89,10 @@ def generate(
     """Run the workload until stopped (SIGTERM/SIGINT stop it at a transaction boundary)."""
     if ctx.invoked_subcommand is not None:
         return
+    from zetl.db import wait_until_ready
+    from zetl.http import serve_metrics
+    from zetl_generator.workload import Workload, WorkloadOptions, stop_on_signals
+
     url = Settings.from_env().require_source()
     options = WorkloadOptions(rate, duration, max_events, seed, Mix.parse(mix))
     wait_until_ready(url)
@@ -106,6 +110,9 @@ def generate(
 @generate_app.command("check")
 def check() -> None:
     """Check every business rule against the source database; exit 1 if one is broken."""
+    from zetl.db import connect
+    from zetl.schema.rules import check_rules
+
     conn = connect(Settings.from_env().require_source())
     try:
         with conn, conn.cursor() as cur:
@@ -139,6 +146,9 @@ def export(
     """Write a sample export: players, affiliates and wallet transactions, or the storefront."""
     if messy and format is ExportFormat.PLAYERS:
         raise ConfigError("--messy applies to --format storefront only")
+    from zetl_generator.export_players import write_players_export
+    from zetl_generator.export_storefront import StorefrontExport
+
     try:
         if format is ExportFormat.PLAYERS:
             written = write_players_export(out, rows, seed)

@@ -18,23 +18,16 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 
 from zetl.errors import ExitCode
 from zetl.settings import Settings
-from zetl_loader.extract import ProgressCallback
-from zetl_loader.pipeline import ProgressFactory, run_load
+
+if TYPE_CHECKING:
+    from zetl_loader.extract import ProgressCallback
+    from zetl_loader.pipeline import ProgressFactory
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +38,16 @@ def _progress() -> Iterator[ProgressFactory | None]:
     if not sys.stderr.isatty():
         yield None
         return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -82,6 +85,10 @@ def load(
     ] = False,
 ) -> None:
     """Load a CSV export into the source database (SOURCE_DATABASE_URL). Idempotent."""
+    # Imported here, not at the top: the pipeline pulls in psycopg2 and SQLAlchemy, which
+    # would slow every other zetl command.
+    from zetl_loader.pipeline import run_load
+
     url = Settings.from_env().require_source()
     with _progress() as progress:
         result = run_load(url, directory, progress, reload=reload)

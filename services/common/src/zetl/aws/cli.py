@@ -11,20 +11,22 @@ import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
+from functools import cache
+from importlib.util import find_spec
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 
-from zetl.aws import database, ecs, images, integration, preflight
-from zetl.aws.clients import client
-from zetl.aws.errors import aws_errors
 from zetl.aws.outputs import StackOutputs
 from zetl.aws.waiting import Deadline
 from zetl.errors import ConfigError
 
-console = Console(stderr=True)
+# boto3, botocore and rich are imported by the commands that use them (the step modules import
+# botocore): every other zetl command starts without paying for them.
+if TYPE_CHECKING:
+    from rich.console import Console
+
 aws_app = typer.Typer(help="Promote the platform to AWS (used by make deploy-aws / destroy-aws).")
 
 DEFAULT_OUTPUTS = Path("infra/terraform/.zetl/outputs.json")
@@ -34,10 +36,24 @@ OutputsOption = Annotated[
 ]
 
 
+@cache
+def console() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def client(service: str, region: str) -> Any:
+    """A boto3 client (the tests replace this function with fakes)."""
+    from zetl.aws.clients import client as boto3_client
+
+    return boto3_client(service, region)
+
+
 @contextmanager
 def progress(message: str) -> Iterator[None]:
     """A spinner on a terminal; elsewhere the steps' structured logs show progress."""
-    with console.status(message) if sys.stderr.isatty() else nullcontext():
+    with console().status(message) if sys.stderr.isatty() else nullcontext():
         yield
 
 
@@ -54,6 +70,8 @@ def preflight_command(
     docker: Annotated[bool, typer.Option(help="also require docker")] = True,
 ) -> None:
     """Check credentials, region, terraform, docker and the engine version before deploying."""
+    from zetl.aws import images, preflight
+
     if not re.fullmatch(r"\d+(\.\d+)?", engine_version):
         raise ConfigError(f"--engine-version {engine_version!r} is not like 17 or 17.5")
     checks = [preflight.check_region(region), preflight.check_tool("terraform")]
@@ -65,7 +83,7 @@ def preflight_command(
         checks.append(preflight.check_engine_version(client("rds", region), engine_version))
     for check in checks:
         mark = "[green]ok[/green]" if check.ok else "[red]FAILED[/red]"
-        console.print(f"{mark:>24}  {check.name}: {check.detail}")
+        console().print(f"{mark:>24}  {check.name}: {check.detail}")
     failed = [c.name for c in checks if not c.ok]
     if failed:
         raise ConfigError("preflight failed: " + ", ".join(failed))
@@ -74,6 +92,8 @@ def preflight_command(
 @aws_app.command("push-images")
 def push_images_command(outputs: OutputsOption = DEFAULT_OUTPUTS, root: Path = Path()) -> None:
     """Build the images and push them to ECR with the stack's image tag."""
+    from zetl.aws import images
+
     stack = StackOutputs.load(outputs)
     build_args = {k: os.environ[k] for k in ("PYTHON_IMAGE",) if os.environ.get(k)}
     with progress("building and pushing images"):
@@ -91,6 +111,8 @@ def run_task_command(
     interval: Annotated[float, typer.Option(help="seconds between looks")] = 10,
 ) -> None:
     """Run one task (migrate, loader, transform, ...) on Fargate and wait for exit code 0."""
+    from zetl.aws import ecs
+
     stack = StackOutputs.load(outputs)
     deadline = _deadline(timeout, interval)
     ecs_client = client("ecs", stack.region)
@@ -108,6 +130,8 @@ def scale_service_command(
     service: str, count: int, outputs: OutputsOption = DEFAULT_OUTPUTS
 ) -> None:
     """Set a service's desired task count (the generator starts at 0)."""
+    from zetl.aws import ecs
+
     stack = StackOutputs.load(outputs)
     if service not in stack.ecs_services:
         raise ConfigError(f"no service {service!r}; services: {', '.join(stack.ecs_services)}")
@@ -124,6 +148,8 @@ def wait_integration_command(
     interval: Annotated[float, typer.Option(help="seconds between looks")] = 30,
 ) -> None:
     """Wait until the zero-ETL integration is active."""
+    from zetl.aws import integration
+
     stack = StackOutputs.load(outputs)
     with progress("waiting for the zero-ETL integration"):
         integration.wait_until_active(
@@ -139,6 +165,8 @@ def create_database_command(
     interval: Annotated[float, typer.Option(help="seconds between looks")] = 5,
 ) -> None:
     """Create the replica database from the integration (Redshift Data API); idempotent."""
+    from zetl.aws import database
+
     stack = StackOutputs.load(outputs)
     target = database.Target(
         stack.warehouse_workgroup, stack.warehouse_database, stack.warehouse_secret_arn
@@ -180,6 +208,8 @@ def endpoints_command(outputs: OutputsOption = DEFAULT_OUTPUTS) -> None:
 @aws_app.command("leftovers")
 def leftovers_command(outputs: OutputsOption = DEFAULT_OUTPUTS) -> None:
     """After `terraform destroy`: say what is left (final snapshot, log groups)."""
+    from zetl.aws.errors import aws_errors
+
     s = StackOutputs.load(outputs)
     left: list[str] = []
     if s.source_final_snapshot:
@@ -203,5 +233,12 @@ def leftovers_command(outputs: OutputsOption = DEFAULT_OUTPUTS) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    """Entry point of the ``zetl.commands`` group: adds ``zetl aws``."""
+    """Entry point of the ``zetl.commands`` group: adds ``zetl aws``.
+
+    Without the aws extra, this raises ModuleNotFoundError as an import would, so ``zetl``
+    lists the command as unavailable and says what to install, without importing boto3 here.
+    """
+    for package in ("boto3", "botocore"):
+        if find_spec(package) is None:
+            raise ModuleNotFoundError(f"No module named {package!r}", name=package)
     app.add_typer(aws_app, name="aws")
