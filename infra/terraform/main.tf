@@ -57,10 +57,10 @@ module "warehouse" {
 module "integration" {
   source = "./modules/integration"
 
-  name        = var.name
-  tags        = local.tags
-  source_arn  = module.source_database.arn
-  target_arn  = module.warehouse.namespace_arn
+  name       = var.name
+  tags       = local.tags
+  source_arn = module.source_database.arn
+  target_arn = module.warehouse.namespace_arn
   # One data filter for the integration and the local replicator (ZETL_DATA_FILTER_FILE).
   data_filter = coalesce(var.integration_data_filter, trimspace(file("${path.module}/data-filter.txt")))
 }

@@ -187,10 +187,17 @@ class Spool:
 class Receiver(threading.Thread):
     """Reads and decodes the stream; answers the server's keepalives even while apply is busy."""
 
-    def __init__(self, cursor: psycopg2.extras.ReplicationCursor, out: queue.Queue[QueueItem]):
+    def __init__(
+        self,
+        cursor: psycopg2.extras.ReplicationCursor,
+        out: queue.Queue[QueueItem],
+        *,
+        parallel_abort: bool = False,
+    ):
         super().__init__(name="zetl-receiver", daemon=True)
         self.cursor = cursor
         self.out = out
+        self.parallel_abort = parallel_abort  # protocol 4, streaming 'parallel'
         self.flush_lsn = 0  # set by the applier once durable; read here (an int: atomic)
         self.received_lsn = 0
         self.stopping = threading.Event()
@@ -213,7 +220,9 @@ class Receiver(threading.Thread):
                     self._feedback()
                     select.select([self.cursor], [], [], 0.2)
                     continue
-                decoded = pgoutput.decode(message.payload, in_stream=in_stream)
+                decoded = pgoutput.decode(
+                    message.payload, in_stream=in_stream, parallel_abort=self.parallel_abort
+                )
                 if type(decoded) is not pgoutput.Insert:  # most are: skip the checks
                     if isinstance(decoded, pgoutput.Begin):
                         in_transaction = True
@@ -693,7 +702,9 @@ class _Session:
         cursor = self.replication.cursor()
         options = {"proto_version": str(version), "publication_names": self.config.publication}
         if version >= 2:  # large transactions arrive while they run, not only after commit
-            options["streaming"] = "on"
+            # Protocol 4 (16+) offers 'parallel': the same interleaved streams, and each
+            # Stream Abort carries its LSN and time, as RDS's own subscribers receive them.
+            options["streaming"] = "parallel" if version >= 4 else "on"
         cursor.start_replication(
             slot_name=self.config.slot,
             decode=False,
@@ -702,7 +713,7 @@ class _Session:
             options=options,
         )
         inbox: queue.Queue[QueueItem] = queue.Queue(maxsize=QUEUE_LISTS)
-        receiver = Receiver(cursor, inbox)
+        receiver = Receiver(cursor, inbox, parallel_abort=version >= 4)
         receiver.flush_lsn = self.applied_lsn
         self.receiver = receiver
         receiver.start()
