@@ -76,6 +76,7 @@ def run_init(server: PostgresServer, which: str, database: str) -> str:
     archive = io.BytesIO()
     with tarfile.open(fileobj=archive, mode="w") as tar:
         tar.add(ROOT / "compose" / which, arcname="zetl-init")
+        tar.add(ROOT / "compose" / "secrets.bash", arcname="secrets.bash")
         tar.add(LINK_SQL, arcname="zetl-init-link/setup_replica_link.sql")
         for role, password in PASSWORDS.items():
             data = password.encode()
