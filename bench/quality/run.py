@@ -29,7 +29,7 @@ import psycopg2
 from bench.transform.run import HERE as TRANSFORM_BENCH
 from bench.transform.run import psql
 from tests.harness import SOURCE_SETTINGS, running_postgres
-from tests.transform.conftest import fingerprint, query, wait_for
+from tests.support import fingerprint, query, wait_for
 from zetl.schema.migrate import upgrade
 from zetl_generator.workload import Workload, WorkloadOptions
 from zetl_quality.checks import CHECKPOINTS, Datasource, Target

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.harness import SOURCE_SETTINGS, running_postgres
-from tests.transform.conftest import fingerprint, query, wait_for
+from tests.support import MARTS, fingerprint, query, wait_for
 from zetl.schema.migrate import upgrade
 from zetl_generator.workload import Workload, WorkloadOptions
 from zetl_replicator.config import ReplicatorConfig
@@ -39,14 +39,6 @@ from zetl_transform.runner import build
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE.parent / "results" / "transform.json"
 MODEL_ORDER = ("staging", "intermediate", "marts")
-MART_ORDER = (
-    "daily_player_transactions",
-    "player_top_three_deposits",
-    "agg_discord_deposits_by_country",
-    "daily_revenue",
-    "transaction_reconciliation",
-    "publisher_payouts",
-)
 VIEWS = ("staging", "intermediate")
 
 
@@ -63,7 +55,7 @@ def psql_baseline_script(project: Path) -> str:
     for folder in MODEL_ORDER:
         files = sorted((compiled / folder).glob("*.sql"))
         if folder == "marts":
-            files = [compiled / folder / f"{name}.sql" for name in MART_ORDER]
+            files = [compiled / folder / f"{name}.sql" for name in MARTS]
         for path in files:
             select = path.read_text("utf-8").replace('"analytics".', '"bench_sql".')
             kind = "VIEW" if folder in VIEWS else "TABLE"
@@ -97,7 +89,7 @@ def timed_build(platform: dict[str, str], *, full_refresh: bool) -> dict[str, An
 
 
 def _is_model(name: str) -> bool:
-    return name.startswith(("stg_", "int_")) or name in MART_ORDER
+    return name.startswith(("stg_", "int_")) or name in MARTS
 
 
 def main() -> None:

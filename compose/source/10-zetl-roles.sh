@@ -5,8 +5,9 @@
 # travel to psql in its environment (\getenv), never on a command line or in a log.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# shellcheck source=secrets.bash
-. "$here/secrets.bash"
+# One copy for both servers: beside this directory in the repo, mounted at /secrets.bash by compose.
+# shellcheck source=../secrets.bash
+. "$here/../secrets.bash"
 export_secret ZETL_OWNER_PASSWORD ZETL_APP_PASSWORD ZETL_REPLICATION_PASSWORD ZETL_ANALYST_PASSWORD
 psql -X -q -v ON_ERROR_STOP=1 --username "${POSTGRES_USER:-postgres}" \
   --dbname "${POSTGRES_DB:-${POSTGRES_USER:-postgres}}" -f "$here/roles.psql"

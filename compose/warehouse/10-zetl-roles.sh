@@ -5,8 +5,9 @@
 # the file named by ZETL_<ROLE>_PASSWORD_FILE, and reach psql through its environment only.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# shellcheck source=secrets.bash
-. "$here/secrets.bash"
+# One copy for both servers: beside this directory in the repo, mounted at /secrets.bash by compose.
+# shellcheck source=../secrets.bash
+. "$here/../secrets.bash"
 export_secret ZETL_REPLICATOR_PASSWORD ZETL_TRANSFORM_PASSWORD ZETL_DQ_PASSWORD \
   ZETL_DASHBOARD_PASSWORD
 export ZETL_REPLICA_DATABASE="${ZETL_REPLICA_DATABASE:-raw_transactions}"

@@ -12,10 +12,9 @@ import os
 import sqlite3
 import subprocess
 import sys
-import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,31 +24,13 @@ import pytest
 
 from orchestration.tests.support import airflow_bin
 from tests.harness import PostgresServer
+from tests.support import drop_slots, query, running, wait_for
 from zetl_replicator.config import ReplicatorConfig
-from zetl_replicator.pipeline import Replicator
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 ZETL = Path(sys.executable).with_name("zetl")
 DEADLINE = 180.0
-
-
-def wait_for(predicate: Callable[[], bool], what: str, timeout: float = DEADLINE) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
-
-
-def query(url: str, statement: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    conn = psycopg2.connect(url)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(statement, args)
-            return cur.fetchall() if cur.description else []
-    finally:
-        conn.close()
 
 
 @dataclass
@@ -59,62 +40,20 @@ class Platform:
     replica_url: str
     replica_database: str
     config: ReplicatorConfig
-    stop: threading.Event = field(default_factory=threading.Event)
-    thread: threading.Thread | None = None
-    errors: list[BaseException] = field(default_factory=list)
+    # Holds the running replicator between start_replicator and stop_replicator.
+    replicating: ExitStack = field(default_factory=ExitStack)
 
     def start_replicator(self) -> None:
-        replicator = Replicator(self.config)
-
-        def target() -> None:
-            try:
-                replicator.run(self.stop)
-            except BaseException as exc:
-                self.errors.append(exc)
-
-        self.thread = threading.Thread(target=target, name="dag-test-replicator", daemon=True)
-        self.thread.start()
-        wait_for(lambda: replicator.metrics.streaming or bool(self.errors), "replicator")
-        assert not self.errors, self.errors
+        self.replicating.enter_context(running(self.config, timeout=DEADLINE))
 
     def stop_replicator(self) -> None:
-        self.stop.set()
-        if self.thread is not None:
-            self.thread.join(timeout=60)
-        assert not self.errors, self.errors
+        """Stop the replicator (a no-op once stopped), raising any error it stopped with."""
+        self.replicating.close()
 
 
 def zetl(env: dict[str, str], *args: str) -> None:
     done = subprocess.run([str(ZETL), *args], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, f"zetl {' '.join(args)}: {done.stderr[-2000:]}"
-
-
-def drop_slots(source_url: str) -> None:
-    conn = psycopg2.connect(source_url)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute(
-                "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots"
-                " WHERE database = current_database() AND active_pid IS NOT NULL"
-            )
-            wait_for(
-                lambda: (
-                    not query(
-                        source_url,
-                        "SELECT 1 FROM pg_replication_slots"
-                        " WHERE database = current_database() AND active",
-                    )
-                ),
-                "slots released",
-                30,
-            )
-            cur.execute(
-                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
-                " WHERE database = current_database()"
-            )
-    finally:
-        conn.close()
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +97,7 @@ def platform(source_server: PostgresServer, warehouse_server: PostgresServer) ->
                 return False
             return rows[0][0] == source_count and states == [("Synced",)]
 
-        wait_for(caught_up, "the replica to hold the workload with every table Synced")
+        wait_for(caught_up, "the replica to hold the workload with every table Synced", DEADLINE)
         yield platform
     finally:
         platform.stop_replicator()

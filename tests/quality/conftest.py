@@ -17,14 +17,11 @@ import psycopg2
 import pytest
 
 from tests.harness import PostgresServer, require_docker
-from tests.replicator.conftest import drop_slots, wait_for
+from tests.support import build_marts, drop_slots, running
 from zetl.schema.migrate import upgrade
 from zetl_generator.workload import Workload, WorkloadOptions
 from zetl_replicator.config import ReplicatorConfig
-from zetl_replicator.pipeline import Replicator
 from zetl_replicator.verify import verify
-from zetl_transform.project import project_dir
-from zetl_transform.runner import build
 
 EVENTS = 3_000
 
@@ -88,43 +85,18 @@ def platform(
     )
     upgrade(config.source_url)
     Workload(config.source_url, WorkloadOptions(max_events=EVENTS, seed=9)).run(threading.Event())
-    replicator = Replicator(config)
-    stop = threading.Event()
-    errors: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            replicator.run(stop)
-        except BaseException as exc:
-            errors.append(exc)
-
-    thread = threading.Thread(target=target, name="dq-replicator", daemon=True)
-    thread.start()
     try:
-        wait_for(lambda: replicator.metrics.streaming or bool(errors), "replicator streaming", 120)
-        if errors:
-            raise errors[0]
-        assert verify(config).ok, "the replica caught up with the source"
-        # The marts, as `zetl transform` builds them (postgres_fdw link, then dbt build).
-        run = build(
-            project=project_dir(),
-            warehouse_url=config.warehouse_url,
-            replica_database=config.replica_database,
-            target="local",
-            select=[],
-            full_refresh=False,
-        )
-        assert run.success, run.failures
-        yield Platform(
-            source_server,
-            warehouse_server,
-            config,
-            dev,
-            tmp_path_factory.mktemp("expectations"),
-        )
+        with running(config, timeout=120):
+            assert verify(config).ok, "the replica caught up with the source"
+            build_marts(config.warehouse_url, config.replica_database)
+            yield Platform(
+                source_server,
+                warehouse_server,
+                config,
+                dev,
+                tmp_path_factory.mktemp("expectations"),
+            )
     finally:
-        stop.set()
-        thread.join(timeout=30)
         drop_slots(config.source_url)
         warehouse_server.drop_database(config.replica_database)
         warehouse_server.drop_database(dev)

@@ -1,48 +1,17 @@
-"""Fixtures for the replicator's tests: a config per test and a replicator running in a thread."""
+"""Fixtures for the replicator's tests: a config per test (tests.support runs a replicator)."""
 
 from __future__ import annotations
 
-import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 
-import psycopg2
 import pytest
 
 from tests.harness import PostgresServer
+from tests.support import drop_slots
 from zetl_replicator.config import ReplicatorConfig
-from zetl_replicator.pipeline import Replicator
 
 pytestmark = pytest.mark.docker
-
-
-def drop_slots(source_url: str) -> None:
-    """Drop the test database's slots (Postgres refuses to drop a database that has any)."""
-    conn = psycopg2.connect(source_url)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            for _ in range(50):
-                cur.execute(
-                    "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots"
-                    " WHERE database = current_database() AND active_pid IS NOT NULL"
-                )
-                cur.execute(
-                    "SELECT count(*) FROM pg_replication_slots"
-                    " WHERE database = current_database() AND active"
-                )
-                row = cur.fetchone()
-                if row is not None and row[0] == 0:
-                    break
-                time.sleep(0.1)
-            cur.execute(
-                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
-                " WHERE database = current_database() AND NOT temporary"
-            )
-    finally:
-        conn.close()
 
 
 @pytest.fixture
@@ -79,41 +48,6 @@ def replica(config: ReplicatorConfig, warehouse_server: PostgresServer) -> Calla
             conn.close()
 
     return query
-
-
-@contextmanager
-def running(config: ReplicatorConfig) -> Iterator[Replicator]:
-    """A replicator streaming in a background thread for the duration of the block."""
-    replicator = Replicator(config)
-    stop = threading.Event()
-    errors: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            replicator.run(stop)
-        except BaseException as exc:
-            errors.append(exc)
-
-    thread = threading.Thread(target=target, name="test-replicator", daemon=True)
-    thread.start()
-    try:
-        wait_for(lambda: replicator.metrics.streaming or bool(errors), "replicator streaming")
-        if errors:
-            raise errors[0]
-        yield replicator
-    finally:
-        stop.set()
-        thread.join(timeout=30)
-    if errors:
-        raise errors[0]
-
-
-def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def env_for(config: ReplicatorConfig) -> dict[str, str]:

@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from tests.replicator.conftest import running, wait_for
 from tests.replicator.test_replication import Query, execute, rows
+from tests.support import running, wait_for
 from zetl_replicator.config import ReplicatorConfig
 
 pytestmark = pytest.mark.docker

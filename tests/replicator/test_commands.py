@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from tests.harness import PostgresServer
-from tests.replicator.conftest import env_for, running, wait_for
+from tests.replicator.conftest import env_for
 from tests.replicator.test_replication import Query, execute
+from tests.support import running, wait_for
 from zetl_replicator.config import ReplicatorConfig
 
 pytestmark = pytest.mark.docker

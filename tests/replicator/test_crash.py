@@ -14,6 +14,7 @@ import psycopg2
 import pytest
 
 from tests.replicator.conftest import env_for
+from tests.replicator.test_apply import fingerprint
 from tests.replicator.test_replication import execute, rows
 from zetl_replicator.config import ReplicatorConfig
 from zetl_replicator.verify import verify
@@ -61,14 +62,6 @@ def start_replicator(
         env={**os.environ, **env_for(config), **(extra_env or {})},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-    )
-
-
-def fingerprint(url: str, table: str) -> list[tuple[object, ...]]:
-    """An independent comparison: every row's text, in key order, hashed as one string."""
-    return rows(
-        url,
-        f"SELECT count(*), md5(coalesce(string_agg(t::text, '|' ORDER BY id), '')) FROM {table} t",
     )
 
 

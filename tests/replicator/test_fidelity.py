@@ -15,9 +15,9 @@ import psycopg2.errors
 import pytest
 
 from tests.harness import PostgresServer, free_port
-from tests.replicator.conftest import running, wait_for
 from tests.replicator.test_commands import zetl
 from tests.replicator.test_replication import Query, execute, rows, states
+from tests.support import running, wait_for
 from zetl.errors import DataError
 from zetl.http import serve_metrics
 from zetl_replicator.config import ReplicatorConfig

@@ -8,7 +8,7 @@ import psycopg2
 import pytest
 
 from tests.harness import PostgresServer
-from tests.replicator.conftest import running, wait_for
+from tests.support import running, wait_for
 from zetl_replicator.config import ReplicatorConfig
 from zetl_replicator.verify import verify
 

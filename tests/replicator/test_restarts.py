@@ -11,8 +11,8 @@ import psycopg2
 import pytest
 
 from tests.harness import SOURCE_SETTINGS, PostgresServer, running_postgres
-from tests.replicator.conftest import running, wait_for
 from tests.replicator.test_replication import Query, execute
+from tests.support import running, wait_for
 from zetl_replicator.config import ReplicatorConfig
 
 pytestmark = pytest.mark.docker

@@ -7,9 +7,9 @@ import psycopg2
 import pytest
 
 from tests.harness import PostgresServer
-from tests.replicator.conftest import running, wait_for
 from tests.replicator.test_commands import zetl
 from tests.replicator.test_replication import Query, execute, rows
+from tests.support import running, wait_for
 from zetl.errors import ConfigError, DataError
 from zetl_replicator import catalog
 from zetl_replicator.config import ReplicatorConfig

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.replicator.conftest import running, wait_for
 from tests.replicator.test_replication import Query, execute, states
+from tests.support import running, wait_for
 from zetl_replicator.config import ReplicatorConfig
 from zetl_replicator.schema import is_widening
 from zetl_replicator.verify import verify

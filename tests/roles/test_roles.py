@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import io
 import tarfile
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,10 +19,10 @@ import psycopg2.errors
 import pytest
 
 from tests.harness import SOURCE_SETTINGS, PostgresServer, running_postgres
+from tests.support import running, wait_for
 from zetl.schema.migrate import upgrade
 from zetl_loader.pipeline import run_load
 from zetl_replicator.config import ReplicatorConfig
-from zetl_replicator.pipeline import Replicator
 from zetl_transform.link import refresh
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -76,6 +74,7 @@ def run_init(server: PostgresServer, which: str, database: str) -> str:
     archive = io.BytesIO()
     with tarfile.open(fileobj=archive, mode="w") as tar:
         tar.add(ROOT / "compose" / which, arcname="zetl-init")
+        tar.add(ROOT / "compose" / "secrets.bash", arcname="secrets.bash")
         tar.add(LINK_SQL, arcname="zetl-init-link/setup_replica_link.sql")
         for role, password in PASSWORDS.items():
             data = password.encode()
@@ -101,14 +100,6 @@ def run_init(server: PostgresServer, which: str, database: str) -> str:
     return text
 
 
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
-
-
 @pytest.fixture(scope="module")
 def servers() -> Iterator[Servers]:
     """Fresh servers of their own (roles are server-wide), set up, loaded and replicated."""
@@ -130,25 +121,9 @@ def servers() -> Iterator[Servers]:
             batch_max_seconds=0.2,
             discovery_interval_seconds=0.5,
         )
-        replicator = Replicator(config)
-        stop = threading.Event()
-        errors: list[BaseException] = []
-
-        def replicate() -> None:
-            try:
-                replicator.run(stop)
-            except BaseException as exc:
-                errors.append(exc)
-
-        thread = threading.Thread(target=replicate, daemon=True)
-        thread.start()
-        try:
-            wait_for(lambda: bool(errors) or all_synced(warehouse), "every table Synced")
-            assert not errors, errors
+        with running(config, timeout=120):
+            wait_for(lambda: all_synced(warehouse), "every table Synced", timeout=120)
             yield servers
-        finally:
-            stop.set()
-            thread.join(timeout=30)
 
 
 def all_synced(warehouse: PostgresServer) -> bool:

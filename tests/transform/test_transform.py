@@ -14,33 +14,17 @@ from typing import Any
 import psycopg2
 import pytest
 
-from tests.transform.conftest import Platform, query
+from tests.support import MARTS, build_marts, query
+from tests.transform.conftest import Platform
 from zetl_transform.project import project_dir
-from zetl_transform.runner import RunOutcome, build
+from zetl_transform.runner import RunOutcome
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
-MARTS = (
-    "daily_player_transactions",
-    "player_top_three_deposits",
-    "agg_discord_deposits_by_country",
-    "daily_revenue",
-    "transaction_reconciliation",
-    "publisher_payouts",
-)
 UTC_DAY = "(occurred_at AT TIME ZONE 'UTC')::date"
 
 
 def transform(platform: Platform, *, full_refresh: bool = False) -> RunOutcome:
-    run = build(
-        project=project_dir(),
-        warehouse_url=platform.warehouse_url,
-        replica_database=platform.replica_database,
-        target="local",
-        select=[],
-        full_refresh=full_refresh,
-    )
-    assert run.success, run.failures
-    return run
+    return build_marts(platform.warehouse_url, platform.replica_database, full_refresh=full_refresh)
 
 
 @pytest.fixture(scope="module")
