@@ -60,7 +60,7 @@ e2e: install ## the whole compose platform end to end: load, generate, replicate
 clean: ## remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
 
-# --- issue 6: cloud promotion to AWS (infra/terraform, zetl aws, infra/scripts) ---
+# --- cloud promotion to AWS (infra/terraform, zetl aws, infra/scripts) ---
 .PHONY: plan-aws deploy-aws destroy-aws check-infra
 
 plan-aws: install ## terraform plan of the AWS stack (needs AWS credentials, infra/terraform/terraform.tfvars)
@@ -75,12 +75,12 @@ destroy-aws: install ## tear the AWS environment down (asks; CONFIRM=yes to skip
 check-infra: ## checkov over infra/terraform (own venv .venv-checkov), terraform fmt/validate where installed
 	bash infra/scripts/check-infra.sh
 
-# --- generator (issue 4) ---
+# --- generator ---
 .PHONY: bench-generator
 bench-generator: install ## generator at full speed beside pgbench with the same statement shape
 	$(BIN)/python -m bench.generator.run
 
-# --- issue 3: source model ERD and loader benchmark ---
+# --- source model ERD and loader benchmark ---
 .PHONY: erd bench-loader
 erd: install ## docs/erd.md + docs/erd.png from a freshly migrated schema (Docker; graphviz `dot`)
 	$(BIN)/python -m zetl.schema.erd --out docs
@@ -88,7 +88,7 @@ erd: install ## docs/erd.md + docs/erd.png from a freshly migrated schema (Docke
 bench-loader: install ## zetl load beside a raw COPY of the same rows, 100k and 1M lines (Docker)
 	$(BIN)/python -m bench.loader.run --sizes 100000,1000000
 
-# --- issue 5: replicator benchmark ---
+# --- replicator benchmark ---
 .PHONY: bench-replicator
 bench-replicator: install ## zetl replicator vs native logical replication, pg_recvlogical, pg_dump
 	$(BIN)/python bench/replicator/bench.py

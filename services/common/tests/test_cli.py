@@ -1,4 +1,4 @@
-"""The installed ``zetl`` command: help, version and exit codes (DESIGN.md)."""
+"""The installed ``zetl`` command: help, version and exit codes (docs/architecture.md)."""
 
 import json
 import socket

@@ -1,6 +1,6 @@
 """The warehouse side: the replica database, its durable state store, and table DDL.
 
-Layout (DESIGN.md): replicated tables keep their source schema, names and types in the replica
+Layout (docs/architecture.md): replicated tables keep their source schema, names and types in the replica
 database; the replicator's own state lives beside them in schema ``zetl``:
 
 - ``zetl.replication_progress``: per slot, the end LSN of the last source transaction applied
