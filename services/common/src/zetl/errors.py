@@ -1,4 +1,4 @@
-"""The error kinds every zetl command reports, and the exit code each maps to (docs/architecture.md)."""
+"""The error kinds every zetl command reports and their exit codes (docs/architecture.md)."""
 
 from enum import IntEnum
 

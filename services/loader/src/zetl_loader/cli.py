@@ -1,8 +1,9 @@
 """``zetl load DIR``: turn a production export into the normalized source database.
 
-Exit codes (docs/architecture.md): 0 when every row loaded (data issues such as merged duplicates or a
-flagged total are reported, the data is kept); 1 when rows were quarantined — the load is
-committed, the rest of the data is in, but some input did not make it and someone must look;
+Exit codes (docs/architecture.md): 0 when every row loaded (data issues such as merged
+duplicates or a flagged total are reported, the data is kept); 1 when rows were quarantined —
+the load is committed, the rest of the data is in, but some input did not make it and someone
+must look;
 2 for a missing directory, file or column, or an unreachable database (nothing loaded).
 
 An export loaded before (same files, same bytes) is skipped with exit 0: applying it again

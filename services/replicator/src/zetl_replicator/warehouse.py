@@ -1,7 +1,7 @@
 """The warehouse side: the replica database, its durable state store, and table DDL.
 
-Layout (docs/architecture.md): replicated tables keep their source schema, names and types in the replica
-database; the replicator's own state lives beside them in schema ``zetl``:
+Layout (docs/architecture.md): replicated tables keep their source schema, names and types in
+the replica database; the replicator's own state lives beside them in schema ``zetl``:
 
 - ``zetl.replication_progress``: per slot, the end LSN of the last source transaction applied
   (written in the same warehouse transaction as the data it covers: exactly-once);
