@@ -7,7 +7,11 @@ CHECK constraints), so the record works on both targets.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import psycopg2
+import psycopg2.extensions
 
 RUNNING = "running"
 SUCCESS = "success"
@@ -35,64 +39,62 @@ def _clip(reason: str | None) -> str | None:
     return reason.encode("utf-8")[:REASON_LIMIT].decode("utf-8", "ignore")
 
 
-def record_start(warehouse_url: str, dag_id: str, run_id: str) -> None:
-    """Mark the run as started (a cleared and rerun run starts afresh)."""
+@contextmanager
+def _cursor(warehouse_url: str, *, create: bool = False) -> Iterator[psycopg2.extensions.cursor]:
+    """A cursor in one committed transaction; ``create`` first makes sure the table exists."""
     conn = psycopg2.connect(warehouse_url)
     try:
         with conn, conn.cursor() as cur:
-            for statement in _DDL:
-                cur.execute(statement)
-            cur.execute(
-                "UPDATE zetl_orchestration.dag_run SET started_at = now(), finished_at = NULL,"
-                " outcome = %s, reason = NULL WHERE dag_id = %s AND run_id = %s",
-                (RUNNING, dag_id, run_id),
-            )
-            if cur.rowcount == 0:
-                cur.execute(
-                    "INSERT INTO zetl_orchestration.dag_run"
-                    " (dag_id, run_id, started_at, outcome) VALUES (%s, %s, now(), %s)",
-                    (dag_id, run_id, RUNNING),
-                )
+            if create:
+                for statement in _DDL:
+                    cur.execute(statement)
+            yield cur
     finally:
         conn.close()
+
+
+def record_start(warehouse_url: str, dag_id: str, run_id: str) -> None:
+    """Mark the run as started (a cleared and rerun run starts afresh)."""
+    with _cursor(warehouse_url, create=True) as cur:
+        cur.execute(
+            "UPDATE zetl_orchestration.dag_run SET started_at = now(), finished_at = NULL,"
+            " outcome = %s, reason = NULL WHERE dag_id = %s AND run_id = %s",
+            (RUNNING, dag_id, run_id),
+        )
+        if cur.rowcount == 0:
+            cur.execute(
+                "INSERT INTO zetl_orchestration.dag_run"
+                " (dag_id, run_id, started_at, outcome) VALUES (%s, %s, now(), %s)",
+                (dag_id, run_id, RUNNING),
+            )
 
 
 def record_failure_reason(warehouse_url: str, dag_id: str, run_id: str, reason: str) -> None:
     """Keep the first failure's reason: later ones are usually its consequences."""
-    conn = psycopg2.connect(warehouse_url)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(
-                "UPDATE zetl_orchestration.dag_run SET reason = %s"
-                " WHERE dag_id = %s AND run_id = %s AND reason IS NULL",
-                (_clip(reason), dag_id, run_id),
-            )
-    finally:
-        conn.close()
+    with _cursor(warehouse_url) as cur:
+        cur.execute(
+            "UPDATE zetl_orchestration.dag_run SET reason = %s"
+            " WHERE dag_id = %s AND run_id = %s AND reason IS NULL",
+            (_clip(reason), dag_id, run_id),
+        )
 
 
 def record_end(
     warehouse_url: str, dag_id: str, run_id: str, outcome: str, reason: str | None
 ) -> None:
     """Close the run: its end, its outcome, and (failed) the first reason recorded or this one."""
-    conn = psycopg2.connect(warehouse_url)
-    try:
-        with conn, conn.cursor() as cur:
-            for statement in _DDL:
-                cur.execute(statement)
+    with _cursor(warehouse_url, create=True) as cur:
+        cur.execute(
+            "UPDATE zetl_orchestration.dag_run SET finished_at = now(), outcome = %s,"
+            " reason = CASE WHEN %s = %s THEN NULL ELSE coalesce(reason, %s) END"
+            " WHERE dag_id = %s AND run_id = %s",
+            (outcome, outcome, SUCCESS, _clip(reason), dag_id, run_id),
+        )
+        if cur.rowcount == 0:
+            # The start was never recorded (the warehouse was down then): record it all now.
             cur.execute(
-                "UPDATE zetl_orchestration.dag_run SET finished_at = now(), outcome = %s,"
-                " reason = CASE WHEN %s = %s THEN NULL ELSE coalesce(reason, %s) END"
-                " WHERE dag_id = %s AND run_id = %s",
-                (outcome, outcome, SUCCESS, _clip(reason), dag_id, run_id),
+                "INSERT INTO zetl_orchestration.dag_run"
+                " (dag_id, run_id, started_at, finished_at, outcome, reason)"
+                " VALUES (%s, %s, now(), now(), %s, %s)",
+                (dag_id, run_id, outcome, None if outcome == SUCCESS else _clip(reason)),
             )
-            if cur.rowcount == 0:
-                # The start was never recorded (the warehouse was down then): record it all now.
-                cur.execute(
-                    "INSERT INTO zetl_orchestration.dag_run"
-                    " (dag_id, run_id, started_at, finished_at, outcome, reason)"
-                    " VALUES (%s, %s, now(), now(), %s, %s)",
-                    (dag_id, run_id, outcome, None if outcome == SUCCESS else _clip(reason)),
-                )
-    finally:
-        conn.close()
