@@ -193,3 +193,45 @@ def test_check_exits_1_and_names_the_broken_rule(migrated_source: str) -> None:
     result = _zetl(migrated_source, "generate", "check")
     assert result.returncode == 1
     assert re.search(r"header_total_matches_lines +BROKEN by 1 rows", result.stdout)
+
+
+def erased_players(url: str) -> set[str]:
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT customer_code FROM customer WHERE display_name IS NULL")
+        return {code for (code,) in cur.fetchall()}
+
+
+def test_two_generators_at_once_never_undo_an_erasure(migrated_source: str) -> None:
+    """Two workloads on one source (a second `zetl generate`, or a container being replaced):
+    a profile update that picked a player just before another session erased them must not
+    write the name and email back."""
+    history = "deposit=5,kyc_decision=5,signup=5,profile_update=0,erasure=0"
+    run(migrated_source, max_events=600, seed=11, mix=Mix.parse(history))
+    churn = Mix.parse(
+        ",".join(f"{kind.value}=0" for kind in EventKind) + ",profile_update=10,erasure=1"
+    )
+    stop = threading.Event()
+    failures: list[BaseException] = []
+
+    def generate(seed: int) -> None:
+        try:
+            Workload(migrated_source, WorkloadOptions(seed=seed, mix=churn)).run(stop)
+        except BaseException as exc:  # reported by the assertion below
+            failures.append(exc)
+
+    workers = [threading.Thread(target=generate, args=(seed,)) for seed in (21, 22)]
+    for worker in workers:
+        worker.start()
+    seen: set[str] = set()
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not failures:
+            now = erased_players(migrated_source)
+            assert seen <= now, f"erased players came back: {sorted(seen - now)}"
+            seen = now
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join(timeout=60)
+    assert not failures, failures
+    assert seen, "the workloads erased players"

@@ -70,7 +70,15 @@ class Storefront:
     # --- picking rows -------------------------------------------------------------------------
 
     def pick(self, table: str, columns: str, where: str = "TRUE", params: Row = ()) -> Row | None:
-        """One row of ``table`` matching ``where``, at a random point of its id range."""
+        """One row of ``table`` matching ``where``, at a random point of its id range, locked
+        until the event commits.
+
+        Several generators may write to one source (a second `zetl generate`, a container
+        being replaced): the lock makes another one skip the row instead of acting on what it
+        read before this event committed (an erased player's name written back by a profile
+        update, one referral code redeemed twice). NO KEY UPDATE leaves foreign-key checks of
+        rows that reference this one free to proceed.
+        """
         probe = self.rng.random()
         # The probe is a scalar subquery cast to bigint so it becomes an index condition on
         # the primary key: the pick costs the same on a table of any size.
@@ -80,14 +88,15 @@ class Storefront:
             WHERE ({where}) AND t.id >= (
                 SELECT min(id) + floor(%s * (max(id) - min(id) + 1))::bigint FROM {table}
             )
-            ORDER BY t.id LIMIT 1
+            ORDER BY t.id LIMIT 1 FOR NO KEY UPDATE OF t SKIP LOCKED
             """,
             (*params, probe),
         )
         row = self.cur.fetchone()
         if row is None:  # nothing at or after the probe: wrap around to the start
             self.cur.execute(
-                f"SELECT {columns} FROM {table} AS t WHERE ({where}) ORDER BY t.id LIMIT 1",
+                f"SELECT {columns} FROM {table} AS t WHERE ({where})"
+                " ORDER BY t.id LIMIT 1 FOR NO KEY UPDATE OF t SKIP LOCKED",
                 params,
             )
             row = self.cur.fetchone()
