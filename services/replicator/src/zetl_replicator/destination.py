@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from io import StringIO
 from typing import Protocol
 
@@ -31,10 +31,15 @@ import psycopg2
 import psycopg2.extensions
 from psycopg2 import sql
 
-from zetl.db import is_connection_lost
 from zetl_replicator.catalog import TableInfo
 from zetl_replicator.pgoutput import UNCHANGED_TOAST, Value
-from zetl_replicator.warehouse import progress_statement, rows_applied_statement, table_identifier
+from zetl_replicator.state import (
+    PostgresStateStore,
+    TableState,
+    progress_statement,
+    rows_applied_statement,
+)
+from zetl_replicator.warehouse import table_identifier
 
 FLUSH_BYTES = 8 * 1024 * 1024
 STATEMENT_PAGE = 1000  # rows per set-based statement
@@ -70,26 +75,77 @@ DELETE = 3
 
 
 class Destination(Protocol):
-    def insert(self, table: TableInfo, row: Row, size: int) -> None: ...
+    """Where the apply loop's changes go: one open batch at a time.
 
-    def update(self, table: TableInfo, old: Row | None, row: Row, size: int) -> None: ...
+    Changes accumulate in the open batch and become durable only with ``commit``, together with
+    the LSN they cover; ``rollback`` forgets them. Within a batch, changes must take effect in
+    the order given for the same row, and a table's changes before ``truncate``, ``execute``
+    and ``savepoint`` come before them. Lost connections raise ``zetl.db.ConnectionLost``; a
+    change the destination refuses raises ``ApplyError`` naming the tables it may belong to.
+    """
 
-    def delete(self, table: TableInfo, old: Row, size: int) -> None: ...
+    change_time: str
+    """The source time of the changes coming in (UTC text): HISTORY_MODE versions get it."""
 
-    def truncate(self, tables: Sequence[TableInfo]) -> None: ...
-
-    def execute(self, statement: sql.Composable, table: TableInfo | None = None) -> None: ...
-
-    def savepoint(self, name: str) -> None: ...
-
-    def rollback_to(self, name: str) -> None: ...
-
-    def commit(self, lsn: int, commit_time: datetime | None) -> dict[tuple[str, str], int]: ...
-
-    def rollback(self) -> None: ...
+    isolate: bool
+    """Send each table's changes on their own, so that a refusal names one table."""
 
     @property
-    def pending_bytes(self) -> int: ...
+    def pending_bytes(self) -> int:
+        """About the bytes of changes in the open batch (the apply loop commits past a size)."""
+        ...
+
+    def insert(self, table: TableInfo, row: Row, size: int) -> None:
+        """Add ``row`` (every column, in ``table``'s order) to ``table``. ``size``: about the
+        bytes the change holds."""
+        ...
+
+    def update(self, table: TableInfo, old: Row | None, row: Row, size: int) -> None:
+        """Change the row whose key is ``old``'s (or ``row``'s when ``old`` is None) to ``row``;
+        ``old`` is the old key ('K', the key changed) or old row ('O', identity full).
+        ``UNCHANGED_TOAST`` values in ``row`` keep what the destination has."""
+        ...
+
+    def delete(self, table: TableInfo, old: Row, size: int) -> None:
+        """Remove the row whose key is ``old``'s (``old`` holds at least the key columns)."""
+        ...
+
+    def truncate(self, tables: Sequence[TableInfo]) -> None:
+        """Empty ``tables`` (after their changes so far)."""
+        ...
+
+    def execute(self, statement: sql.Composable, table: TableInfo | None = None) -> None:
+        """Run a schema change of ``table`` after the changes so far."""
+        ...
+
+    def set_table_state(self, table: TableInfo, state: TableState, reason: str) -> None:
+        """Record ``table``'s state in the open batch: durable with it, undone with it."""
+        ...
+
+    def savepoint(self, name: str) -> None:
+        """Mark the point a later ``rollback_to(name)`` returns to (everything before stays)."""
+        ...
+
+    def rollback_to(self, name: str) -> None:
+        """Undo everything since ``savepoint(name)``, buffered or sent."""
+        ...
+
+    def commit(self, lsn: int, commit_time: datetime | None) -> dict[tuple[str, str], int]:
+        """Make the batch durable with ``lsn`` as the progress (``commit_time``: the source
+        commit time of its last transaction, None when nothing of ours was in it); return the
+        changes applied per (schema, table). A new batch starts."""
+        ...
+
+    def rollback(self) -> None:
+        """Forget the open batch; a new one starts."""
+        ...
+
+
+def utc_text(moment: datetime) -> str:
+    """A moment as a UTC timestamp without time zone (history columns' type)."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment.isoformat(sep=" ")
 
 
 @dataclass
@@ -132,11 +188,18 @@ def _merge(base: Row, new: Row) -> Row:
 
 
 class PostgresDestination:
-    """Applies changes to the replica database over one connection (the replicator's role)."""
+    """Applies changes to the replica database over one connection (the replicator's role).
 
-    def __init__(self, conn: psycopg2.extensions.connection, slot: str) -> None:
+    ``history``: the HISTORY_MODE tables ("schema.table"), whose changes add and close
+    versions; the caller keeps the set current (the registry shares it).
+    """
+
+    def __init__(
+        self, conn: psycopg2.extensions.connection, slot: str, history: set[str] | None = None
+    ) -> None:
         self.conn = conn
         self.slot = slot
+        self._store = PostgresStateStore(conn)
         self._changes: dict[str, _TableChanges] = {}
         self._buffered = 0
         self._batch_bytes = 0
@@ -148,8 +211,7 @@ class PostgresDestination:
         self._script_tables: set[str] = set()  # tables with statements in the unsent script
         # Send each table's statements on their own, so that a failure names its table.
         self.isolate = False
-        # HISTORY_MODE tables ("schema.table"): changes add and close versions
-        self.history: set[str] = set()
+        self.history: set[str] = set() if history is None else history
         self._history_changes: dict[str, _HistoryChanges] = {}
         # The source time of the changes coming in (UTC, as text): their versions' times
         self.change_time: str = ""
@@ -245,15 +307,17 @@ class PostgresDestination:
             cur.execute(statement)
         self._templates.clear()
 
+    def set_table_state(self, table: TableInfo, state: TableState, reason: str) -> None:
+        with self._store.in_open_transaction():
+            self._store.set_table_state(table.schema, table.name, state, reason)
+
     def savepoint(self, name: str) -> None:
-        """Mark the point a later ``rollback_to(name)`` returns to (everything before it stays)."""
         self.flush()
         with self.conn.cursor() as cur:
             cur.execute(sql.SQL("SAVEPOINT {}").format(sql.Identifier(name)))
         self._rows_at_savepoint[name] = Counter(self._rows)
 
     def rollback_to(self, name: str) -> None:
-        """Undo everything since ``savepoint(name)``, buffered or sent."""
         self._discard_buffers()
         with self.conn.cursor() as cur:
             cur.execute(sql.SQL("ROLLBACK TO SAVEPOINT {}").format(sql.Identifier(name)))
@@ -523,8 +587,6 @@ class PostgresDestination:
         try:
             yield
         except psycopg2.Error as exc:
-            if is_connection_lost(exc):
-                raise
             named = exc.diag.table_name
             if named and exc.diag.schema_name:  # constraint errors name their table
                 tables = {f"{exc.diag.schema_name}.{named}"}
