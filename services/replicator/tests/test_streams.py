@@ -16,8 +16,9 @@ from zetl_replicator import pgoutput
 from zetl_replicator.apply import ApplyLoop, Isolation
 from zetl_replicator.catalog import ColumnInfo, TableInfo
 from zetl_replicator.config import ReplicatorConfig
-from zetl_replicator.destination import Destination, Row
+from zetl_replicator.destination import Destination
 from zetl_replicator.metrics import Metrics
+from zetl_replicator.netchange import Row
 from zetl_replicator.receiver import Receiver
 from zetl_replicator.registry import TableRegistry
 from zetl_replicator.state import TableState

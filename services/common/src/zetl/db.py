@@ -49,9 +49,9 @@ KEEPALIVES = {
 
 class ConnectionLost(ConfigError):  # noqa: N818 (a condition, like ConnectionResetError's)
     """The server went away or cannot be reached yet: worth a reconnect, unlike the SQL, the
-    data or the credentials being wrong. Raised by ``connect`` and by the statements, commits
-    and rollbacks of the connections it opens (and inside ``connection_edge``); its cause is
-    the driver's error."""
+    data or the credentials being wrong. Raised by ``connect``, by the round trips of the
+    connections it opens with ``raise_lost``, and inside ``connection_edge``; its cause is the
+    driver's error."""
 
 
 @contextmanager
@@ -112,10 +112,13 @@ class _Connection(psycopg2.extensions.connection):
             super().__exit__(*exc_info)
 
 
-def connect(url: str, **kwargs: Any) -> psycopg2.extensions.connection:
+def connect(url: str, *, raise_lost: bool = False, **kwargs: Any) -> psycopg2.extensions.connection:
     """Open a psycopg2 connection: ConnectionLost while the server cannot be reached (yet),
-    ConfigError when it refuses us for good or the URL is wrong."""
-    kwargs.setdefault("connection_factory", _Connection)
+    ConfigError when it refuses us for good or the URL is wrong. ``raise_lost``: its
+    statements, commits and rollbacks raise ConnectionLost too when the server goes away
+    (else the driver's error, for callers that handle psycopg2's errors themselves)."""
+    if raise_lost:
+        kwargs.setdefault("connection_factory", _Connection)
     try:
         conn: psycopg2.extensions.connection = psycopg2.connect(url, **{**KEEPALIVES, **kwargs})
         return conn

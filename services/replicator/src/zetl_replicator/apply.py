@@ -25,8 +25,9 @@ import psycopg2.extensions
 
 from zetl_replicator import catalog, pgoutput
 from zetl_replicator.config import ReplicatorConfig
-from zetl_replicator.destination import Destination, Row
+from zetl_replicator.destination import Destination
 from zetl_replicator.metrics import Metrics
+from zetl_replicator.netchange import Row
 from zetl_replicator.receiver import Idle, QueueItem, ReceiveFailed, Receiver
 from zetl_replicator.registry import TableRegistry
 from zetl_replicator.schema import SchemaChange, plan

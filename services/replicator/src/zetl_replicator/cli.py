@@ -150,7 +150,7 @@ def _status_data(config: ReplicatorConfig) -> dict[str, Any]:
         with src.cursor() as cur:
             cur.execute("SELECT pg_current_wal_lsn()::text")
             row = cur.fetchone()
-    except psycopg2.Error as exc:
+    except (psycopg2.Error, ConfigError) as exc:  # ConfigError: ConnectionLost, say
         data["source_error"] = _first_line(exc)
         return data
     finally:

@@ -4,17 +4,14 @@ A destination holds one open batch at a time. Changes go in with ``insert``/``up
 ``delete``/``truncate``; ``commit(lsn)`` makes the whole batch durable *together with* the LSN it
 covers, which is what makes replication exactly-once.
 
-``PostgresDestination`` applies changes set-based, not row by row. Per table it keeps the *net*
-change of each primary key since the last flush: an insert then updates of the same row become
-one insert, an insert then a delete becomes nothing, a delete then an insert an upsert. Changes
-to different keys of a table commute (the replica tables have no constraint but the primary key,
-no triggers and no foreign keys), so a flush can apply them grouped by kind: inserts by COPY
-(a few as one ``INSERT``), upserts as one ``INSERT ... ON CONFLICT``, updates as
-``UPDATE ... FROM (VALUES ...)`` per set of changed columns, deletes as
-``DELETE ... USING (VALUES ...)``; statements travel together, with the progress row at commit,
-in one round trip. Buffers are flushed when they grow past a size, so memory stays bounded even
-inside a huge source transaction, and before anything whose order matters (truncate, DDL,
-savepoints).
+``PostgresDestination`` applies changes set-based, not row by row. Per table it folds the
+changes since the last flush into their *net* change per primary key (``netchange``), then
+emits them grouped by kind: inserts by COPY (a few as one ``INSERT``), upserts as one
+``INSERT ... ON CONFLICT``, updates as ``UPDATE ... FROM (VALUES ...)`` per set of changed
+columns, deletes as ``DELETE ... USING (VALUES ...)``; statements travel together, with the
+progress row at commit, in one round trip. Buffers are flushed when they grow past a size, so
+memory stays bounded even inside a huge source transaction, and before anything whose order
+matters (truncate, DDL, savepoints). HISTORY_MODE tables keep every version instead.
 """
 
 from __future__ import annotations
@@ -32,6 +29,7 @@ import psycopg2.extensions
 from psycopg2 import sql
 
 from zetl_replicator.catalog import TableInfo
+from zetl_replicator.netchange import Key, NetChanges, Row
 from zetl_replicator.pgoutput import UNCHANGED_TOAST, Value
 from zetl_replicator.state import (
     PostgresStateStore,
@@ -62,16 +60,6 @@ class ApplyError(Exception):
         self.received_lsn = 0  # how far the stream had come
         text = str(error).strip().replace("\n", " ")
         super().__init__(text or type(error).__name__)
-
-
-Row = tuple[Value, ...]
-Key = tuple[Value, ...]
-
-# The net change of one key since the last flush.
-INSERT = 0  # the row did not exist before: a plain insert (COPY)
-UPSERT = 1  # the row was deleted, then inserted again: insert or overwrite every column
-UPDATE = 2  # the row exists; set the columns that are not UNCHANGED_TOAST
-DELETE = 3
 
 
 class Destination(Protocol):
@@ -149,17 +137,6 @@ def utc_text(moment: datetime) -> str:
 
 
 @dataclass
-class _TableChanges:
-    """One table's net change per primary key since the last flush, in arrival order."""
-
-    table: TableInfo
-    key_positions: tuple[int, ...]
-    ops: dict[Key, tuple[int, Row]] = field(default_factory=dict)
-    changes: int = 0  # source changes folded in (for rows_applied)
-    size: int = 0
-
-
-@dataclass
 class _HistoryChanges:
     """A history table's changes since the last flush, each key touched once at most (a key
     touched again flushes first: every source change is a version of its own)."""
@@ -182,11 +159,6 @@ def copy_line(row: Sequence[Value]) -> str:
     return line + "\n"
 
 
-def _merge(base: Row, new: Row) -> Row:
-    """``new`` with its UNCHANGED_TOAST values taken from ``base``."""
-    return tuple(b if n is UNCHANGED_TOAST else n for b, n in zip(base, new, strict=True))
-
-
 class PostgresDestination:
     """Applies changes to the replica database over one connection (the replicator's role).
 
@@ -200,7 +172,7 @@ class PostgresDestination:
         self.conn = conn
         self.slot = slot
         self._store = PostgresStateStore(conn)
-        self._changes: dict[str, _TableChanges] = {}
+        self._changes: dict[str, NetChanges] = {}
         self._buffered = 0
         self._batch_bytes = 0
         self._rows: Counter[tuple[str, str]] = Counter()
@@ -230,16 +202,8 @@ class PostgresDestination:
             self._history_grew(history, size)
             return
         changes = self._table(table)
-        key = tuple([row[i] for i in changes.key_positions])
-        previous = changes.ops.get(key)
-        if previous is None:
-            changes.ops[key] = (INSERT, row)
-        elif previous[0] == DELETE:
-            changes.ops[key] = (UPSERT, row)
-        else:  # a key that is already there: apply what came before, then this insert
-            self._flush_table(table.qualified)
-            self._table(table).ops[key] = (INSERT, row)
-        self._grew(table, size)
+        changes.insert(row)
+        self._grew(changes, size)
 
     def update(self, table: TableInfo, old: Row | None, row: Row, size: int) -> None:
         """``old``: the old key ('K', the key changed) or old row ('O', identity full), or None."""
@@ -247,19 +211,8 @@ class PostgresDestination:
             self._history_update(table, old, row, size)
             return
         changes = self._table(table)
-        positions = changes.key_positions
-        new_key = tuple([row[i] for i in positions])
-        old_key = new_key if old is None else tuple([old[i] for i in positions])
-        if UNCHANGED_TOAST in new_key:  # a TOASTed key column, unchanged: the key is old_key
-            fixed = list(row)
-            for position, value in zip(positions, old_key, strict=True):
-                fixed[position] = value
-            row, new_key = tuple(fixed), old_key
-        if old_key == new_key:
-            self._update_in_place(changes, old_key, row)
-        else:
-            self._update_key(changes, old_key, new_key, row)
-        self._grew(table, size)
+        changes.update(old, row)
+        self._grew(changes, size)
 
     def delete(self, table: TableInfo, old: Row, size: int) -> None:
         if self.history and table.qualified in self.history:
@@ -269,13 +222,8 @@ class PostgresDestination:
             self._history_grew(history, size)
             return
         changes = self._table(table)
-        key = tuple([old[i] for i in changes.key_positions])
-        previous = changes.ops.get(key)
-        if previous is not None and previous[0] == INSERT:
-            del changes.ops[key]  # inserted since the last flush: as if it never was
-        else:
-            changes.ops[key] = (DELETE, key)
-        self._grew(table, size)
+        changes.delete(old)
+        self._grew(changes, size)
 
     def truncate(self, tables: Sequence[TableInfo]) -> None:
         for table in tables:
@@ -365,67 +313,16 @@ class PostgresDestination:
         self._script_bytes = 0
         self._buffered = 0
 
-    def _table(self, table: TableInfo) -> _TableChanges:
+    def _table(self, table: TableInfo) -> NetChanges:
         changes = self._changes.get(table.qualified)
         if changes is None or changes.table is not table:
             if changes is not None:  # the table's shape changed: apply the old shape first
                 self._flush_table(table.qualified)
-            names = [c.name for c in table.columns]
-            positions = tuple(names.index(k) for k in table.primary_key)
-            changes = self._changes[table.qualified] = _TableChanges(table, positions)
+            changes = self._changes[table.qualified] = NetChanges(table, self)
         return changes
 
-    def _update_in_place(self, changes: _TableChanges, key: Key, row: Row) -> None:
-        previous = changes.ops.get(key)
-        if previous is None:
-            changes.ops[key] = (UPDATE, row)
-        elif previous[0] == DELETE:  # an update of a deleted row: apply in order
-            self._flush_table(changes.table.qualified)
-            self._table(changes.table).ops[key] = (UPDATE, row)
-        else:
-            changes.ops[key] = (previous[0], _merge(previous[1], row))
-
-    def _update_key(self, changes: _TableChanges, old_key: Key, new_key: Key, row: Row) -> None:
-        """A primary-key change: the old key goes away, the new one gets the whole row."""
-        previous = changes.ops.get(old_key)
-        if UNCHANGED_TOAST in row:
-            if previous is None or previous[0] not in (INSERT, UPSERT):
-                # Values only the replica has move to the new key: a real UPDATE, in order.
-                self._flush_table(changes.table.qualified)
-                self._send_script()
-                self._update_key_in_place(changes.table, old_key, row)
-                return
-            row = _merge(previous[1], row)
-        if previous is not None and previous[0] == INSERT:
-            del changes.ops[old_key]
-        else:
-            changes.ops[old_key] = (DELETE, old_key)
-        target = changes.ops.get(new_key)
-        if target is None:
-            changes.ops[new_key] = (INSERT, row)
-        elif target[0] == DELETE:
-            changes.ops[new_key] = (UPSERT, row)
-        else:
-            self._flush_table(changes.table.qualified)
-            self._table(changes.table).ops[new_key] = (INSERT, row)
-
-    def _update_key_in_place(self, table: TableInfo, old_key: Key, row: Row) -> None:
-        changed = [i for i, v in enumerate(row) if v is not UNCHANGED_TOAST]
-        statement = sql.SQL("UPDATE {} SET {} WHERE {}").format(
-            table_identifier(table.schema, table.name),
-            sql.SQL(", ").join(
-                sql.SQL("{} = {}").format(sql.Identifier(table.columns[i].name), _typed(table, i))
-                for i in changed
-            ),
-            _key_match(table),
-        )
-        with self._refused({table.qualified}), self.conn.cursor() as cur:
-            cur.execute(statement, [*(row[i] for i in changed), *old_key])
-
-    def _grew(self, table: TableInfo, size: int) -> None:
-        changes = self._table(table)
-        changes.size += size
-        changes.changes += 1
+    def _grew(self, changes: NetChanges, size: int) -> None:
+        changes.counted(size)
         self._buffered += size
         self._batch_bytes += size
         if self._buffered >= FLUSH_BYTES:
@@ -496,40 +393,29 @@ class PostgresDestination:
         if history is not None:
             self._flush_history(history)
         changes = self._changes.pop(name, None)
-        if changes is None:
-            return
+        if changes is not None:
+            self.emit(changes)
+
+    # --- SQL emission (the folding's Sink) ---------------------------------------------------
+
+    def emit(self, changes: NetChanges) -> None:
+        """Apply a table's net changes: deletes, updates, upserts, then inserts by COPY."""
         self._buffered -= changes.size
         table = changes.table
         self._rows[(table.schema, table.name)] += changes.changes
-        deletes: list[Row] = []
-        updates: dict[tuple[int, ...], list[Row]] = {}
-        upserts: list[Row] = []
-        inserts: list[Row] = []
-        keys = set(changes.key_positions)
-        for kind, row in changes.ops.values():
-            if kind == INSERT:
-                inserts.append(row)
-            elif kind == UPDATE:
-                changed = tuple(
-                    i for i, v in enumerate(row) if v is not UNCHANGED_TOAST and i not in keys
-                )
-                if changed:  # else nothing but the key was "set": the row is as it was
-                    updates.setdefault(changed, []).append(row)
-            elif kind == UPSERT:
-                upserts.append(row)
-            else:
-                deletes.append(row)
-        if deletes:
-            self._script_rows(table, "delete", (), deletes)
-        for changed, rows in updates.items():
+        grouped = changes.grouped()
+        if grouped.deletes:
+            self._script_rows(table, "delete", (), grouped.deletes)
+        for changed, rows in grouped.updates.items():
             self._script_rows(
                 table,
                 "update",
                 changed,
                 [(*(r[i] for i in changes.key_positions), *(r[i] for i in changed)) for r in rows],
             )
-        if upserts:
-            self._script_rows(table, "upsert", (), upserts)
+        if grouped.upserts:
+            self._script_rows(table, "upsert", (), grouped.upserts)
+        inserts = grouped.inserts
         if 0 < len(inserts) < COPY_MIN_ROWS:
             self._script_rows(table, "insert", (), inserts)
         elif inserts:
@@ -541,6 +427,21 @@ class PostgresDestination:
                     ),
                     StringIO("".join([copy_line(row) for row in inserts])),
                 )
+
+    def update_key_in_order(self, table: TableInfo, old_key: Key, row: Row) -> None:
+        """A key change as a real UPDATE, after everything before it."""
+        self._send_script()
+        changed = [i for i, v in enumerate(row) if v is not UNCHANGED_TOAST]
+        statement = sql.SQL("UPDATE {} SET {} WHERE {}").format(
+            table_identifier(table.schema, table.name),
+            sql.SQL(", ").join(
+                sql.SQL("{} = {}").format(sql.Identifier(table.columns[i].name), _typed(table, i))
+                for i in changed
+            ),
+            _key_match(table),
+        )
+        with self._refused({table.qualified}), self.conn.cursor() as cur:
+            cur.execute(statement, [*(row[i] for i in changed), *old_key])
 
     def _script_rows(
         self, table: TableInfo, kind: str, changed: tuple[int, ...], rows: list[Row]
@@ -566,8 +467,7 @@ class PostgresDestination:
         found = self._templates.get(cache_key)
         if found is None:
             head, row, tail = (
-                part.as_string(self.conn).encode()
-                for part in _statement_parts(table, kind, changed)
+                part.as_string(self.conn).encode() for part in statement_parts(table, kind, changed)
             )
             found = self._templates[cache_key] = (head, row, tail)
         return found
@@ -615,7 +515,7 @@ def _key_match(table: TableInfo) -> sql.Composed:
     )
 
 
-def _statement_parts(
+def statement_parts(
     table: TableInfo, kind: str, changed: tuple[int, ...]
 ) -> tuple[sql.Composable, sql.Composable, sql.Composable]:
     """(head, one row of VALUES with placeholders, tail) of a set-based statement."""

@@ -35,7 +35,7 @@ class SnapshotPoint:
 
 
 def connect_source(url: str) -> psycopg2.extensions.connection:
-    conn = connect(url, options=TEXT_FORMAT_OPTIONS)
+    conn = connect(url, raise_lost=True, options=TEXT_FORMAT_OPTIONS)
     conn.autocommit = True
     return conn
 

@@ -96,7 +96,9 @@ def replica_url(warehouse_url: str, replica_database: str) -> str:
 
 
 def connect_replica(warehouse_url: str, replica_database: str) -> psycopg2.extensions.connection:
-    return connect(replica_url(warehouse_url, replica_database), options=TEXT_FORMAT_OPTIONS)
+    return connect(
+        replica_url(warehouse_url, replica_database), raise_lost=True, options=TEXT_FORMAT_OPTIONS
+    )
 
 
 def connect_replica_read_only(
@@ -133,7 +135,7 @@ def connect_replica_read_only(
 
 def ensure_replica_database(warehouse_url: str, replica_database: str) -> None:
     """Create the replica database (from the maintenance database) and the state store."""
-    admin = connect(warehouse_url)
+    admin = connect(warehouse_url, raise_lost=True)
     admin.autocommit = True
     try:
         with admin.cursor() as cur:
