@@ -14,9 +14,9 @@ import psycopg2
 import psycopg2.errors
 import pytest
 
+from services.replicator.tests.test_commands import zetl
+from services.replicator.tests.test_replication import Query, execute, rows, states
 from tests.harness import PostgresServer, free_port
-from tests.replicator.test_commands import zetl
-from tests.replicator.test_replication import Query, execute, rows, states
 from tests.support import running, wait_for
 from zetl.errors import DataError
 from zetl.http import serve_metrics

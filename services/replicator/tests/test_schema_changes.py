@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.replicator.test_replication import Query, execute, states
+from services.replicator.tests.test_replication import Query, execute, states
 from tests.support import running, wait_for
 from zetl_replicator.config import ReplicatorConfig
 from zetl_replicator.schema import is_widening
