@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import psycopg2
 import pytest
 
+from services.replicator.tests.test_netchange import T
 from tests.harness import PostgresServer
-from zetl_replicator.catalog import ColumnInfo, TableInfo
 from zetl_replicator.destination import (
     ApplyError,
     Destination,
@@ -24,16 +24,6 @@ from zetl_replicator.warehouse import connect_replica, ensure_replica_database
 
 pytestmark = pytest.mark.docker
 
-T = TableInfo(
-    "public",
-    "t",
-    (
-        ColumnInfo("id", "integer", "int4", True),
-        ColumnInfo("v", "text", "text", False),
-        ColumnInfo("n", "numeric(12,2)", "numeric", False),
-    ),
-    ("id",),
-)
 SLOT = "zetl_test"
 
 
