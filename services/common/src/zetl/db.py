@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -45,8 +47,78 @@ KEEPALIVES = {
 }
 
 
-def connect(url: str, **kwargs: Any) -> psycopg2.extensions.connection:
-    """Open a psycopg2 connection, turning an unreachable server into a clear ConfigError."""
+class ConnectionLost(ConfigError):  # noqa: N818 (a condition, like ConnectionResetError's)
+    """The server went away or cannot be reached yet: worth a reconnect, unlike the SQL, the
+    data or the credentials being wrong. Raised by ``connect``, by the round trips of the
+    connections it opens with ``raise_lost``, and inside ``connection_edge``; its cause is the
+    driver's error."""
+
+
+@contextmanager
+def connection_edge(*, stream: bool = False) -> Iterator[None]:
+    """Raise ``ConnectionLost`` for a driver error inside the block that means the server is
+    gone. ``stream``: the block reads a replication stream, where libpq reports a server
+    that vanished mid-stream as a bare DatabaseError ("no COPY in progress")."""
+    try:
+        yield
+    except psycopg2.Error as exc:
+        if is_connection_lost(exc) or (
+            stream
+            and isinstance(exc, psycopg2.DatabaseError)
+            and not isinstance(exc, psycopg2.OperationalError)
+        ):
+            raise ConnectionLost(_first_line(exc)) from exc
+        raise
+
+
+class _Cursor(psycopg2.extensions.cursor):
+    """A cursor whose round trips raise ConnectionLost when the server is gone."""
+
+    def execute(self, query: Any, vars: Any = None) -> None:
+        with connection_edge():
+            super().execute(query, vars)
+
+    def executemany(self, query: Any, vars_list: Any) -> None:
+        with connection_edge():
+            super().executemany(query, vars_list)
+
+    def copy_expert(self, sql: Any, file: Any, size: int = 8192) -> None:
+        with connection_edge():
+            super().copy_expert(sql, file, size)
+
+
+class _Connection(psycopg2.extensions.connection):
+    """A connection whose cursors, commits and rollbacks raise ConnectionLost when the server
+    is gone (``with conn:`` included)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.cursor_factory = _Cursor
+
+    def cursor(self, *args: Any, **kwargs: Any) -> Any:
+        with connection_edge():
+            return super().cursor(*args, **kwargs)
+
+    def commit(self) -> None:
+        with connection_edge():
+            super().commit()
+
+    def rollback(self) -> None:
+        with connection_edge():
+            super().rollback()
+
+    def __exit__(self, *exc_info: Any) -> None:
+        with connection_edge():
+            super().__exit__(*exc_info)
+
+
+def connect(url: str, *, raise_lost: bool = False, **kwargs: Any) -> psycopg2.extensions.connection:
+    """Open a psycopg2 connection: ConnectionLost while the server cannot be reached (yet),
+    ConfigError when it refuses us for good or the URL is wrong. ``raise_lost``: its
+    statements, commits and rollbacks raise ConnectionLost too when the server goes away
+    (else the driver's error, for callers that handle psycopg2's errors themselves)."""
+    if raise_lost:
+        kwargs.setdefault("connection_factory", _Connection)
     try:
         conn: psycopg2.extensions.connection = psycopg2.connect(url, **{**KEEPALIVES, **kwargs})
         return conn
@@ -55,8 +127,15 @@ def connect(url: str, **kwargs: Any) -> psycopg2.extensions.connection:
             f"{redact(url)} is not a libpq connection string (postgresql://user@host:port/db)"
         ) from exc
     except psycopg2.OperationalError as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"cannot connect to {redact(url)}: {reason}") from exc
+        reason = _first_line(exc)
+        # Refusals at connect time carry no SQLSTATE in psycopg2: libpq's text is all there is.
+        kind = ConfigError if any(r in reason for r in _PERMANENT_REFUSALS) else ConnectionLost
+        raise kind(f"cannot connect to {redact(url)}: {reason}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 # SQLSTATEs that mean the server went away: class 08 (connection exception), and the server
@@ -70,8 +149,8 @@ _PERMANENT_REFUSALS = ("authentication failed", "does not exist", "no pg_hba.con
 def is_connection_lost(exc: BaseException) -> bool:
     """Whether ``exc`` says the server went away or cannot be reached yet (worth a reconnect),
     rather than that the SQL, the data or the credentials are wrong (worth an error)."""
-    if isinstance(exc, ConfigError) and isinstance(exc.__cause__, psycopg2.OperationalError):
-        return not any(refusal in str(exc) for refusal in _PERMANENT_REFUSALS)
+    if isinstance(exc, ConnectionLost):
+        return True
     if isinstance(exc, psycopg2.InterfaceError):  # the connection is already closed
         return True
     if isinstance(exc, psycopg2.OperationalError):

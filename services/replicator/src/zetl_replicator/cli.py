@@ -150,7 +150,7 @@ def _status_data(config: ReplicatorConfig) -> dict[str, Any]:
         with src.cursor() as cur:
             cur.execute("SELECT pg_current_wal_lsn()::text")
             row = cur.fetchone()
-    except psycopg2.Error as exc:
+    except (psycopg2.Error, ConfigError) as exc:  # ConfigError: ConnectionLost, say
         data["source_error"] = _first_line(exc)
         return data
     finally:
@@ -290,20 +290,17 @@ def resync(
 ) -> None:
     """Re-copy one table while the others keep streaming (needs `zetl replicate` running)."""
     from zetl_replicator.config import ReplicatorConfig
-    from zetl_replicator.warehouse import (
-        TableState,
-        connect_replica,
-        read_table_states,
-        request_resync,
-    )
+    from zetl_replicator.state import PostgresStateStore, TableState
+    from zetl_replicator.warehouse import connect_replica
 
     console = _console()
     config = ReplicatorConfig.from_env()
     schema, _, name = table.rpartition(".")
     schema = schema or "public"
     replica = connect_replica(config.warehouse_url, config.replica_database)
+    store = PostgresStateStore(replica)
     try:
-        known = read_table_states(replica).get(f"{schema}.{name}")
+        known = store.table_states().get(f"{schema}.{name}")
         if known is None:
             raise ConfigError(f"{schema}.{name} is not a table the replicator knows")
         if known.state == TableState.FAILED and not known.apply_failed:
@@ -312,14 +309,14 @@ def resync(
                 f"{schema}.{name} is Failed ({known.reason}): zero-ETL does not replicate it, so it"
                 " cannot be re-copied. Fix the table (zetl doctor); it is picked up once eligible"
             )
-        if not request_resync(replica, schema, name):
+        if not store.request_resync(schema, name):
             raise ConfigError(f"{schema}.{name} is not a table the replicator knows")
         if not wait:
             return
         deadline = time.monotonic() + timeout
         with console.status(f"waiting for the replicator to re-copy {schema}.{name}"):
             while time.monotonic() < deadline:
-                status = read_table_states(replica).get(f"{schema}.{name}")
+                status = store.table_states().get(f"{schema}.{name}")
                 if status and status.state == TableState.SYNCED and not status.resync_requested:
                     console.print(f"{schema}.{name} re-copied: Synced")
                     return
@@ -363,18 +360,14 @@ def refresh(
     """Re-copy tables, as ALTER DATABASE ... INTEGRATION REFRESH does (the running replicator
     copies them while the others keep streaming)."""
     from zetl_replicator.config import ReplicatorConfig
-    from zetl_replicator.warehouse import (
-        TableState,
-        connect_replica_read_only,
-        read_table_states,
-        request_resync,
-    )
+    from zetl_replicator.state import PostgresStateStore, TableState
+    from zetl_replicator.warehouse import connect_replica_read_only
 
     kind, names = parse_refresh(clause)
     config = ReplicatorConfig.from_env()
     replica = connect_replica_read_only(config.warehouse_url, config.replica_database)
     try:
-        states = read_table_states(replica)
+        states = PostgresStateStore(replica).table_states()
     finally:
         replica.close()
     if kind == "tables":
@@ -393,9 +386,10 @@ def refresh(
 
     replica = connect_replica(config.warehouse_url, config.replica_database)
     try:
+        store = PostgresStateStore(replica)
         for name in chosen:
             schema, _, table = name.partition(".")
-            request_resync(replica, schema, table)
+            store.request_resync(schema, table)
     finally:
         replica.close()
     typer.echo(f"refresh requested for {len(chosen)} table(s): {', '.join(chosen) or '-'}")

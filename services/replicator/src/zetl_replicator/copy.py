@@ -65,7 +65,7 @@ def copy_table(
     The schema must exist (``ensure_schema``). Runs in ``warehouse``'s current transaction
     and leaves it open: the caller commits it together with the table's new state.
     """
-    source = connect(source_url, options=TEXT_FORMAT_OPTIONS)
+    source = connect(source_url, raise_lost=True, options=TEXT_FORMAT_OPTIONS)
     try:
         with source.cursor() as cur:
             cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")

@@ -4,17 +4,14 @@ A destination holds one open batch at a time. Changes go in with ``insert``/``up
 ``delete``/``truncate``; ``commit(lsn)`` makes the whole batch durable *together with* the LSN it
 covers, which is what makes replication exactly-once.
 
-``PostgresDestination`` applies changes set-based, not row by row. Per table it keeps the *net*
-change of each primary key since the last flush: an insert then updates of the same row become
-one insert, an insert then a delete becomes nothing, a delete then an insert an upsert. Changes
-to different keys of a table commute (the replica tables have no constraint but the primary key,
-no triggers and no foreign keys), so a flush can apply them grouped by kind: inserts by COPY
-(a few as one ``INSERT``), upserts as one ``INSERT ... ON CONFLICT``, updates as
-``UPDATE ... FROM (VALUES ...)`` per set of changed columns, deletes as
-``DELETE ... USING (VALUES ...)``; statements travel together, with the progress row at commit,
-in one round trip. Buffers are flushed when they grow past a size, so memory stays bounded even
-inside a huge source transaction, and before anything whose order matters (truncate, DDL,
-savepoints).
+``PostgresDestination`` applies changes set-based, not row by row. Per table it folds the
+changes since the last flush into their *net* change per primary key (``netchange``), then
+emits them grouped by kind: inserts by COPY (a few as one ``INSERT``), upserts as one
+``INSERT ... ON CONFLICT``, updates as ``UPDATE ... FROM (VALUES ...)`` per set of changed
+columns, deletes as ``DELETE ... USING (VALUES ...)``; statements travel together, with the
+progress row at commit, in one round trip. Buffers are flushed when they grow past a size, so
+memory stays bounded even inside a huge source transaction, and before anything whose order
+matters (truncate, DDL, savepoints). HISTORY_MODE tables keep every version instead.
 """
 
 from __future__ import annotations
@@ -23,7 +20,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from io import StringIO
 from typing import Protocol
 
@@ -31,10 +28,16 @@ import psycopg2
 import psycopg2.extensions
 from psycopg2 import sql
 
-from zetl.db import is_connection_lost
 from zetl_replicator.catalog import TableInfo
+from zetl_replicator.netchange import Key, NetChanges, Row
 from zetl_replicator.pgoutput import UNCHANGED_TOAST, Value
-from zetl_replicator.warehouse import progress_statement, rows_applied_statement, table_identifier
+from zetl_replicator.state import (
+    PostgresStateStore,
+    TableState,
+    progress_statement,
+    rows_applied_statement,
+)
+from zetl_replicator.warehouse import table_identifier
 
 FLUSH_BYTES = 8 * 1024 * 1024
 STATEMENT_PAGE = 1000  # rows per set-based statement
@@ -59,48 +62,78 @@ class ApplyError(Exception):
         super().__init__(text or type(error).__name__)
 
 
-Row = tuple[Value, ...]
-Key = tuple[Value, ...]
-
-# The net change of one key since the last flush.
-INSERT = 0  # the row did not exist before: a plain insert (COPY)
-UPSERT = 1  # the row was deleted, then inserted again: insert or overwrite every column
-UPDATE = 2  # the row exists; set the columns that are not UNCHANGED_TOAST
-DELETE = 3
-
-
 class Destination(Protocol):
-    def insert(self, table: TableInfo, row: Row, size: int) -> None: ...
+    """Where the apply loop's changes go: one open batch at a time.
 
-    def update(self, table: TableInfo, old: Row | None, row: Row, size: int) -> None: ...
+    Changes accumulate in the open batch and become durable only with ``commit``, together with
+    the LSN they cover; ``rollback`` forgets them. Within a batch, changes must take effect in
+    the order given for the same row, and a table's changes before ``truncate``, ``execute``
+    and ``savepoint`` come before them. Lost connections raise ``zetl.db.ConnectionLost``; a
+    change the destination refuses raises ``ApplyError`` naming the tables it may belong to.
+    """
 
-    def delete(self, table: TableInfo, old: Row, size: int) -> None: ...
+    change_time: str
+    """The source time of the changes coming in (UTC text): HISTORY_MODE versions get it."""
 
-    def truncate(self, tables: Sequence[TableInfo]) -> None: ...
-
-    def execute(self, statement: sql.Composable, table: TableInfo | None = None) -> None: ...
-
-    def savepoint(self, name: str) -> None: ...
-
-    def rollback_to(self, name: str) -> None: ...
-
-    def commit(self, lsn: int, commit_time: datetime | None) -> dict[tuple[str, str], int]: ...
-
-    def rollback(self) -> None: ...
+    isolate: bool
+    """Send each table's changes on their own, so that a refusal names one table."""
 
     @property
-    def pending_bytes(self) -> int: ...
+    def pending_bytes(self) -> int:
+        """About the bytes of changes in the open batch (the apply loop commits past a size)."""
+        ...
+
+    def insert(self, table: TableInfo, row: Row, size: int) -> None:
+        """Add ``row`` (every column, in ``table``'s order) to ``table``. ``size``: about the
+        bytes the change holds."""
+        ...
+
+    def update(self, table: TableInfo, old: Row | None, row: Row, size: int) -> None:
+        """Change the row whose key is ``old``'s (or ``row``'s when ``old`` is None) to ``row``;
+        ``old`` is the old key ('K', the key changed) or old row ('O', identity full).
+        ``UNCHANGED_TOAST`` values in ``row`` keep what the destination has."""
+        ...
+
+    def delete(self, table: TableInfo, old: Row, size: int) -> None:
+        """Remove the row whose key is ``old``'s (``old`` holds at least the key columns)."""
+        ...
+
+    def truncate(self, tables: Sequence[TableInfo]) -> None:
+        """Empty ``tables`` (after their changes so far)."""
+        ...
+
+    def execute(self, statement: sql.Composable, table: TableInfo | None = None) -> None:
+        """Run a schema change of ``table`` after the changes so far."""
+        ...
+
+    def set_table_state(self, table: TableInfo, state: TableState, reason: str) -> None:
+        """Record ``table``'s state in the open batch: durable with it, undone with it."""
+        ...
+
+    def savepoint(self, name: str) -> None:
+        """Mark the point a later ``rollback_to(name)`` returns to (everything before stays)."""
+        ...
+
+    def rollback_to(self, name: str) -> None:
+        """Undo everything since ``savepoint(name)``, buffered or sent."""
+        ...
+
+    def commit(self, lsn: int, commit_time: datetime | None) -> dict[tuple[str, str], int]:
+        """Make the batch durable with ``lsn`` as the progress (``commit_time``: the source
+        commit time of its last transaction, None when nothing of ours was in it); return the
+        changes applied per (schema, table). A new batch starts."""
+        ...
+
+    def rollback(self) -> None:
+        """Forget the open batch; a new one starts."""
+        ...
 
 
-@dataclass
-class _TableChanges:
-    """One table's net change per primary key since the last flush, in arrival order."""
-
-    table: TableInfo
-    key_positions: tuple[int, ...]
-    ops: dict[Key, tuple[int, Row]] = field(default_factory=dict)
-    changes: int = 0  # source changes folded in (for rows_applied)
-    size: int = 0
+def utc_text(moment: datetime) -> str:
+    """A moment as a UTC timestamp without time zone (history columns' type)."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment.isoformat(sep=" ")
 
 
 @dataclass
@@ -126,18 +159,20 @@ def copy_line(row: Sequence[Value]) -> str:
     return line + "\n"
 
 
-def _merge(base: Row, new: Row) -> Row:
-    """``new`` with its UNCHANGED_TOAST values taken from ``base``."""
-    return tuple(b if n is UNCHANGED_TOAST else n for b, n in zip(base, new, strict=True))
-
-
 class PostgresDestination:
-    """Applies changes to the replica database over one connection (the replicator's role)."""
+    """Applies changes to the replica database over one connection (the replicator's role).
 
-    def __init__(self, conn: psycopg2.extensions.connection, slot: str) -> None:
+    ``history``: the HISTORY_MODE tables ("schema.table"), whose changes add and close
+    versions; the caller keeps the set current (the registry shares it).
+    """
+
+    def __init__(
+        self, conn: psycopg2.extensions.connection, slot: str, history: set[str] | None = None
+    ) -> None:
         self.conn = conn
         self.slot = slot
-        self._changes: dict[str, _TableChanges] = {}
+        self._store = PostgresStateStore(conn)
+        self._changes: dict[str, NetChanges] = {}
         self._buffered = 0
         self._batch_bytes = 0
         self._rows: Counter[tuple[str, str]] = Counter()
@@ -148,8 +183,7 @@ class PostgresDestination:
         self._script_tables: set[str] = set()  # tables with statements in the unsent script
         # Send each table's statements on their own, so that a failure names its table.
         self.isolate = False
-        # HISTORY_MODE tables ("schema.table"): changes add and close versions
-        self.history: set[str] = set()
+        self.history: set[str] = set() if history is None else history
         self._history_changes: dict[str, _HistoryChanges] = {}
         # The source time of the changes coming in (UTC, as text): their versions' times
         self.change_time: str = ""
@@ -168,16 +202,8 @@ class PostgresDestination:
             self._history_grew(history, size)
             return
         changes = self._table(table)
-        key = tuple([row[i] for i in changes.key_positions])
-        previous = changes.ops.get(key)
-        if previous is None:
-            changes.ops[key] = (INSERT, row)
-        elif previous[0] == DELETE:
-            changes.ops[key] = (UPSERT, row)
-        else:  # a key that is already there: apply what came before, then this insert
-            self._flush_table(table.qualified)
-            self._table(table).ops[key] = (INSERT, row)
-        self._grew(table, size)
+        changes.insert(row)
+        self._grew(changes, size)
 
     def update(self, table: TableInfo, old: Row | None, row: Row, size: int) -> None:
         """``old``: the old key ('K', the key changed) or old row ('O', identity full), or None."""
@@ -185,19 +211,8 @@ class PostgresDestination:
             self._history_update(table, old, row, size)
             return
         changes = self._table(table)
-        positions = changes.key_positions
-        new_key = tuple([row[i] for i in positions])
-        old_key = new_key if old is None else tuple([old[i] for i in positions])
-        if UNCHANGED_TOAST in new_key:  # a TOASTed key column, unchanged: the key is old_key
-            fixed = list(row)
-            for position, value in zip(positions, old_key, strict=True):
-                fixed[position] = value
-            row, new_key = tuple(fixed), old_key
-        if old_key == new_key:
-            self._update_in_place(changes, old_key, row)
-        else:
-            self._update_key(changes, old_key, new_key, row)
-        self._grew(table, size)
+        changes.update(old, row)
+        self._grew(changes, size)
 
     def delete(self, table: TableInfo, old: Row, size: int) -> None:
         if self.history and table.qualified in self.history:
@@ -207,13 +222,8 @@ class PostgresDestination:
             self._history_grew(history, size)
             return
         changes = self._table(table)
-        key = tuple([old[i] for i in changes.key_positions])
-        previous = changes.ops.get(key)
-        if previous is not None and previous[0] == INSERT:
-            del changes.ops[key]  # inserted since the last flush: as if it never was
-        else:
-            changes.ops[key] = (DELETE, key)
-        self._grew(table, size)
+        changes.delete(old)
+        self._grew(changes, size)
 
     def truncate(self, tables: Sequence[TableInfo]) -> None:
         for table in tables:
@@ -245,15 +255,17 @@ class PostgresDestination:
             cur.execute(statement)
         self._templates.clear()
 
+    def set_table_state(self, table: TableInfo, state: TableState, reason: str) -> None:
+        with self._store.in_open_transaction():
+            self._store.set_table_state(table.schema, table.name, state, reason)
+
     def savepoint(self, name: str) -> None:
-        """Mark the point a later ``rollback_to(name)`` returns to (everything before it stays)."""
         self.flush()
         with self.conn.cursor() as cur:
             cur.execute(sql.SQL("SAVEPOINT {}").format(sql.Identifier(name)))
         self._rows_at_savepoint[name] = Counter(self._rows)
 
     def rollback_to(self, name: str) -> None:
-        """Undo everything since ``savepoint(name)``, buffered or sent."""
         self._discard_buffers()
         with self.conn.cursor() as cur:
             cur.execute(sql.SQL("ROLLBACK TO SAVEPOINT {}").format(sql.Identifier(name)))
@@ -301,67 +313,16 @@ class PostgresDestination:
         self._script_bytes = 0
         self._buffered = 0
 
-    def _table(self, table: TableInfo) -> _TableChanges:
+    def _table(self, table: TableInfo) -> NetChanges:
         changes = self._changes.get(table.qualified)
         if changes is None or changes.table is not table:
             if changes is not None:  # the table's shape changed: apply the old shape first
                 self._flush_table(table.qualified)
-            names = [c.name for c in table.columns]
-            positions = tuple(names.index(k) for k in table.primary_key)
-            changes = self._changes[table.qualified] = _TableChanges(table, positions)
+            changes = self._changes[table.qualified] = NetChanges(table, self)
         return changes
 
-    def _update_in_place(self, changes: _TableChanges, key: Key, row: Row) -> None:
-        previous = changes.ops.get(key)
-        if previous is None:
-            changes.ops[key] = (UPDATE, row)
-        elif previous[0] == DELETE:  # an update of a deleted row: apply in order
-            self._flush_table(changes.table.qualified)
-            self._table(changes.table).ops[key] = (UPDATE, row)
-        else:
-            changes.ops[key] = (previous[0], _merge(previous[1], row))
-
-    def _update_key(self, changes: _TableChanges, old_key: Key, new_key: Key, row: Row) -> None:
-        """A primary-key change: the old key goes away, the new one gets the whole row."""
-        previous = changes.ops.get(old_key)
-        if UNCHANGED_TOAST in row:
-            if previous is None or previous[0] not in (INSERT, UPSERT):
-                # Values only the replica has move to the new key: a real UPDATE, in order.
-                self._flush_table(changes.table.qualified)
-                self._send_script()
-                self._update_key_in_place(changes.table, old_key, row)
-                return
-            row = _merge(previous[1], row)
-        if previous is not None and previous[0] == INSERT:
-            del changes.ops[old_key]
-        else:
-            changes.ops[old_key] = (DELETE, old_key)
-        target = changes.ops.get(new_key)
-        if target is None:
-            changes.ops[new_key] = (INSERT, row)
-        elif target[0] == DELETE:
-            changes.ops[new_key] = (UPSERT, row)
-        else:
-            self._flush_table(changes.table.qualified)
-            self._table(changes.table).ops[new_key] = (INSERT, row)
-
-    def _update_key_in_place(self, table: TableInfo, old_key: Key, row: Row) -> None:
-        changed = [i for i, v in enumerate(row) if v is not UNCHANGED_TOAST]
-        statement = sql.SQL("UPDATE {} SET {} WHERE {}").format(
-            table_identifier(table.schema, table.name),
-            sql.SQL(", ").join(
-                sql.SQL("{} = {}").format(sql.Identifier(table.columns[i].name), _typed(table, i))
-                for i in changed
-            ),
-            _key_match(table),
-        )
-        with self._refused({table.qualified}), self.conn.cursor() as cur:
-            cur.execute(statement, [*(row[i] for i in changed), *old_key])
-
-    def _grew(self, table: TableInfo, size: int) -> None:
-        changes = self._table(table)
-        changes.size += size
-        changes.changes += 1
+    def _grew(self, changes: NetChanges, size: int) -> None:
+        changes.counted(size)
         self._buffered += size
         self._batch_bytes += size
         if self._buffered >= FLUSH_BYTES:
@@ -432,40 +393,29 @@ class PostgresDestination:
         if history is not None:
             self._flush_history(history)
         changes = self._changes.pop(name, None)
-        if changes is None:
-            return
+        if changes is not None:
+            self.emit(changes)
+
+    # --- SQL emission (the folding's Sink) ---------------------------------------------------
+
+    def emit(self, changes: NetChanges) -> None:
+        """Apply a table's net changes: deletes, updates, upserts, then inserts by COPY."""
         self._buffered -= changes.size
         table = changes.table
         self._rows[(table.schema, table.name)] += changes.changes
-        deletes: list[Row] = []
-        updates: dict[tuple[int, ...], list[Row]] = {}
-        upserts: list[Row] = []
-        inserts: list[Row] = []
-        keys = set(changes.key_positions)
-        for kind, row in changes.ops.values():
-            if kind == INSERT:
-                inserts.append(row)
-            elif kind == UPDATE:
-                changed = tuple(
-                    i for i, v in enumerate(row) if v is not UNCHANGED_TOAST and i not in keys
-                )
-                if changed:  # else nothing but the key was "set": the row is as it was
-                    updates.setdefault(changed, []).append(row)
-            elif kind == UPSERT:
-                upserts.append(row)
-            else:
-                deletes.append(row)
-        if deletes:
-            self._script_rows(table, "delete", (), deletes)
-        for changed, rows in updates.items():
+        grouped = changes.grouped()
+        if grouped.deletes:
+            self._script_rows(table, "delete", (), grouped.deletes)
+        for changed, rows in grouped.updates.items():
             self._script_rows(
                 table,
                 "update",
                 changed,
                 [(*(r[i] for i in changes.key_positions), *(r[i] for i in changed)) for r in rows],
             )
-        if upserts:
-            self._script_rows(table, "upsert", (), upserts)
+        if grouped.upserts:
+            self._script_rows(table, "upsert", (), grouped.upserts)
+        inserts = grouped.inserts
         if 0 < len(inserts) < COPY_MIN_ROWS:
             self._script_rows(table, "insert", (), inserts)
         elif inserts:
@@ -477,6 +427,21 @@ class PostgresDestination:
                     ),
                     StringIO("".join([copy_line(row) for row in inserts])),
                 )
+
+    def update_key_in_order(self, table: TableInfo, old_key: Key, row: Row) -> None:
+        """A key change as a real UPDATE, after everything before it."""
+        self._send_script()
+        changed = [i for i, v in enumerate(row) if v is not UNCHANGED_TOAST]
+        statement = sql.SQL("UPDATE {} SET {} WHERE {}").format(
+            table_identifier(table.schema, table.name),
+            sql.SQL(", ").join(
+                sql.SQL("{} = {}").format(sql.Identifier(table.columns[i].name), _typed(table, i))
+                for i in changed
+            ),
+            _key_match(table),
+        )
+        with self._refused({table.qualified}), self.conn.cursor() as cur:
+            cur.execute(statement, [*(row[i] for i in changed), *old_key])
 
     def _script_rows(
         self, table: TableInfo, kind: str, changed: tuple[int, ...], rows: list[Row]
@@ -502,8 +467,7 @@ class PostgresDestination:
         found = self._templates.get(cache_key)
         if found is None:
             head, row, tail = (
-                part.as_string(self.conn).encode()
-                for part in _statement_parts(table, kind, changed)
+                part.as_string(self.conn).encode() for part in statement_parts(table, kind, changed)
             )
             found = self._templates[cache_key] = (head, row, tail)
         return found
@@ -523,8 +487,6 @@ class PostgresDestination:
         try:
             yield
         except psycopg2.Error as exc:
-            if is_connection_lost(exc):
-                raise
             named = exc.diag.table_name
             if named and exc.diag.schema_name:  # constraint errors name their table
                 tables = {f"{exc.diag.schema_name}.{named}"}
@@ -553,7 +515,7 @@ def _key_match(table: TableInfo) -> sql.Composed:
     )
 
 
-def _statement_parts(
+def statement_parts(
     table: TableInfo, kind: str, changed: tuple[int, ...]
 ) -> tuple[sql.Composable, sql.Composable, sql.Composable]:
     """(head, one row of VALUES with placeholders, tail) of a set-based statement."""

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import psycopg2
 import psycopg2.extensions
 
-from zetl.db import connect, is_connection_lost
+from zetl.db import ConnectionLost, connect
 from zetl.errors import ConfigError
 from zetl_replicator.warehouse import connect_replica
 
@@ -201,17 +201,14 @@ class Monitor(threading.Thread):
         try:
             self._publish()
             self._warned = False
-        except (psycopg2.Error, OSError) as exc:
+        except (ConnectionLost, psycopg2.Error, OSError) as exc:
             # The replica database may not exist yet, a server may be restarting: next time.
-            for conn in (self._warehouse, self._replica):
-                if conn is not None and not conn.closed:
-                    conn.close()
-            self._warehouse = self._replica = None
-            if not self._warned and not is_connection_lost(exc):
+            self._close()
+            if not self._warned and not isinstance(exc, ConnectionLost):
                 log.warning("monitoring not updated", extra={"error": str(exc).strip()})
             self._warned = True
         except ConfigError as exc:  # cannot connect (yet): the replica database comes first
-            self._warehouse = self._replica = None
+            self._close()
             if not self._warned and "does not exist" not in str(exc):
                 log.warning("monitoring not updated", extra={"error": str(exc).strip()})
                 self._warned = True
@@ -219,6 +216,12 @@ class Monitor(threading.Thread):
             if not self._warned:
                 log.warning("monitoring not updated", extra={"error": str(exc).strip()})
             self._warned = True
+
+    def _close(self) -> None:
+        for conn in (self._warehouse, self._replica):
+            if conn is not None and not conn.closed:
+                conn.close()
+        self._warehouse = self._replica = None
 
     def _connections(
         self,

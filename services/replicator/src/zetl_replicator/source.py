@@ -10,7 +10,7 @@ import psycopg2.extensions
 import psycopg2.extras
 from psycopg2 import sql
 
-from zetl.db import connect, is_connection_lost
+from zetl.db import connect, connection_edge
 from zetl.errors import ConfigError
 from zetl_replicator.catalog import TEXT_FORMAT_OPTIONS, TableInfo
 from zetl_replicator.pgoutput import str_to_lsn
@@ -35,7 +35,7 @@ class SnapshotPoint:
 
 
 def connect_source(url: str) -> psycopg2.extensions.connection:
-    conn = connect(url, options=TEXT_FORMAT_OPTIONS)
+    conn = connect(url, raise_lost=True, options=TEXT_FORMAT_OPTIONS)
     conn.autocommit = True
     return conn
 
@@ -128,9 +128,7 @@ def publish(
     try:
         add_to_publication(conn, publication, tables)
         return {}
-    except psycopg2.Error as exc:
-        if is_connection_lost(exc):
-            raise
+    except psycopg2.Error as exc:  # a lost connection is ConnectionLost: not caught here
         if len(tables) == 1:
             return {tables[0].qualified: _first_line(exc)}
     refused: dict[str, str] = {}
@@ -138,8 +136,6 @@ def publish(
         try:
             add_to_publication(conn, publication, [table])
         except psycopg2.Error as exc:
-            if is_connection_lost(exc):
-                raise
             refused[table.qualified] = _first_line(exc)
     return refused
 
@@ -213,7 +209,8 @@ def create_slot(
     command = sql.SQL("CREATE_REPLICATION_SLOT {} {} LOGICAL pgoutput EXPORT_SNAPSHOT").format(
         sql.Identifier(slot), sql.SQL("TEMPORARY" if temporary else "")
     )
-    with replication.cursor() as cur:
+    # A replication connection's cursors are psycopg2's own: the edge is drawn here.
+    with connection_edge(), replication.cursor() as cur:
         cur.execute(command)
         row = cur.fetchone()
     assert row is not None

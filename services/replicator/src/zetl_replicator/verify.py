@@ -19,9 +19,9 @@ from zetl.errors import DataError
 from zetl_replicator import catalog, source
 from zetl_replicator.config import ReplicatorConfig
 from zetl_replicator.pgoutput import lsn_to_str, str_to_lsn
+from zetl_replicator.state import TableState
 from zetl_replicator.warehouse import (
     HISTORY_COLUMNS,
-    TableState,
     connect_replica_read_only,
     read_table_states,
 )

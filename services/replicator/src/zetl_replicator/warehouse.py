@@ -3,18 +3,14 @@
 Layout (docs/architecture.md): replicated tables keep their source schema, names and types in
 the replica database; the replicator's own state lives beside them in schema ``zetl``:
 
-- ``zetl.replication_progress``: per slot, the end LSN of the last source transaction applied
-  (written in the same warehouse transaction as the data it covers: exactly-once);
-- ``zetl.table_state``: per table, its state, the reason, the LSN its copy was taken at and the
-  rows applied. People query it as Redshift's ``svv_integration_table_state`` in the warehouse
-  database (``monitor.py`` keeps that in step).
+- ``zetl.replication_progress`` and ``zetl.table_state``: progress and table states, written
+  only through the state store (``state.py``);
+- ``zetl.integration``: the target database's options (``read_options``/``set_options``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime
-from enum import StrEnum
 
 import psycopg2.extensions
 from psycopg2 import sql
@@ -22,16 +18,9 @@ from psycopg2 import sql
 from zetl.db import connect, with_database
 from zetl.errors import DataError
 from zetl_replicator.catalog import TEXT_FORMAT_OPTIONS, ColumnInfo, TableInfo
-from zetl_replicator.pgoutput import lsn_to_str, str_to_lsn
+from zetl_replicator.state import PostgresStateStore, TableStatus
 
 STATE_SCHEMA = "zetl"
-
-
-class TableState(StrEnum):
-    SYNCED = "Synced"
-    INITIALIZING = "Initializing"
-    RESYNC_REQUIRED = "ResyncRequired"
-    FAILED = "Failed"
 
 
 _STATE_DDL = """
@@ -102,36 +91,14 @@ GRANT SELECT ON ALL TABLES IN SCHEMA zetl TO PUBLIC;
 """
 
 
-@dataclass(frozen=True)
-class Progress:
-    applied_lsn: int
-    source_commit_time: datetime | None
-    applied_at: datetime
-
-
-@dataclass(frozen=True)
-class TableStatus:
-    schema: str
-    name: str
-    state: TableState
-    reason: str | None
-    sync_lsn: int | None
-    rows_applied: int
-    resync_requested: bool
-    updated_at: datetime
-    apply_failed: bool = False
-
-    @property
-    def qualified(self) -> str:
-        return f"{self.schema}.{self.name}"
-
-
 def replica_url(warehouse_url: str, replica_database: str) -> str:
     return with_database(warehouse_url, replica_database)
 
 
 def connect_replica(warehouse_url: str, replica_database: str) -> psycopg2.extensions.connection:
-    return connect(replica_url(warehouse_url, replica_database), options=TEXT_FORMAT_OPTIONS)
+    return connect(
+        replica_url(warehouse_url, replica_database), raise_lost=True, options=TEXT_FORMAT_OPTIONS
+    )
 
 
 def connect_replica_read_only(
@@ -168,7 +135,7 @@ def connect_replica_read_only(
 
 def ensure_replica_database(warehouse_url: str, replica_database: str) -> None:
     """Create the replica database (from the maintenance database) and the state store."""
-    admin = connect(warehouse_url)
+    admin = connect(warehouse_url, raise_lost=True)
     admin.autocommit = True
     try:
         with admin.cursor() as cur:
@@ -187,137 +154,9 @@ def ensure_replica_database(warehouse_url: str, replica_database: str) -> None:
         conn.close()
 
 
-def read_progress(conn: psycopg2.extensions.connection, slot: str) -> Progress | None:
-    with conn.cursor() as cur:
-        cur.execute(
-            "SELECT applied_lsn::text, source_commit_time, applied_at"
-            " FROM zetl.replication_progress WHERE slot_name = %s",
-            (slot,),
-        )
-        row = cur.fetchone()
-    conn.commit()
-    if row is None:
-        return None
-    return Progress(str_to_lsn(row[0]), row[1], row[2])
-
-
-_PROGRESS_SQL = (
-    "INSERT INTO zetl.replication_progress AS p (slot_name, applied_lsn, source_commit_time)"
-    " VALUES (%s, %s::pg_lsn, %s) ON CONFLICT (slot_name) DO UPDATE SET"
-    " applied_lsn = excluded.applied_lsn,"
-    " source_commit_time = coalesce(excluded.source_commit_time, p.source_commit_time),"
-    " applied_at = now()"
-)
-
-
-def write_progress(
-    cur: psycopg2.extensions.cursor, slot: str, lsn: int, commit_time: datetime | None
-) -> None:
-    cur.execute(progress_statement(cur, slot, lsn, commit_time))
-
-
-def progress_statement(
-    cur: psycopg2.extensions.cursor, slot: str, lsn: int, commit_time: datetime | None
-) -> bytes:
-    """The statement ``write_progress`` runs, to send along with others in one round trip."""
-    return cur.mogrify(_PROGRESS_SQL, (slot, lsn_to_str(lsn), commit_time))
-
-
-def read_table_states(
-    conn: psycopg2.extensions.connection, *, commit: bool = True
-) -> dict[str, TableStatus]:
-    """Every table's state; ``commit=False`` reads inside the caller's open transaction."""
-    with conn.cursor() as cur:
-        cur.execute(
-            "SELECT schema_name, table_name, state, reason, sync_lsn::text, rows_applied,"
-            " resync_requested, updated_at, apply_failed FROM zetl.table_state"
-        )
-        rows = cur.fetchall()
-    if commit:
-        conn.commit()
-    states = {}
-    for r in rows:
-        status = TableStatus(
-            r[0],
-            r[1],
-            TableState(r[2]),
-            r[3],
-            str_to_lsn(r[4]) if r[4] else None,
-            r[5],
-            r[6],
-            r[7],
-            r[8],
-        )
-        states[status.qualified] = status
-    return states
-
-
-def set_table_state(
-    cur: psycopg2.extensions.cursor,
-    schema: str,
-    name: str,
-    state: TableState,
-    reason: str | None = None,
-    sync_lsn: int | None = None,
-    *,
-    reset_rows: bool = False,
-    apply_failed: bool = False,
-) -> None:
-    """Record a table's state (in the caller's transaction)."""
-    cur.execute(
-        "INSERT INTO zetl.table_state AS t (schema_name, table_name, state, reason, sync_lsn,"
-        " apply_failed) VALUES (%s, %s, %s, %s, %s::pg_lsn, %s)"
-        " ON CONFLICT (schema_name, table_name) DO UPDATE SET"
-        " state = excluded.state, reason = excluded.reason, apply_failed = excluded.apply_failed,"
-        " sync_lsn = coalesce(excluded.sync_lsn, t.sync_lsn),"
-        " rows_applied = CASE WHEN %s THEN 0 ELSE t.rows_applied END,"
-        " resync_requested = CASE WHEN excluded.state = 'Synced' THEN false"
-        "                         ELSE t.resync_requested END,"
-        " updated_at = now();"
-        " SELECT zetl.apply_visibility(%s, %s)",
-        (
-            schema,
-            name,
-            str(state),
-            reason,
-            lsn_to_str(sync_lsn) if sync_lsn else None,
-            apply_failed,
-            reset_rows,
-            schema,
-            name,
-        ),
-    )
-
-
-def rows_applied_statement(
-    cur: psycopg2.extensions.cursor, counts: dict[tuple[str, str], int]
-) -> bytes | None:
-    """One statement adding ``counts`` to the tables' rows_applied (None: nothing to add)."""
-    if not counts:
-        return None
-    values = b",".join(
-        cur.mogrify("(%s, %s, %s::bigint)", (schema, name, count))
-        for (schema, name), count in counts.items()
-    )
-    return (
-        b"UPDATE zetl.table_state AS t SET rows_applied = t.rows_applied + v.n,"
-        b" updated_at = now() FROM (VALUES " + values + b") AS v (schema_name, table_name, n)"
-        b" WHERE t.schema_name = v.schema_name AND t.table_name = v.table_name"
-    )
-
-
-def request_resync(conn: psycopg2.extensions.connection, schema: str, name: str) -> bool:
-    """Ask the replicator to re-copy a table; False when the table is not known."""
-    with conn, conn.cursor() as cur:
-        cur.execute(
-            "UPDATE zetl.table_state SET resync_requested = true, state = 'ResyncRequired',"
-            " reason = 'resync requested', apply_failed = false, updated_at = now()"
-            " WHERE schema_name = %s AND table_name = %s",
-            (schema, name),
-        )
-        known = cur.rowcount == 1
-        cur.execute("SELECT zetl.apply_visibility(%s, %s)", (schema, name))
-        return known
+def read_table_states(conn: psycopg2.extensions.connection) -> dict[str, TableStatus]:
+    """Every table's state (for readers outside the replicator: the state store's own read)."""
+    return PostgresStateStore(conn).table_states()
 
 
 OPTIONS = {  # the target database's options: name -> (column, kind)

@@ -39,6 +39,18 @@ def rows(url: str, statement: str) -> list:  # type: ignore[type-arg]
         conn.close()
 
 
+def columns(replica: Query, table: str) -> list[tuple[str, str]]:
+    """The replica table's columns and their types, in order (``table``: schema.table)."""
+    return [
+        (r[0], r[1])
+        for r in replica(
+            "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute"
+            f" WHERE attrelid = '{table}'::regclass AND attnum > 0 AND NOT attisdropped"
+            " ORDER BY attnum"
+        )
+    ]
+
+
 def states(replica: Query) -> dict[str, tuple[str, str | None]]:
     return {
         f"{r[0]}.{r[1]}": (r[2], r[3])

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from tests.replicator.test_replication import Query, execute, rows
+from services.replicator.tests.test_replication import Query, execute, rows
 from tests.support import running, wait_for
 from zetl_replicator.config import ReplicatorConfig
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from tests.replicator.test_commands import zetl
-from tests.replicator.test_fidelity import count, dev, table_state
-from tests.replicator.test_replication import Query, execute
+from services.replicator.tests.test_commands import zetl
+from services.replicator.tests.test_fidelity import count, dev, table_state
+from services.replicator.tests.test_replication import Query, execute
 from tests.support import running, wait_for
 from zetl_replicator.config import ReplicatorConfig
 from zetl_replicator.verify import verify

@@ -20,7 +20,7 @@ import psycopg2.extensions
 import psycopg2.extras
 import pytest
 
-from tests.replicator.test_replication import execute, rows
+from services.replicator.tests.test_replication import execute, rows
 from zetl_replicator import pgoutput
 from zetl_replicator.config import ReplicatorConfig
 

@@ -9,9 +9,9 @@ import urllib.request
 import psycopg2
 import pytest
 
+from services.replicator.tests.test_commands import zetl
+from services.replicator.tests.test_replication import Query, execute
 from tests.harness import PostgresServer
-from tests.replicator.test_commands import zetl
-from tests.replicator.test_replication import Query, execute
 from tests.support import running, wait_for
 from zetl.errors import DataError
 from zetl.http import serve_metrics

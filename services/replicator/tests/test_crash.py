@@ -13,9 +13,9 @@ import time
 import psycopg2
 import pytest
 
-from tests.replicator.conftest import env_for
-from tests.replicator.test_apply import fingerprint
-from tests.replicator.test_replication import execute, rows
+from services.replicator.tests.conftest import env_for
+from services.replicator.tests.test_apply import fingerprint
+from services.replicator.tests.test_replication import execute, rows
 from zetl_replicator.config import ReplicatorConfig
 from zetl_replicator.verify import verify
 

@@ -4,24 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.replicator.test_replication import Query, execute, states
+from services.replicator.tests.test_replication import Query, columns, execute, states
 from tests.support import running, wait_for
 from zetl_replicator.config import ReplicatorConfig
 from zetl_replicator.schema import is_widening
 from zetl_replicator.verify import verify
 
 pytestmark = pytest.mark.docker
-
-
-def columns(replica: Query, table: str) -> list[tuple[str, str]]:
-    return [
-        (r[0], r[1])
-        for r in replica(
-            "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute"
-            f" WHERE attrelid = 'public.{table}'::regclass AND attnum > 0 AND NOT attisdropped"
-            " ORDER BY attnum"
-        )
-    ]
 
 
 def test_added_dropped_widened_columns_and_new_tables(
@@ -47,7 +36,7 @@ def test_added_dropped_widened_columns_and_new_tables(
             "INSERT INTO t VALUES (2, 9000000000, repeat('c', 40), 2.50)",
         )
         wait_for(lambda: replica("SELECT count(*) FROM public.t") == [(2,)], "new row")
-        assert columns(replica, "t") == [
+        assert columns(replica, "public.t") == [
             ("id", "integer"),
             ("qty", "bigint"),
             ("code", "character varying(65535)"),  # AWS maps varchar(n) to VARCHAR(65535)

@@ -11,7 +11,7 @@ import psycopg2
 import psycopg2.extras
 import pytest
 
-from tests.replicator.test_replication import execute
+from services.replicator.tests.test_replication import execute
 from zetl_replicator import pgoutput
 from zetl_replicator.pgoutput import (
     UNCHANGED_TOAST,

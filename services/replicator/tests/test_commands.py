@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from services.replicator.tests.conftest import env_for
+from services.replicator.tests.test_replication import Query, execute
 from tests.harness import PostgresServer
-from tests.replicator.conftest import env_for
-from tests.replicator.test_replication import Query, execute
 from tests.support import running, wait_for
 from zetl_replicator.config import ReplicatorConfig
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import psycopg2
 import pytest
 
+from services.replicator.tests.test_commands import zetl
+from services.replicator.tests.test_replication import Query, execute, rows
 from tests.harness import PostgresServer
-from tests.replicator.test_commands import zetl
-from tests.replicator.test_replication import Query, execute, rows
 from tests.support import running, wait_for
 from zetl.errors import ConfigError, DataError
 from zetl_replicator import catalog

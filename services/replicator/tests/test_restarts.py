@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import psycopg2
 import pytest
 
+from services.replicator.tests.test_replication import Query, execute
 from tests.harness import SOURCE_SETTINGS, PostgresServer, running_postgres
-from tests.replicator.test_replication import Query, execute
 from tests.support import running, wait_for
 from zetl_replicator.config import ReplicatorConfig
 

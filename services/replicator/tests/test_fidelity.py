@@ -14,9 +14,9 @@ import psycopg2
 import psycopg2.errors
 import pytest
 
+from services.replicator.tests.test_commands import zetl
+from services.replicator.tests.test_replication import Query, columns, execute, rows, states
 from tests.harness import PostgresServer, free_port
-from tests.replicator.test_commands import zetl
-from tests.replicator.test_replication import Query, execute, rows, states
 from tests.support import running, wait_for
 from zetl.errors import DataError
 from zetl.http import serve_metrics
@@ -451,13 +451,7 @@ def test_resync_required_resyncs_by_itself_and_is_not_queryable_meanwhile(
         # re-copy without anyone asking.
         execute(src, "ALTER TABLE t ALTER COLUMN v TYPE int", "UPDATE t SET v = 0 WHERE id = 1")
         wait_for(
-            lambda: (
-                replica(
-                    "SELECT format_type(atttypid, atttypmod) FROM pg_attribute"
-                    " WHERE attrelid = 'public.t'::regclass AND attname = 'v'"
-                )
-                == [("integer",)]
-            ),
+            lambda: ("v", "integer") in columns(replica, "public.t"),
             "t re-copied with its new type",
             timeout=60,
         )
@@ -525,16 +519,6 @@ def test_verify_is_clean_after_every_ddl_kind_under_load(
         assert verify(config).ok
 
 
-def replica_types(replica: Query, table: str) -> dict[str, str]:
-    return {
-        r[0]: r[1]
-        for r in replica(
-            "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute"
-            f" WHERE attrelid = '{table}'::regclass AND attnum > 0 AND NOT attisdropped"
-        )
-    }
-
-
 def test_aws_supported_types_replicate_in_their_redshift_types(
     config: ReplicatorConfig, replica: Query
 ) -> None:
@@ -559,7 +543,7 @@ def test_aws_supported_types_replicate_in_their_redshift_types(
         )
         wait_for(lambda: count(replica, "public.t") == 2, "row streamed")
         assert table_state(config, "public.t") == ("Synced", None)
-        types = replica_types(replica, "public.t")
+        types = dict(columns(replica, "public.t"))
         assert types["name"] == types["note"] == "character varying(65535)"
         assert types["u"] == "character varying(36)"
         assert types["at"] == "character varying(19)" and types["att"] == "character varying(22)"

@@ -15,11 +15,11 @@ import urllib.request
 import psycopg2
 import pytest
 
+from services.replicator.tests.test_apply import fingerprint, replica_url, same_as_source
+from services.replicator.tests.test_crash import applied_lsn as stored_lsn
+from services.replicator.tests.test_crash import start_replicator
+from services.replicator.tests.test_replication import Query, execute, rows
 from tests.harness import free_port
-from tests.replicator.test_apply import fingerprint, replica_url, same_as_source
-from tests.replicator.test_crash import applied_lsn as stored_lsn
-from tests.replicator.test_crash import start_replicator
-from tests.replicator.test_replication import Query, execute, rows
 from tests.support import running, wait_for
 from zetl_replicator.config import ReplicatorConfig
 from zetl_replicator.pgoutput import str_to_lsn

@@ -1,0 +1,343 @@
+"""The apply loop: decoded messages in, destination writes and committed batches out.
+
+The loop takes lists of messages from the receiver and applies whole source transactions to
+the destination in batches; a batch is committed together with the end LSN of its last
+transaction (exactly-once), and only then is that LSN confirmed to the source. Streamed
+in-progress transactions are handled by ``streams.StreamedTransactions``; new tables, resync
+requests and eligibility changes by ``tablesync.TableSync`` between transactions.
+
+The seam where decoded row data becomes destination writes is ``ApplyLoop._on_row``: a row
+change of a routed table goes to ``Destination.insert/update/delete`` with the decoded tuple
+(text values, ``UNCHANGED_TOAST``, None). A faster bulk path plugs in there.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import psycopg2.extensions
+
+from zetl_replicator import catalog, pgoutput
+from zetl_replicator.config import ReplicatorConfig
+from zetl_replicator.destination import Destination
+from zetl_replicator.metrics import Metrics
+from zetl_replicator.netchange import Row
+from zetl_replicator.receiver import Idle, QueueItem, ReceiveFailed, Receiver
+from zetl_replicator.registry import TableRegistry
+from zetl_replicator.schema import SchemaChange, plan
+from zetl_replicator.state import TableState
+from zetl_replicator.streams import STREAM_MESSAGES, StreamedTransactions
+from zetl_replicator.tablesync import TableSync
+
+log = logging.getLogger(__name__)
+
+PROGRESS_IDLE_SECONDS = 1.0  # how often an idle replicator records the server's WAL end
+
+
+@dataclass
+class Isolation:
+    """After the warehouse refused a batch that held several tables' changes: each table's
+    statements are sent apart until the replica is past ``until``, to learn which one.
+    Outlives a session (the next one starts where the refused batch did)."""
+
+    until: int = 0
+
+
+@dataclass
+class Batch:
+    """The open batch: whole source transactions applied and not committed yet."""
+
+    lsn: int | None = None  # end LSN of its last transaction (None: nothing in it)
+    commit_time: datetime | None = None  # source commit time of its last transaction
+    started: float = 0.0  # monotonic time its first transaction began
+    transactions: int = 0
+
+
+@dataclass
+class Transaction:
+    """The source transaction being applied."""
+
+    begin: pgoutput.Begin | None = None  # None: between transactions
+    skipping: bool = False  # applied already (a resend): its changes are dropped
+
+
+class ApplyLoop:
+    """Applies the stream to the destination until ``stop``, for one streaming session."""
+
+    def __init__(
+        self,
+        *,
+        config: ReplicatorConfig,
+        metrics: Metrics,
+        registry: TableRegistry,
+        destination: Destination,
+        table_sync: TableSync,
+        src: psycopg2.extensions.connection,
+        applied_lsn: int,
+        isolation: Isolation,
+        state_changed: Callable[[], None],
+    ) -> None:
+        self.config = config
+        self.metrics = metrics
+        self.registry = registry
+        self.destination = destination
+        self.table_sync = table_sync
+        self.src = src  # for the source's view of a changed table (types, backfills)
+        self.applied_lsn = applied_lsn  # durable in the warehouse
+        self.isolation = isolation
+        self.state_changed = state_changed
+        self.transaction = Transaction()
+        self.batch = Batch()
+        self.streams = StreamedTransactions(self)
+        self.receiver: Receiver | None = None
+        self.last_progress_write = time.monotonic()
+        self.last_maintenance = 0.0
+        self.last_commit = 0.0
+        self.idle_wal_end = 0  # the newest idle position the server reported, to record
+        self.types: dict[tuple[int, int], tuple[str, str]] = {}
+        # replica table -> its VARCHAR(n) columns, for TRUNCATECOLUMNS
+        self.varchar_sizes: dict[int, tuple[catalog.TableInfo, tuple[tuple[int, int], ...]]] = {}
+
+    def run(self, receiver: Receiver, inbox: queue.Queue[QueueItem], stop: threading.Event) -> None:
+        """Apply what ``receiver`` puts in ``inbox`` until ``stop``; the open batch is committed
+        on the way out when no transaction is half applied."""
+        self.receiver = receiver
+        while not stop.is_set():
+            self.metrics.beat()
+            try:
+                item = inbox.get(timeout=0.1)
+            except queue.Empty:
+                self.between_transactions(None)
+                continue
+            if isinstance(item, ReceiveFailed):
+                raise item.error
+            if isinstance(item, Idle):
+                self.between_transactions(item.wal_end)
+                continue
+            last = len(item) - 1
+            for index, message in enumerate(item):
+                self.handle(message, end_of_input=index == last and inbox.empty())
+        idle = self.transaction.begin is None and self.streams.live is None
+        if idle and self.batch.lsn is not None:
+            self.commit_batch()
+
+    def close(self) -> None:
+        """Drop what is not committed (the batch, spooled transactions)."""
+        self.destination.rollback()
+        self.streams.close()
+
+    # --- messages ----------------------------------------------------------------------------
+
+    def handle(self, message: pgoutput.Message, *, end_of_input: bool) -> None:
+        streams = self.streams
+        if isinstance(message, STREAM_MESSAGES):
+            streams.on_message(message)
+        elif streams.stream_xid is not None:
+            streams.on_change(streams.stream_xid, message)
+        elif streams.live is not None:
+            streams.on_committed_while_live(message)
+        else:
+            self.apply(message, end_of_input=end_of_input)
+
+    def apply(self, message: pgoutput.Message, *, end_of_input: bool) -> None:
+        kind = type(message)
+        if kind is pgoutput.Insert or kind is pgoutput.Update or kind is pgoutput.Delete:
+            self._on_row(message)  # type: ignore[arg-type]  # narrowed by the line above
+        elif isinstance(message, pgoutput.Begin):
+            self.begin(message)
+            # The server starts at the stored LSN; this guards against a resend all the same.
+            self.transaction.skipping = message.final_lsn < self.applied_lsn
+            self.destination.change_time = utc_text(message.commit_time)
+            if self.batch.lsn is None:
+                self.batch.started = time.monotonic()
+            if self.metrics.pending_since is None and not self.transaction.skipping:
+                self.metrics.pending_since = message.commit_time
+        elif isinstance(message, pgoutput.Commit):
+            self._on_commit(message, end_of_input)
+        elif isinstance(message, pgoutput.Relation):
+            self._on_relation(message)
+        elif isinstance(message, pgoutput.Truncate):
+            tables = [t for rid in message.relation_ids if (t := self._target(rid)) is not None]
+            if tables:
+                self.destination.truncate(tables)
+        # Origin, Type, logical messages: nothing to apply.
+
+    def begin(self, begin: pgoutput.Begin | None, *, skipping: bool = False) -> None:
+        """Changes from now on belong to ``begin``'s transaction (None: to none)."""
+        self.transaction = Transaction(begin, skipping)
+        self.registry.new_transaction()
+
+    def _target(self, relation_id: int) -> catalog.TableInfo | None:
+        """The replica table a change goes to, or None when this change must not be applied."""
+        begin = self.transaction.begin
+        if self.transaction.skipping or begin is None:
+            return None
+        return self.registry.route(relation_id, begin.final_lsn)
+
+    def _on_row(self, message: pgoutput.Insert | pgoutput.Update | pgoutput.Delete) -> None:
+        """The seam: a decoded row change becomes a destination write."""
+        table = self._target(message.relation_id)
+        if table is None:
+            return
+        truncate = self.registry.options.truncatecolumns
+        if isinstance(message, pgoutput.Insert):
+            row = message.new
+            if truncate:
+                row = self._truncated(table, row)
+            self.destination.insert(table, row, message.size)
+        elif isinstance(message, pgoutput.Update):
+            row = message.new
+            if truncate:
+                row = self._truncated(table, row)
+            # The old key when the key changed ('K') or the whole old row ('O', identity full)
+            self.destination.update(table, message.old, row, message.size)
+        else:
+            self.destination.delete(table, message.old, message.size)
+
+    def _truncated(self, table: catalog.TableInfo, row: Row) -> Row:
+        """``row`` with values longer than their VARCHAR(n) column cut to n (TRUNCATECOLUMNS)."""
+        cached = self.varchar_sizes.get(id(table))
+        if cached is None or cached[0] is not table:
+            cached = self.varchar_sizes[id(table)] = (table, catalog.varchar_sizes(table))
+        cut: list[pgoutput.Value] | None = None
+        for i, n in cached[1]:
+            value = row[i]
+            if value is not None and len(value) > n and value is not pgoutput.UNCHANGED_TOAST:
+                if cut is None:
+                    cut = list(row)
+                cut[i] = value[:n]
+        return row if cut is None else tuple(cut)
+
+    def _on_relation(self, message: pgoutput.Relation) -> None:
+        registry = self.registry
+        registry.remember(message)
+        begin = self.transaction.begin
+        if self.transaction.skipping or begin is None:
+            return
+        name = f"{message.namespace}.{message.name}"
+        current = registry.applies(name, begin.final_lsn)
+        if current is None:
+            return  # not replicated, paused, or an older shape than the copy already has
+        change = plan(
+            current,
+            message,
+            self._type_of,
+            lambda column: catalog.added_column_backfill(
+                self.src, message.namespace, message.name, column
+            ),
+            lambda column: catalog.is_renamed_in_place(
+                self.src, message.namespace, message.name, column
+            ),
+        )
+        if change is None:
+            return
+        self.streams.schema_changed()  # undone if a live transaction rolls back: reload then
+        if isinstance(change, SchemaChange):
+            for statement in change.statements:
+                self.destination.execute(statement, current)
+            registry.reshape(name, change.table)
+            log.info("schema change applied", extra={"table": name})
+            return
+        registry.pause(name)
+        self.destination.set_table_state(current, TableState.RESYNC_REQUIRED, change)
+        self.state_changed()
+        log.warning("table needs a resync", extra={"table": name, "reason": change})
+
+    def _type_of(self, oid: int, modifier: int) -> tuple[str, str]:
+        key = (oid, modifier)
+        if key not in self.types:
+            self.types[key] = catalog.type_of(self.src, oid, modifier)
+        return self.types[key]
+
+    def _on_commit(self, message: pgoutput.Commit, end_of_input: bool) -> None:
+        skipped = self.transaction.skipping
+        self.begin(None)
+        if skipped:
+            return
+        self.add_to_batch(message.end_lsn, message.commit_time)
+        full = (
+            time.monotonic() - self.batch.started >= self.config.batch_max_seconds
+            or self.destination.pending_bytes >= self.config.batch_max_bytes
+        )
+        if (end_of_input or full) and self.streams.live is None and self._refresh_due():
+            self.commit_batch()
+
+    def _refresh_due(self) -> bool:
+        """REFRESH_INTERVAL: the replica moves at most once every so many seconds."""
+        interval = self.registry.options.refresh_interval
+        return not interval or time.monotonic() - self.last_commit >= interval
+
+    # --- batches and upkeep ------------------------------------------------------------------
+
+    def add_to_batch(self, end_lsn: int, commit_time: datetime) -> None:
+        """A source transaction ending at ``end_lsn`` is applied into the open batch."""
+        self.batch.lsn = end_lsn
+        self.batch.commit_time = commit_time
+        self.batch.transactions += 1
+
+    def discard_batch(self) -> None:
+        """The open batch was rolled back."""
+        self.batch.lsn, self.batch.transactions = None, 0
+
+    def commit_batch(self) -> None:
+        batch = self.batch
+        assert batch.lsn is not None
+        counts = self.destination.commit(batch.lsn, batch.commit_time)
+        self._applied(batch.lsn)
+        with self.metrics.lock:
+            for (schema, name), count in counts.items():
+                self.metrics.rows_applied[f"{schema}.{name}"] += count
+            self.metrics.transactions_applied += batch.transactions
+            self.metrics.batches_committed += 1
+            if batch.commit_time is not None:
+                self.metrics.lag_seconds = (datetime.now(UTC) - batch.commit_time).total_seconds()
+            self.metrics.pending_since = None
+        batch.lsn = None
+        batch.transactions = 0
+        self.last_commit = time.monotonic()
+
+    def _applied(self, lsn: int) -> None:
+        self.applied_lsn = max(self.applied_lsn, lsn)
+        assert self.receiver is not None
+        self.receiver.flush_lsn = self.applied_lsn  # only now may the source forget it
+        self.metrics.applied_lsn = self.applied_lsn
+        self.metrics.received_lsn = max(self.receiver.received_lsn, self.applied_lsn)
+        if self.destination.isolate and self.applied_lsn >= self.isolation.until:
+            self.destination.isolate, self.isolation.until = False, 0
+        self.last_progress_write = time.monotonic()
+
+    def between_transactions(self, wal_end: int | None) -> None:
+        if wal_end is not None:
+            # Kept, not dropped, when busy or throttled: the server sends an idle position once,
+            # and a quiet source sends no other, so a dropped one would leave the replica behind.
+            self.idle_wal_end = max(self.idle_wal_end, wal_end)
+        if self.transaction.begin is not None or self.streams.live is not None:
+            return
+        if self.batch.lsn is not None and self._refresh_due():
+            self.commit_batch()
+        now = time.monotonic()
+        if (
+            self.idle_wal_end > self.applied_lsn
+            and self.batch.lsn is None
+            and now - self.last_progress_write >= PROGRESS_IDLE_SECONDS
+        ):
+            # Nothing of ours up to there: record it so the slot (and lag) move on when idle.
+            self.destination.commit(self.idle_wal_end, None)
+            self._applied(self.idle_wal_end)
+            self.metrics.lag_seconds = 0.0  # caught up with everything the source has
+        if now - self.last_maintenance >= self.config.discovery_interval_seconds:
+            self.last_maintenance = now
+            self.table_sync.maintain()
+
+
+def utc_text(moment: datetime) -> str:
+    """A moment as a UTC timestamp without time zone (history columns' type)."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment.isoformat(sep=" ")

@@ -1,0 +1,138 @@
+"""The receiver: a thread that reads the replication stream and decodes it.
+
+It hands lists of decoded messages to the applier over a bounded queue and answers the
+server's keepalives even while apply is busy, so that receiving and applying overlap (receiving
+a large transaction alone takes about as long as native logical replication takes to apply it).
+A stream that ends (a server restart, a failover) is reported as ``ConnectionLost``: the
+applier's one place that handles it reconnects from the stored LSN.
+"""
+
+from __future__ import annotations
+
+import queue
+import select
+import threading
+from dataclasses import dataclass
+
+import psycopg2.extras
+
+from zetl.db import connection_edge
+from zetl_replicator import pgoutput
+
+QUEUE_LISTS = 64  # lists of up to LIST_SIZE messages between receiver and applier
+LIST_SIZE = 512
+
+
+@dataclass(frozen=True)
+class Idle:
+    """The server has sent everything up to ``wal_end`` and no transaction is open."""
+
+    wal_end: int
+
+
+@dataclass(frozen=True)
+class ReceiveFailed:
+    error: BaseException
+
+
+QueueItem = list[pgoutput.Message] | Idle | ReceiveFailed
+
+
+def start_stream(
+    replication: psycopg2.extras.LogicalReplicationConnection,
+    slot: str,
+    publication: str,
+    version: int,
+    start_lsn: int,
+) -> psycopg2.extras.ReplicationCursor:
+    """START_REPLICATION of ``slot`` from ``start_lsn`` with pgoutput protocol ``version``."""
+    options = {"proto_version": str(version), "publication_names": publication}
+    if version >= 2:  # large transactions arrive while they run, not only after commit
+        # Protocol 4 (16+) offers 'parallel': the same interleaved streams, and each
+        # Stream Abort carries its LSN and time, as RDS's own subscribers receive them.
+        options["streaming"] = "parallel" if version >= 4 else "on"
+    with connection_edge():
+        cursor = replication.cursor()
+        cursor.start_replication(
+            slot_name=slot,
+            decode=False,
+            start_lsn=start_lsn,
+            status_interval=1,
+            options=options,
+        )
+    return cursor
+
+
+class Receiver(threading.Thread):
+    """Reads and decodes the stream; answers the server's keepalives even while apply is busy."""
+
+    def __init__(
+        self,
+        cursor: psycopg2.extras.ReplicationCursor,
+        out: queue.Queue[QueueItem],
+        *,
+        parallel_abort: bool = False,
+    ):
+        super().__init__(name="zetl-receiver", daemon=True)
+        self.cursor = cursor
+        self.out = out
+        self.parallel_abort = parallel_abort  # protocol 4, streaming 'parallel'
+        self.flush_lsn = 0  # set by the applier once durable; read here (an int: atomic)
+        self.received_lsn = 0
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        try:
+            with connection_edge(stream=True):
+                self._receive()
+        except BaseException as exc:  # handed to the applier, which reconnects or stops
+            self._put(ReceiveFailed(exc))
+
+    def _receive(self) -> None:
+        batch: list[pgoutput.Message] = []
+        in_transaction = in_stream = False
+        last_idle = 0
+        while not self.stopping.is_set():
+            message = self.cursor.read_message()
+            if message is None:
+                if batch:
+                    self._put(batch)
+                    batch = []
+                wal_end = int(self.cursor.wal_end)
+                if not in_transaction and wal_end > last_idle:
+                    self._put(Idle(wal_end))
+                    last_idle = wal_end
+                self._feedback()
+                select.select([self.cursor], [], [], 0.2)
+                continue
+            decoded = pgoutput.decode(
+                message.payload, in_stream=in_stream, parallel_abort=self.parallel_abort
+            )
+            if type(decoded) is not pgoutput.Insert:  # most are: skip the checks
+                if isinstance(decoded, pgoutput.Begin):
+                    in_transaction = True
+                elif isinstance(decoded, pgoutput.Commit):
+                    in_transaction = False
+                elif isinstance(decoded, pgoutput.StreamStart):
+                    in_stream = True
+                elif isinstance(decoded, pgoutput.StreamStop):
+                    in_stream = False
+            self.received_lsn = max(self.received_lsn, int(message.data_start))
+            batch.append(decoded)
+            if len(batch) >= LIST_SIZE:
+                self._put(batch)
+                batch = []
+                self._feedback()
+
+    def _feedback(self, force: bool = False) -> None:
+        self.cursor.send_feedback(  # type: ignore[no-untyped-call]  # untyped in the stubs
+            write_lsn=self.received_lsn, flush_lsn=self.flush_lsn, force=force
+        )
+
+    def _put(self, item: QueueItem) -> None:
+        while not self.stopping.is_set():
+            try:
+                self.out.put(item, timeout=1.0)
+                return
+            except queue.Full:
+                self._feedback(force=True)  # keep the connection alive while apply catches up

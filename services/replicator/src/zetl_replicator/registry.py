@@ -1,0 +1,151 @@
+"""The registry of replicated tables: which tables changes are applied to, and where.
+
+It holds the replicated tables in the replica's shape, the LSN each table's copy was taken at
+(changes committed before it are in the copy), the paused tables (ResyncRequired: their changes
+are not applied), the tables kept in HISTORY_MODE's form, the Relation messages seen so far,
+and the routing of a change's relation to its replica table. The apply loop, the table sync and
+the session read and change it only through these methods.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import psycopg2.extensions
+
+from zetl.errors import DataError
+from zetl_replicator import catalog, pgoutput
+from zetl_replicator.state import StateStore, TableState
+from zetl_replicator.warehouse import DatabaseOptions, history_tables, without_history_columns
+
+
+class TableRegistry:
+    def __init__(self) -> None:
+        self.tables: dict[str, catalog.TableInfo] = {}  # replicated, by "schema.table"
+        self.sync_lsn: dict[str, int] = {}  # changes before this LSN are in the table's copy
+        self.paused: set[str] = set()  # ResyncRequired: changes are not applied
+        self.relations: dict[int, pgoutput.Relation] = {}
+        # Replica tables in HISTORY_MODE's form (the destination shares this set)
+        self.history: set[str] = set()
+        # The target database's options that shape how changes are applied
+        self.options = DatabaseOptions()
+        # relation id -> replica table (None: not applied), within the current transaction
+        self._routes: dict[int, catalog.TableInfo | None] = {}
+
+    # --- loading -----------------------------------------------------------------------------
+
+    def load(
+        self,
+        store: StateStore,
+        warehouse: psycopg2.extensions.connection,
+        scope: tuple[str, ...] | None,
+    ) -> None:
+        """The replicated tables as the replica has them. Reads in ``store``'s current
+        transaction mode (``in_open_transaction``: after a rollback to a savepoint undid a
+        schema change, say)."""
+        states = store.table_states()
+        replica = {t.qualified: t for t in catalog.list_tables(warehouse, scope)}
+        history = history_tables(warehouse)
+        self.tables, self.sync_lsn, self.paused = {}, {}, set()
+        self.history.clear()
+        self._routes.clear()
+        for name, status in states.items():
+            if status.state == TableState.FAILED or name not in replica:
+                continue
+            if name in history:  # replicated as the source has it: its columns and key
+                self.tables[name] = without_history_columns(replica[name], history[name])
+                self.history.add(name)
+            else:
+                self.tables[name] = replica[name]
+            self.sync_lsn[name] = status.sync_lsn or 0
+            if status.state == TableState.RESYNC_REQUIRED:
+                self.paused.add(name)
+
+    def start(self, tables: Iterable[catalog.TableInfo], lsn: int, *, history: bool) -> None:
+        """After the initial copy: ``tables`` were copied at ``lsn``."""
+        self.tables = {t.qualified: t.target() for t in tables}
+        self.sync_lsn = dict.fromkeys(self.tables, lsn)
+        self.paused = set()
+        self.history.clear()
+        if history:
+            self.history.update(self.tables)
+        self._routes.clear()
+
+    # --- changes of membership -----------------------------------------------------------------
+
+    def copied(self, table: catalog.TableInfo, lsn: int, *, history: bool) -> None:
+        """``table`` was (re)copied at ``lsn``: replicated from there, no longer paused."""
+        name = table.qualified
+        self.tables[name] = table.target()
+        if history:
+            self.history.add(name)
+        else:
+            self.history.discard(name)
+        self.sync_lsn[name] = lsn
+        self.paused.discard(name)
+        self._routes.clear()
+
+    def pause(self, name: str) -> None:
+        """Stop applying the table's changes until it is copied again."""
+        self.paused.add(name)
+        self._routes.clear()
+
+    def stop(self, name: str) -> None:
+        """The table no longer replicates (not eligible any more): nothing applied to it."""
+        self.tables.pop(name, None)
+        self._routes.clear()
+
+    def drop(self, name: str) -> None:
+        """The table is gone from the replication altogether."""
+        self.tables.pop(name, None)
+        self.paused.discard(name)
+        self.sync_lsn.pop(name, None)
+        self._routes.clear()
+
+    def reshape(self, name: str, table: catalog.TableInfo) -> None:
+        """A schema change gave the replica table a new shape."""
+        self.tables[name] = table
+        self._routes.clear()
+
+    # --- relations and routing ---------------------------------------------------------------
+
+    def remember(self, relation: pgoutput.Relation) -> None:
+        self.relations[relation.relation_id] = relation
+        self._routes.clear()
+
+    def relations_snapshot(self) -> dict[int, pgoutput.Relation]:
+        return dict(self.relations)
+
+    def restore_relations(self, relations: dict[int, pgoutput.Relation]) -> None:
+        self.relations = relations
+        self._routes.clear()
+
+    def new_transaction(self) -> None:
+        """Routes hold within one source transaction (they depend on its commit LSN)."""
+        self._routes.clear()
+
+    def route(self, relation_id: int, final_lsn: int) -> catalog.TableInfo | None:
+        """The replica table a change of a transaction committing at ``final_lsn`` goes to,
+        or None when it must not be applied (paused, or already in the table's copy)."""
+        if relation_id in self._routes:
+            return self._routes[relation_id]
+        relation = self.relations.get(relation_id)
+        if relation is None:
+            raise DataError(f"change for relation {relation_id} before its Relation message")
+        name = f"{relation.namespace}.{relation.name}"
+        table = self.tables.get(name)
+        if name in self.paused or final_lsn < self.sync_lsn.get(name, 0):
+            table = None  # paused, or committed before this table's copy was taken: in it
+        self._routes[relation_id] = table
+        return table
+
+    def applies(self, name: str, final_lsn: int) -> catalog.TableInfo | None:
+        """The replicated table ``name`` when changes committing at ``final_lsn`` apply."""
+        table = self.tables.get(name)
+        if table is None or name in self.paused or final_lsn < self.sync_lsn.get(name, 0):
+            return None
+        return table
+
+    def copies_newer_than(self, lsn: int) -> bool:
+        """Whether some table's copy was taken after ``lsn``."""
+        return any(copied > lsn for copied in self.sync_lsn.values())

@@ -1,0 +1,427 @@
+"""The replicator's durable state: where streaming resumes, and each table's state.
+
+Every write of progress and table state goes through a ``StateStore``. The Postgres store
+keeps them in the replica database, schema ``zetl`` (created by
+``warehouse.ensure_replica_database``):
+
+- ``zetl.replication_progress``: per slot, the end LSN of the last source transaction applied,
+  written in the same warehouse transaction as the data it covers (exactly-once);
+- ``zetl.table_state``: per table, its state, the reason, the LSN its copy was taken at and the
+  rows applied. The monitor copies it into ``svv_integration_table_state`` of the warehouse
+  database.
+
+A write outside ``transaction()`` is committed at once; inside it, with the others when the
+block ends (rolled back if it raises). Writes that must share the destination's open batch
+(the progress at a commit, a table paused by a schema change) are taken as statements by the
+destination (``progress_statement`` and friends), so that the SQL still lives here.
+The memory store behaves the same for unit tests of the parts that use a store.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Protocol
+
+import psycopg2.extensions
+
+from zetl_replicator.pgoutput import lsn_to_str, str_to_lsn
+
+
+class TableState(StrEnum):
+    SYNCED = "Synced"
+    INITIALIZING = "Initializing"
+    RESYNC_REQUIRED = "ResyncRequired"
+    FAILED = "Failed"
+
+
+@dataclass(frozen=True)
+class Progress:
+    applied_lsn: int
+    source_commit_time: datetime | None
+    applied_at: datetime
+
+
+@dataclass(frozen=True)
+class TableStatus:
+    schema: str
+    name: str
+    state: TableState
+    reason: str | None
+    sync_lsn: int | None
+    rows_applied: int
+    resync_requested: bool
+    updated_at: datetime
+    apply_failed: bool = False
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+
+class StateStore(Protocol):
+    """Progress and table states, durable. Writes commit at once unless inside
+    ``transaction()``, which commits them together (or none of them) when it ends."""
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """Group the writes inside the block into one transaction."""
+        ...
+
+    def in_open_transaction(self) -> AbstractContextManager[None]:
+        """Read and write inside the block in the transaction its owner has open (the
+        destination's batch, say): neither committed nor rolled back here."""
+        ...
+
+    def progress(self, slot: str) -> Progress | None:
+        """Where ``slot``'s streaming resumes (None: nothing applied yet, copy first)."""
+        ...
+
+    def set_progress(self, slot: str, lsn: int, commit_time: datetime | None) -> None:
+        """Record that everything up to ``lsn`` is applied (``commit_time``: its source
+        commit time, None keeps the one recorded)."""
+        ...
+
+    def forget_progress(self, slot: str) -> None:
+        """Drop ``slot``'s progress: the next start copies every table afresh."""
+        ...
+
+    def table_states(self) -> dict[str, TableStatus]:
+        """Every known table's state, by "schema.table"."""
+        ...
+
+    def set_table_state(
+        self,
+        schema: str,
+        name: str,
+        state: TableState,
+        reason: str | None = None,
+        *,
+        sync_lsn: int | None = None,
+        reset_rows: bool = False,
+        apply_failed: bool = False,
+    ) -> None:
+        """Record a table's state. ``sync_lsn`` None keeps the recorded one; ``reset_rows``
+        zeroes rows_applied (a fresh copy); Synced clears a resync request."""
+        ...
+
+    def add_rows_applied(self, counts: dict[tuple[str, str], int]) -> None:
+        """Add changes applied to the tables' rows_applied."""
+        ...
+
+    def forget_table(self, schema: str, name: str) -> None:
+        """The table is no longer replicated (gone from the source): no state at all."""
+        ...
+
+    def request_resync(self, schema: str, name: str) -> bool:
+        """Ask for a re-copy of the table (False: not known)."""
+        ...
+
+
+_PROGRESS_SQL = (
+    "INSERT INTO zetl.replication_progress AS p (slot_name, applied_lsn, source_commit_time)"
+    " VALUES (%s, %s::pg_lsn, %s) ON CONFLICT (slot_name) DO UPDATE SET"
+    " applied_lsn = excluded.applied_lsn,"
+    " source_commit_time = coalesce(excluded.source_commit_time, p.source_commit_time),"
+    " applied_at = now()"
+)
+_TABLE_STATE_SQL = (
+    "INSERT INTO zetl.table_state AS t (schema_name, table_name, state, reason, sync_lsn,"
+    " apply_failed) VALUES (%s, %s, %s, %s, %s::pg_lsn, %s)"
+    " ON CONFLICT (schema_name, table_name) DO UPDATE SET"
+    " state = excluded.state, reason = excluded.reason, apply_failed = excluded.apply_failed,"
+    " sync_lsn = coalesce(excluded.sync_lsn, t.sync_lsn),"
+    " rows_applied = CASE WHEN %s THEN 0 ELSE t.rows_applied END,"
+    " resync_requested = CASE WHEN excluded.state = 'Synced' THEN false"
+    "                         ELSE t.resync_requested END,"
+    " updated_at = now();"
+    " SELECT zetl.apply_visibility(%s, %s)"
+)
+
+
+class PostgresStateStore:
+    """The state store in the replica database, over ``conn`` (the replicator's role)."""
+
+    def __init__(self, conn: psycopg2.extensions.connection) -> None:
+        self.conn = conn
+        self._depth = 0
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        self._depth += 1
+        try:
+            yield
+        except BaseException:
+            if self._depth == 1 and not self.conn.closed:
+                self.conn.rollback()
+            raise
+        finally:
+            self._depth -= 1
+        if self._depth == 0:
+            self.conn.commit()
+
+    @contextmanager
+    def in_open_transaction(self) -> Iterator[None]:
+        self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
+
+    def _done(self) -> None:
+        if self._depth == 0:
+            self.conn.commit()
+
+    # --- progress ----------------------------------------------------------------------------
+
+    def progress(self, slot: str) -> Progress | None:
+        with self.conn.cursor() as cur:
+            cur.execute(
+                "SELECT applied_lsn::text, source_commit_time, applied_at"
+                " FROM zetl.replication_progress WHERE slot_name = %s",
+                (slot,),
+            )
+            row = cur.fetchone()
+        self._done()
+        return None if row is None else Progress(str_to_lsn(row[0]), row[1], row[2])
+
+    def set_progress(self, slot: str, lsn: int, commit_time: datetime | None) -> None:
+        with self.conn.cursor() as cur:
+            cur.execute(progress_statement(cur, slot, lsn, commit_time))
+        self._done()
+
+    def forget_progress(self, slot: str) -> None:
+        with self.conn.cursor() as cur:
+            cur.execute("DELETE FROM zetl.replication_progress WHERE slot_name = %s", (slot,))
+        self._done()
+
+    # --- tables ------------------------------------------------------------------------------
+
+    def table_states(self) -> dict[str, TableStatus]:
+        with self.conn.cursor() as cur:
+            cur.execute(
+                "SELECT schema_name, table_name, state, reason, sync_lsn::text, rows_applied,"
+                " resync_requested, updated_at, apply_failed FROM zetl.table_state"
+            )
+            rows = cur.fetchall()
+        self._done()
+        states = {}
+        for r in rows:
+            status = TableStatus(
+                r[0],
+                r[1],
+                TableState(r[2]),
+                r[3],
+                str_to_lsn(r[4]) if r[4] else None,
+                r[5],
+                r[6],
+                r[7],
+                r[8],
+            )
+            states[status.qualified] = status
+        return states
+
+    def set_table_state(
+        self,
+        schema: str,
+        name: str,
+        state: TableState,
+        reason: str | None = None,
+        *,
+        sync_lsn: int | None = None,
+        reset_rows: bool = False,
+        apply_failed: bool = False,
+    ) -> None:
+        with self.conn.cursor() as cur:
+            cur.execute(
+                table_state_statement(
+                    cur,
+                    schema,
+                    name,
+                    state,
+                    reason,
+                    sync_lsn=sync_lsn,
+                    reset_rows=reset_rows,
+                    apply_failed=apply_failed,
+                )
+            )
+        self._done()
+
+    def add_rows_applied(self, counts: dict[tuple[str, str], int]) -> None:
+        with self.conn.cursor() as cur:
+            statement = rows_applied_statement(cur, counts)
+            if statement is not None:
+                cur.execute(statement)
+        self._done()
+
+    def forget_table(self, schema: str, name: str) -> None:
+        with self.conn.cursor() as cur:
+            cur.execute(
+                "DELETE FROM zetl.table_state WHERE schema_name = %s AND table_name = %s",
+                (schema, name),
+            )
+        self._done()
+
+    def request_resync(self, schema: str, name: str) -> bool:
+        with self.conn.cursor() as cur:
+            cur.execute(
+                "UPDATE zetl.table_state SET resync_requested = true, state = 'ResyncRequired',"
+                " reason = 'resync requested', apply_failed = false, updated_at = now()"
+                " WHERE schema_name = %s AND table_name = %s",
+                (schema, name),
+            )
+            known = cur.rowcount == 1
+            cur.execute("SELECT zetl.apply_visibility(%s, %s)", (schema, name))
+        self._done()
+        return known
+
+
+# Statements for writes that travel in someone else's transaction (the destination's batch).
+
+
+def progress_statement(
+    cur: psycopg2.extensions.cursor, slot: str, lsn: int, commit_time: datetime | None
+) -> bytes:
+    return cur.mogrify(_PROGRESS_SQL, (slot, lsn_to_str(lsn), commit_time))
+
+
+def table_state_statement(
+    cur: psycopg2.extensions.cursor,
+    schema: str,
+    name: str,
+    state: TableState,
+    reason: str | None = None,
+    *,
+    sync_lsn: int | None = None,
+    reset_rows: bool = False,
+    apply_failed: bool = False,
+) -> bytes:
+    return cur.mogrify(
+        _TABLE_STATE_SQL,
+        (
+            schema,
+            name,
+            str(state),
+            reason,
+            lsn_to_str(sync_lsn) if sync_lsn else None,
+            apply_failed,
+            reset_rows,
+            schema,
+            name,
+        ),
+    )
+
+
+def rows_applied_statement(
+    cur: psycopg2.extensions.cursor, counts: dict[tuple[str, str], int]
+) -> bytes | None:
+    """One statement adding ``counts`` to the tables' rows_applied (None: nothing to add)."""
+    if not counts:
+        return None
+    values = b",".join(
+        cur.mogrify("(%s, %s, %s::bigint)", (schema, name, count))
+        for (schema, name), count in counts.items()
+    )
+    return (
+        b"UPDATE zetl.table_state AS t SET rows_applied = t.rows_applied + v.n,"
+        b" updated_at = now() FROM (VALUES " + values + b") AS v (schema_name, table_name, n)"
+        b" WHERE t.schema_name = v.schema_name AND t.table_name = v.table_name"
+    )
+
+
+class MemoryStateStore:
+    """The state store in memory, with the Postgres store's behaviour: for unit tests."""
+
+    def __init__(self) -> None:
+        self.progresses: dict[str, Progress] = {}
+        self.tables: dict[str, TableStatus] = {}
+        self._depth = 0
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        saved = (copy.copy(self.progresses), copy.copy(self.tables))
+        self._depth += 1
+        try:
+            yield
+        except BaseException:
+            if self._depth == 1:
+                self.progresses, self.tables = saved
+            raise
+        finally:
+            self._depth -= 1
+
+    @contextmanager
+    def in_open_transaction(self) -> Iterator[None]:
+        yield
+
+    def progress(self, slot: str) -> Progress | None:
+        return self.progresses.get(slot)
+
+    def set_progress(self, slot: str, lsn: int, commit_time: datetime | None) -> None:
+        before = self.progresses.get(slot)
+        if commit_time is None and before is not None:
+            commit_time = before.source_commit_time
+        self.progresses[slot] = Progress(lsn, commit_time, datetime.now(UTC))
+
+    def forget_progress(self, slot: str) -> None:
+        self.progresses.pop(slot, None)
+
+    def table_states(self) -> dict[str, TableStatus]:
+        return dict(self.tables)
+
+    def set_table_state(
+        self,
+        schema: str,
+        name: str,
+        state: TableState,
+        reason: str | None = None,
+        *,
+        sync_lsn: int | None = None,
+        reset_rows: bool = False,
+        apply_failed: bool = False,
+    ) -> None:
+        now = datetime.now(UTC)
+        before = self.tables.get(f"{schema}.{name}")
+        if before is None:
+            self.tables[f"{schema}.{name}"] = TableStatus(
+                schema, name, state, reason, sync_lsn, 0, False, now, apply_failed
+            )
+            return
+        self.tables[before.qualified] = replace(
+            before,
+            state=state,
+            reason=reason,
+            apply_failed=apply_failed,
+            sync_lsn=sync_lsn or before.sync_lsn,
+            rows_applied=0 if reset_rows else before.rows_applied,
+            resync_requested=False if state == TableState.SYNCED else before.resync_requested,
+            updated_at=now,
+        )
+
+    def add_rows_applied(self, counts: dict[tuple[str, str], int]) -> None:
+        for (schema, name), count in counts.items():
+            before = self.tables.get(f"{schema}.{name}")
+            if before is not None:
+                self.tables[before.qualified] = replace(
+                    before, rows_applied=before.rows_applied + count
+                )
+
+    def forget_table(self, schema: str, name: str) -> None:
+        self.tables.pop(f"{schema}.{name}", None)
+
+    def request_resync(self, schema: str, name: str) -> bool:
+        before = self.tables.get(f"{schema}.{name}")
+        if before is None:
+            return False
+        self.tables[before.qualified] = replace(
+            before,
+            resync_requested=True,
+            state=TableState.RESYNC_REQUIRED,
+            reason="resync requested",
+            apply_failed=False,
+            updated_at=datetime.now(UTC),
+        )
+        return True

@@ -1,0 +1,153 @@
+"""The Postgres destination against a real replica database: the batch contract (durable with
+its LSN, undone with a rollback, table states inside it), refusals naming their table, and the
+SQL it emits, as strings."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import psycopg2
+import pytest
+
+from services.replicator.tests.test_netchange import T
+from tests.harness import PostgresServer
+from zetl_replicator.destination import (
+    ApplyError,
+    Destination,
+    PostgresDestination,
+    statement_parts,
+)
+from zetl_replicator.pgoutput import UNCHANGED_TOAST
+from zetl_replicator.state import PostgresStateStore, TableState
+from zetl_replicator.warehouse import connect_replica, ensure_replica_database
+
+pytestmark = pytest.mark.docker
+
+SLOT = "zetl_test"
+
+
+@pytest.fixture
+def replica_conn(
+    warehouse_url: str, warehouse_server: PostgresServer
+) -> Iterator[psycopg2.extensions.connection]:
+    name = f"replica_{uuid.uuid4().hex[:10]}"
+    ensure_replica_database(warehouse_url, name)
+    conn = connect_replica(warehouse_url, name)
+    with conn.cursor() as cur:
+        cur.execute(
+            "CREATE TABLE public.t (id int PRIMARY KEY, v text, n numeric(12,2) CHECK (n >= 0))"
+        )
+    conn.commit()
+    PostgresStateStore(conn).set_table_state("public", "t", TableState.SYNCED, sync_lsn=1)
+    try:
+        yield conn
+    finally:
+        conn.close()
+        warehouse_server.drop_database(name)
+
+
+def rows(conn: psycopg2.extensions.connection) -> list[tuple[object, ...]]:
+    with conn.cursor() as cur:
+        cur.execute("SELECT id, v, n::text FROM public.t ORDER BY id")
+        found = cur.fetchall()
+    conn.rollback()
+    return found
+
+
+def destination(conn: psycopg2.extensions.connection) -> Destination:
+    """Typed as the interface the apply loop sees."""
+    return PostgresDestination(conn, SLOT)
+
+
+def test_a_batch_is_durable_with_its_lsn_and_counts_its_changes(
+    replica_conn: psycopg2.extensions.connection,
+) -> None:
+    dest = destination(replica_conn)
+    dest.insert(T, ("1", "a", "1.00"), 10)
+    dest.insert(T, ("2", "b", "2.00"), 10)
+    dest.update(T, None, ("1", "A", UNCHANGED_TOAST), 10)
+    dest.delete(T, ("2", None, None), 10)
+    assert dest.pending_bytes == 40
+    counts = dest.commit(1000, None)
+    assert counts == {("public", "t"): 4}
+    assert rows(replica_conn) == [(1, "A", "1.00")]
+    store = PostgresStateStore(replica_conn)
+    progress = store.progress(SLOT)
+    assert progress is not None and progress.applied_lsn == 1000
+    assert store.table_states()["public.t"].rows_applied == 4
+    assert dest.pending_bytes == 0
+
+
+def test_net_changes_over_rows_the_replica_has(
+    replica_conn: psycopg2.extensions.connection,
+) -> None:
+    dest = destination(replica_conn)
+    for i in range(1, 4):
+        dest.insert(T, (str(i), f"v{i}", "1.00"), 1)
+    dest.commit(100, None)
+    dest.delete(T, ("1", None, None), 1)
+    dest.insert(T, ("1", "again", "5.00"), 1)  # delete then insert: an upsert
+    dest.update(T, ("2", None, None), ("20", "moved", UNCHANGED_TOAST), 1)  # key change, TOAST
+    dest.update(T, None, ("3", UNCHANGED_TOAST, "3.00"), 1)  # v left as the replica has it
+    dest.commit(200, None)
+    assert rows(replica_conn) == [(1, "again", "5.00"), (3, "v3", "3.00"), (20, "moved", "1.00")]
+
+
+def test_rollback_undoes_the_batch_and_its_table_state(
+    replica_conn: psycopg2.extensions.connection,
+) -> None:
+    dest = destination(replica_conn)
+    dest.insert(T, ("1", "a", "1.00"), 1)
+    dest.set_table_state(T, TableState.RESYNC_REQUIRED, "a column type changed")
+    dest.rollback()
+    assert rows(replica_conn) == []
+    store = PostgresStateStore(replica_conn)
+    assert store.table_states()["public.t"].state == TableState.SYNCED
+    assert store.progress(SLOT) is None
+    dest.set_table_state(T, TableState.RESYNC_REQUIRED, "a column type changed")
+    dest.commit(300, None)
+    status = store.table_states()["public.t"]
+    assert (status.state, status.reason) == (TableState.RESYNC_REQUIRED, "a column type changed")
+
+
+def test_a_savepoint_keeps_what_came_before(replica_conn: psycopg2.extensions.connection) -> None:
+    dest = destination(replica_conn)
+    dest.insert(T, ("1", "a", "1.00"), 1)
+    dest.savepoint("sub")
+    dest.insert(T, ("2", "b", "1.00"), 1)
+    dest.rollback_to("sub")
+    assert dest.commit(400, None) == {("public", "t"): 1}
+    assert rows(replica_conn) == [(1, "a", "1.00")]
+
+
+def test_a_refused_change_names_its_table_and_nothing_is_committed(
+    replica_conn: psycopg2.extensions.connection,
+) -> None:
+    dest = destination(replica_conn)
+    dest.insert(T, ("1", "a", "-1.00"), 1)  # the CHECK refuses it
+    with pytest.raises(ApplyError) as info:
+        dest.commit(500, None)
+    assert info.value.tables == {"public.t"}
+    dest.rollback()
+    assert rows(replica_conn) == []
+    assert PostgresStateStore(replica_conn).progress(SLOT) is None
+
+
+def test_emitted_sql(replica_conn: psycopg2.extensions.connection) -> None:
+    def text(kind: str, changed: tuple[int, ...] = ()) -> str:
+        return "".join(part.as_string(replica_conn) for part in statement_parts(T, kind, changed))
+
+    assert text("delete") == (
+        'DELETE FROM "public"."t" AS t USING (VALUES (%s::integer)) AS v ("id")'
+        ' WHERE t."id" = v."id"'
+    )
+    assert text("update", (1,)) == (
+        'UPDATE "public"."t" AS t SET "v" = v."v" FROM (VALUES (%s::integer, %s::text))'
+        ' AS v ("id", "v") WHERE t."id" = v."id"'
+    )
+    assert text("upsert") == (
+        'INSERT INTO "public"."t" ("id", "v", "n") VALUES (%s, %s, %s)'
+        ' ON CONFLICT ("id") DO UPDATE SET "v" = excluded."v", "n" = excluded."n"'
+    )
+    assert text("insert") == 'INSERT INTO "public"."t" ("id", "v", "n") VALUES (%s, %s, %s)'

@@ -1,0 +1,258 @@
+"""The spool and streamed in-progress transactions, without a database: replay, aborted
+subtransactions, and the apply loop's handling of stream aborts and commits against an
+in-memory destination that keeps the ``Destination`` contract."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import cast
+
+import psycopg2.extensions
+from psycopg2 import sql
+
+from zetl_replicator import pgoutput
+from zetl_replicator.apply import ApplyLoop, Isolation
+from zetl_replicator.catalog import ColumnInfo, TableInfo
+from zetl_replicator.config import ReplicatorConfig
+from zetl_replicator.destination import Destination
+from zetl_replicator.metrics import Metrics
+from zetl_replicator.netchange import Row
+from zetl_replicator.receiver import Receiver
+from zetl_replicator.registry import TableRegistry
+from zetl_replicator.state import TableState
+from zetl_replicator.streams import Spool
+from zetl_replicator.tablesync import TableSync
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+T = TableInfo(
+    "public",
+    "t",
+    (ColumnInfo("id", "integer", "int4", True), ColumnInfo("v", "text", "text", False)),
+    ("id",),
+)
+RELATION = pgoutput.Relation(
+    None,
+    7,
+    "public",
+    "t",
+    "d",
+    (pgoutput.Column("id", 23, -1, True), pgoutput.Column("v", 25, -1, False)),
+)
+
+
+def insert(xid: int | None, key: int, value: str = "v") -> pgoutput.Insert:
+    return pgoutput.Insert(xid, 7, (str(key), value), 10)
+
+
+# --- the spool -------------------------------------------------------------------------------
+
+
+def test_a_spool_replays_in_order_and_again() -> None:
+    spool = Spool()
+    messages = [insert(1, i) for i in range(3000)]  # several pickled chunks
+    for message in messages:
+        spool.add(message)
+    assert list(spool.replay()) == messages
+    assert list(spool.replay(start=2990)) == messages[2990:]
+    spool.close()
+
+
+def test_an_aborted_subtransaction_drops_its_changes_and_those_after_them() -> None:
+    spool = Spool()
+    spool.add(insert(1, 1))
+    spool.add(insert(2, 2))  # subtransaction 2 starts here
+    spool.add(RELATION)  # a Relation inside it still describes the table: kept
+    spool.add(insert(1, 3))
+    spool.abort_subtransaction(2)
+    spool.add(insert(1, 4))
+    spool.abort_subtransaction(99)  # nothing of it: nothing dropped
+    assert list(spool.replay()) == [insert(1, 1), RELATION, insert(1, 4)]
+    spool.close()
+
+
+def test_a_spool_spills_to_disk_past_its_memory() -> None:
+    spool = Spool()
+    for i in range(2500):  # about 25 MB of distinct values: past SPOOL_MEMORY_BYTES
+        spool.add(insert(1, i, f"{i:06d}" + "x" * 10_000))
+    assert spool.file._rolled  # type: ignore[attr-defined]  # SpooledTemporaryFile's flag
+    assert [m.new[0] for m in spool.replay() if isinstance(m, pgoutput.Insert)] == [
+        str(i) for i in range(2500)
+    ]
+    spool.close()
+
+
+# --- streamed transactions in the apply loop ---------------------------------------------------
+
+
+class MemoryDestination:
+    """The destination contract over dicts: a batch, savepoints, commit with the LSN."""
+
+    def __init__(self) -> None:
+        self.change_time = ""
+        self.isolate = False
+        self.committed: dict[str, dict[str, Row]] = {}
+        self.batch: dict[str, dict[str, Row]] = {}
+        self.savepoints: dict[str, dict[str, dict[str, Row]]] = {}
+        self.states: dict[str, tuple[TableState, str]] = {}
+        self.lsn = 0
+        self.changes = 0
+
+    @property
+    def pending_bytes(self) -> int:
+        return 0
+
+    def _rows(self, table: TableInfo) -> dict[str, Row]:
+        if table.qualified not in self.batch:
+            self.batch[table.qualified] = dict(self.committed.get(table.qualified, {}))
+        return self.batch[table.qualified]
+
+    def insert(self, table: TableInfo, row: Row, size: int) -> None:
+        self._rows(table)[str(row[0])] = row
+        self.changes += 1
+
+    def update(self, table: TableInfo, old: Row | None, row: Row, size: int) -> None:
+        rows = self._rows(table)
+        rows.pop(str((old or row)[0]), None)
+        rows[str(row[0])] = row
+        self.changes += 1
+
+    def delete(self, table: TableInfo, old: Row, size: int) -> None:
+        self._rows(table).pop(str(old[0]), None)
+        self.changes += 1
+
+    def truncate(self, tables: Sequence[TableInfo]) -> None:
+        for table in tables:
+            self._rows(table).clear()
+
+    def execute(self, statement: sql.Composable, table: TableInfo | None = None) -> None:
+        raise AssertionError("no schema change here")
+
+    def set_table_state(self, table: TableInfo, state: TableState, reason: str) -> None:
+        self.states[table.qualified] = (state, reason)
+
+    def savepoint(self, name: str) -> None:
+        self.savepoints[name] = {t: dict(rows) for t, rows in self.batch.items()}
+
+    def rollback_to(self, name: str) -> None:
+        self.batch = {t: dict(rows) for t, rows in self.savepoints[name].items()}
+
+    def commit(self, lsn: int, commit_time: datetime | None) -> dict[tuple[str, str], int]:
+        self.committed.update(self.batch)
+        self.batch, self.savepoints, self.lsn = {}, {}, lsn
+        changes, self.changes = self.changes, 0
+        return {("public", "t"): changes} if changes else {}
+
+    def rollback(self) -> None:
+        self.batch, self.savepoints, self.changes = {}, {}, 0
+
+    def keys(self) -> list[int]:
+        return sorted(int(k) for k in self.committed.get("public.t", {}))
+
+
+def loop_over(destination: MemoryDestination, applied_lsn: int = 100) -> ApplyLoop:
+    registry = TableRegistry()
+    registry.start([T], 0, history=False)
+    registry.remember(RELATION)
+    typed: Destination = destination
+    loop = ApplyLoop(
+        config=ReplicatorConfig("", "", "replica"),
+        metrics=Metrics(),
+        registry=registry,
+        destination=typed,
+        table_sync=cast(TableSync, None),  # discovery is not reached: no idle time here
+        src=cast(psycopg2.extensions.connection, None),  # no schema change either
+        applied_lsn=applied_lsn,
+        isolation=Isolation(),
+        state_changed=lambda: None,
+    )
+    loop.receiver = cast(Receiver, SimpleNamespace(flush_lsn=0, received_lsn=0))
+    return loop
+
+
+def feed(loop: ApplyLoop, *messages: pgoutput.Message) -> None:
+    for message in messages:
+        loop.handle(message, end_of_input=True)
+
+
+def commit(xid: int, lsn: int) -> pgoutput.StreamCommit:
+    return pgoutput.StreamCommit(xid, 0, lsn, lsn + 8, NOW)
+
+
+def test_a_live_streamed_transaction_commits_with_its_end_lsn() -> None:
+    dest = MemoryDestination()
+    loop = loop_over(dest)
+    feed(loop, pgoutput.StreamStart(10, True), insert(10, 1), pgoutput.StreamStop())
+    feed(loop, pgoutput.StreamStart(10, False), insert(10, 2), pgoutput.StreamStop())
+    assert dest.keys() == []  # applied into the open batch, not committed
+    feed(loop, commit(10, 500))
+    assert dest.keys() == [1, 2]
+    assert dest.lsn == 508
+    assert loop.applied_lsn == 508
+
+
+def test_an_aborted_live_transaction_leaves_nothing() -> None:
+    dest = MemoryDestination()
+    loop = loop_over(dest)
+    feed(loop, pgoutput.StreamStart(10, True), insert(10, 1), pgoutput.StreamStop())
+    feed(loop, pgoutput.StreamAbort(10, 10))
+    assert dest.keys() == [] and dest.batch == {}
+    assert loop.streams.live is None
+    assert loop.applied_lsn == 100
+
+
+def test_an_aborted_subtransaction_of_the_live_one_is_rolled_back_to_its_savepoint() -> None:
+    dest = MemoryDestination()
+    loop = loop_over(dest)
+    feed(
+        loop,
+        pgoutput.StreamStart(10, True),
+        insert(10, 1),
+        insert(11, 2),  # subtransaction 11
+        pgoutput.StreamStop(),
+        pgoutput.StreamAbort(10, 11),
+        pgoutput.StreamStart(10, False),
+        insert(10, 3),
+        pgoutput.StreamStop(),
+        commit(10, 500),
+    )
+    assert dest.keys() == [1, 3]
+
+
+def test_a_second_stream_is_spooled_and_applied_at_its_commit() -> None:
+    dest = MemoryDestination()
+    loop = loop_over(dest)
+    feed(loop, pgoutput.StreamStart(10, True), insert(10, 1), pgoutput.StreamStop())
+    feed(loop, pgoutput.StreamStart(20, True), insert(20, 2), pgoutput.StreamStop())
+    assert 20 in loop.streams.spools
+    feed(loop, pgoutput.StreamAbort(20, 20))  # the spooled one aborts: dropped
+    assert 20 not in loop.streams.spools
+    feed(loop, pgoutput.StreamStart(30, True), insert(30, 3), pgoutput.StreamStop())
+    feed(loop, commit(30, 400))  # commits before the live one: into its warehouse transaction
+    feed(loop, commit(10, 500))
+    assert dest.keys() == [1, 3]
+
+
+def test_what_committed_while_the_live_one_ran_is_applied_again_when_it_aborts() -> None:
+    dest = MemoryDestination()
+    loop = loop_over(dest)
+    feed(loop, pgoutput.StreamStart(10, True), insert(10, 1), pgoutput.StreamStop())
+    feed(
+        loop,
+        pgoutput.Begin(400, NOW, 40),
+        insert(None, 4),
+        pgoutput.Commit(0, 400, 408, NOW),
+    )
+    feed(loop, pgoutput.StreamAbort(10, 10))
+    assert loop.streams.live is None
+    loop.commit_batch()
+    assert dest.keys() == [4]
+    assert dest.lsn == 408
+
+
+def test_a_resent_transaction_is_skipped() -> None:
+    dest = MemoryDestination()
+    loop = loop_over(dest, applied_lsn=1000)
+    feed(loop, pgoutput.Begin(900, NOW, 5), insert(None, 9), pgoutput.Commit(0, 900, 908, NOW))
+    assert dest.changes == 0 and loop.batch.lsn is None
