@@ -262,34 +262,45 @@ class _Reader:
 
 
 _KIND_TEXT, _KIND_NULL, _KIND_UNCHANGED, _KIND_BINARY = b"t"[0], b"n"[0], b"u"[0], b"b"[0]
-_KIND_INSERT, _NEW_TUPLE = b"I"[0], b"N"[0]
+_KIND_INSERT, _KIND_UPDATE, _KIND_DELETE = b"I"[0], b"U"[0], b"D"[0]
+_NEW_TUPLE, _KEY_TUPLE, _OLD_TUPLE = b"N"[0], b"K"[0], b"O"[0]
 _XID_RELATION = struct.Struct(">II")
+_unpack_count = _I16.unpack_from
+# Unsigned: a corrupt "negative" length becomes a huge one, which the final bounds check catches
+# (a signed one would move the cursor backwards and slice nonsense without an error).
+_unpack_length = _U32.unpack_from
+_unpack_u32 = _U32.unpack_from
+_unpack_xid_relation = _XID_RELATION.unpack_from
 
 
 def _tuple_data(data: bytes, pos: int) -> tuple[tuple[Value, ...], int]:
     """Decode TupleData at ``pos``; return the values and the position after them.
 
-    The hottest loop of the replicator (once per column of every row): written flat, with
-    locals only, because each attribute lookup or method call here costs whole seconds on a
-    million-row transaction.
+    The hottest loop of the replicator (once per column of every row), so it is written flat,
+    with locals only: each attribute lookup or call here costs whole seconds on a million-row
+    transaction. The whole message is decoded once as Latin-1, which maps byte offsets 1:1 to
+    string offsets whatever the bytes are, so each value is one slice of that string. That is
+    right as long as the value is ASCII; the rare values that are not are decoded again as UTF-8
+    at the end (the binary lengths and ids are why the message as a whole is often not ASCII,
+    so that cannot be the test). Bounds are checked once, at the end: a slice past the end
+    cannot fail, so one comparison covers every value.
     """
-    # An all-ASCII message (the usual case) is decoded once: its str has the same offsets.
-    text = data.decode("ascii") if data.isascii() else None
+    text = data.decode("latin-1")
+    start = pos
     try:
-        (count,) = _I16.unpack_from(data, pos)
+        (count,) = _unpack_count(data, pos)
         pos += 2
         values: list[Value] = []
         append = values.append
-        unpack_length = _I32.unpack_from
+        unpack_length = _unpack_length
         for _ in range(count):
             kind = data[pos]
             if kind == _KIND_TEXT:
                 (length,) = unpack_length(data, pos + 1)
-                start = pos + 5
-                pos = start + length
-                if pos > len(data):
-                    raise DecodeError(f"message truncated at byte {start}")
-                append(text[start:pos] if text is not None else data[start:pos].decode("utf-8"))
+                pos += 5
+                end = pos + length
+                append(text[pos:end])
+                pos = end
             elif kind == _KIND_NULL:
                 append(None)
                 pos += 1
@@ -302,7 +313,22 @@ def _tuple_data(data: bytes, pos: int) -> tuple[tuple[Value, ...], int]:
                 raise DecodeError(f"unknown column kind {chr(kind)!r}")
     except (struct.error, IndexError) as exc:
         raise DecodeError(f"message truncated at byte {pos}") from exc
+    if pos > len(data):
+        raise DecodeError(f"message truncated at byte {len(data)}")
+    if not data[start:pos].isascii():
+        values = _utf8_values(values)
     return tuple(values), pos
+
+
+def _utf8_values(values: list[Value]) -> list[Value]:
+    """``values`` sliced from the Latin-1 reading, with the non-ASCII ones read as UTF-8."""
+    try:
+        return [
+            v.encode("latin-1").decode("utf-8") if v is not None and not v.isascii() else v
+            for v in values
+        ]
+    except UnicodeDecodeError as exc:
+        raise DecodeError(f"a column value is not valid UTF-8: {exc.reason}") from exc
 
 
 def decode(data: bytes, *, in_stream: bool = False, parallel_abort: bool = False) -> Message:
@@ -313,8 +339,14 @@ def decode(data: bytes, *, in_stream: bool = False, parallel_abort: bool = False
     """
     if not data:
         raise DecodeError("empty message")
-    if data[0] == _KIND_INSERT:  # most messages: decoded without the _Reader machinery
+    first = data[0]
+    # Row changes are nearly every message: decoded without the _Reader machinery.
+    if first == _KIND_INSERT:
         return _insert_fast(data, in_stream)
+    if first == _KIND_UPDATE:
+        return _update_fast(data, in_stream)
+    if first == _KIND_DELETE:
+        return _delete_fast(data, in_stream)
     reader = _Reader(data)
     kind = reader.char()
     if kind == "A":
@@ -328,14 +360,27 @@ def decode(data: bytes, *, in_stream: bool = False, parallel_abort: bool = False
     return decoder(reader, xid)
 
 
-def _insert_fast(data: bytes, in_stream: bool) -> Insert:
-    xid: int | None = None
+def _row_head(data: bytes, in_stream: bool) -> tuple[int | None, int, int, int]:
+    """(xid, relation id, the tuple marker byte, its position) of a row change."""
     try:
         if in_stream:
-            xid, relation_id = _XID_RELATION.unpack_from(data, 1)
+            xid, relation_id = _unpack_xid_relation(data, 1)
+            return xid, relation_id, data[9], 9
+        (relation_id,) = _unpack_u32(data, 1)
+        return None, relation_id, data[5], 5
+    except (struct.error, IndexError) as exc:
+        raise DecodeError("message truncated at byte 1") from exc
+
+
+def _insert_fast(data: bytes, in_stream: bool) -> Insert:
+    # _row_head inlined: this runs once per inserted row
+    try:
+        if in_stream:
+            xid, relation_id = _unpack_xid_relation(data, 1)
             pos = 9
         else:
-            (relation_id,) = _U32.unpack_from(data, 1)
+            xid = None
+            (relation_id,) = _unpack_u32(data, 1)
             pos = 5
         marker = data[pos]
     except (struct.error, IndexError) as exc:
@@ -344,6 +389,34 @@ def _insert_fast(data: bytes, in_stream: bool) -> Insert:
         raise DecodeError("Insert without a new tuple")
     new, _ = _tuple_data(data, pos + 1)
     return Insert(xid, relation_id, new, len(data))
+
+
+def _update_fast(data: bytes, in_stream: bool) -> Update:
+    xid, relation_id, marker, pos = _row_head(data, in_stream)
+    old: tuple[Value, ...] | None = None
+    old_kind: str | None = None
+    if marker in (_KEY_TUPLE, _OLD_TUPLE):
+        old_kind = "K" if marker == _KEY_TUPLE else "O"
+        old, pos = _tuple_data(data, pos + 1)
+        if pos >= len(data):
+            raise DecodeError(f"message truncated at byte {pos}")
+        marker = data[pos]
+    if marker != _NEW_TUPLE:
+        raise DecodeError(f"Update without a new tuple (got {chr(marker)!r})")
+    new, _ = _tuple_data(data, pos + 1)
+    return Update(xid, relation_id, old, old_kind, new, len(data))
+
+
+def _delete_fast(data: bytes, in_stream: bool) -> Delete:
+    xid, relation_id, marker, pos = _row_head(data, in_stream)
+    if marker == _KEY_TUPLE:
+        old_kind = "K"
+    elif marker == _OLD_TUPLE:
+        old_kind = "O"
+    else:
+        raise DecodeError(f"Delete without an old key or row (got {chr(marker)!r})")
+    old, _ = _tuple_data(data, pos + 1)
+    return Delete(xid, relation_id, old, old_kind, len(data))
 
 
 def _begin(r: _Reader, _xid: int | None) -> Begin:
@@ -371,27 +444,6 @@ def _relation(r: _Reader, xid: int | None) -> Relation:
 
 def _type(r: _Reader, xid: int | None) -> TypeMessage:
     return TypeMessage(xid, type_oid=r.uint32(), namespace=r.string(), name=r.string())
-
-
-def _update(r: _Reader, xid: int | None) -> Update:
-    relation_id = r.uint32()
-    marker = r.char()
-    old: tuple[Value, ...] | None = None
-    old_kind: str | None = None
-    if marker in ("K", "O"):
-        old_kind, old = marker, r.tuple_data()
-        marker = r.char()
-    if marker != "N":
-        raise DecodeError(f"Update without a new tuple (got {marker!r})")
-    return Update(xid, relation_id, old, old_kind, r.tuple_data(), len(r.data))
-
-
-def _delete(r: _Reader, xid: int | None) -> Delete:
-    relation_id = r.uint32()
-    old_kind = r.char()
-    if old_kind not in ("K", "O"):
-        raise DecodeError(f"Delete without an old key or row (got {old_kind!r})")
-    return Delete(xid, relation_id, r.tuple_data(), old_kind, len(r.data))
 
 
 def _truncate(r: _Reader, xid: int | None) -> Truncate:
@@ -436,8 +488,6 @@ _DECODERS: dict[str, Callable[[_Reader, int | None], Message]] = {
     "O": _origin,
     "R": _relation,
     "Y": _type,
-    "U": _update,
-    "D": _delete,
     "T": _truncate,
     "M": _message,
     "S": _stream_start,
