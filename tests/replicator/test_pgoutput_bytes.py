@@ -255,6 +255,8 @@ def test_matches_a_plain_reading_on_random_tuples() -> None:
         xid = rng.choice([None, rng.getrandbits(32)])
         data = update(values, values, b"O", xid)
         message = decode(data, in_stream=xid is not None)
+        again = decode(data, in_stream=xid is not None)  # now through the learned shape
+        assert again == message
         assert isinstance(message, Update)
         header = 10 if xid is not None else 6
         expected_old, after = reference_tuple(data, header)
@@ -262,6 +264,30 @@ def test_matches_a_plain_reading_on_random_tuples() -> None:
         assert end == len(data)
         assert message.old == expected_old == tuple(values)
         assert message.new == expected_new
+
+
+def test_a_learned_shape_is_only_used_for_the_same_layout() -> None:
+    first = decode(insert(["12", "ab", "xyz"]))
+    # Same relation, same message size, other column lengths: the kinds and lengths differ
+    second = decode(insert(["1", "abc", "xyz"]))
+    # Same layout, but a value that is not ASCII (two bytes, like "ab")
+    third = decode(insert(["12", "é", "xyz"]))
+    # Same size, a NULL where a value was
+    fourth = decode(insert(["12", None, "abc", "z"]))
+    assert [m.new for m in (first, second, third, fourth) if isinstance(m, Insert)] == [
+        ("12", "ab", "xyz"),
+        ("1", "abc", "xyz"),
+        ("12", "é", "xyz"),
+        ("12", None, "abc", "z"),
+    ]
+
+
+def test_the_shape_cache_stays_bounded() -> None:
+    for n in range(pgoutput.SHAPE_CACHE_SIZE + 10):
+        value = "v" * (n % 500)
+        data = head(b"I", None) + u32(REL + n // 500) + b"N" + tuple_data(["1", value])
+        assert decode(data) == Insert(None, REL + n // 500, ("1", value), len(data))
+    assert 0 < len(pgoutput._SHAPES) <= pgoutput.SHAPE_CACHE_SIZE
 
 
 # --- damaged messages -------------------------------------------------------------------------

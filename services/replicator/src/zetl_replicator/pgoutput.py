@@ -22,6 +22,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 
 PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
@@ -331,6 +332,60 @@ def _utf8_values(values: list[Value]) -> list[Value]:
         raise DecodeError(f"a column value is not valid UTF-8: {exc.reason}") from exc
 
 
+# A row's TupleData laid out exactly like one seen before (same relation, same message size,
+# same column kinds and lengths: the usual case, rows of a table look alike) is read in a few
+# C calls instead of a Python loop over its columns: one struct checks every kind byte and
+# length at once, one itemgetter slices every value. Only all-text tuples are kept (NULL and
+# unchanged-TOAST values cannot come out of a slice). Keyed by the message size too, so that
+# one lookup finds the candidate; a mismatch just reads the slow way and learns the new shape.
+_Shape = tuple[
+    Callable[[bytes, int], tuple[int, ...]],  # unpacks count, then kind and length per column
+    tuple[int, ...],  # what it must unpack to
+    Callable[[str], tuple[str, ...]],  # every value, sliced from the Latin-1 reading
+    int,  # the TupleData's size in bytes
+]
+_SHAPES: dict[tuple[int, int, int], _Shape] = {}
+SHAPE_CACHE_SIZE = 1024  # shapes kept; when full the cache starts again (bounded memory)
+
+
+def _row_tuple(data: bytes, pos: int, relation_id: int) -> tuple[tuple[Value, ...], int]:
+    """``_tuple_data`` for a row change of ``relation_id``, through the shape cache."""
+    key = (relation_id, pos, len(data))
+    shape = _SHAPES.get(key)
+    # The message has the learned size, so the struct cannot run past its end.
+    if shape is not None and shape[0](data, pos) == shape[1]:
+        values: tuple[Value, ...] = shape[2](data.decode("latin-1"))
+        if not "".join(values).isascii():  # type: ignore[arg-type]  # all text: no None
+            values = tuple(_utf8_values(list(values)))
+        return values, pos + shape[3]
+    values, end = _tuple_data(data, pos)
+    if len(values) > 1 and None not in values and UNCHANGED_TOAST not in values:
+        _learn_shape(data, pos, end, key)
+    return values, end
+
+
+def _learn_shape(data: bytes, pos: int, end: int, key: tuple[int, int, int]) -> None:
+    """Remember the layout of the (valid, all-text) TupleData at ``pos``..``end``."""
+    fmt = [">h"]
+    expected = [_unpack_count(data, pos)[0]]
+    slices = []
+    at = pos + 2
+    while at < end:
+        (length,) = _unpack_length(data, at + 1)
+        fmt.append(f"BI{length}x")
+        expected += (_KIND_TEXT, length)
+        slices.append(slice(at + 5, at + 5 + length))
+        at += 5 + length
+    if len(_SHAPES) >= SHAPE_CACHE_SIZE:
+        _SHAPES.clear()
+    _SHAPES[key] = (
+        struct.Struct("".join(fmt)).unpack_from,
+        tuple(expected),
+        itemgetter(*slices),
+        end - pos,
+    )
+
+
 def decode(data: bytes, *, in_stream: bool = False, parallel_abort: bool = False) -> Message:
     """Decode one pgoutput message.
 
@@ -387,7 +442,7 @@ def _insert_fast(data: bytes, in_stream: bool) -> Insert:
         raise DecodeError("message truncated at byte 1") from exc
     if marker != _NEW_TUPLE:
         raise DecodeError("Insert without a new tuple")
-    new, _ = _tuple_data(data, pos + 1)
+    new, _ = _row_tuple(data, pos + 1, relation_id)
     return Insert(xid, relation_id, new, len(data))
 
 
@@ -397,13 +452,13 @@ def _update_fast(data: bytes, in_stream: bool) -> Update:
     old_kind: str | None = None
     if marker in (_KEY_TUPLE, _OLD_TUPLE):
         old_kind = "K" if marker == _KEY_TUPLE else "O"
-        old, pos = _tuple_data(data, pos + 1)
+        old, pos = _row_tuple(data, pos + 1, relation_id)
         if pos >= len(data):
             raise DecodeError(f"message truncated at byte {pos}")
         marker = data[pos]
     if marker != _NEW_TUPLE:
         raise DecodeError(f"Update without a new tuple (got {chr(marker)!r})")
-    new, _ = _tuple_data(data, pos + 1)
+    new, _ = _row_tuple(data, pos + 1, relation_id)
     return Update(xid, relation_id, old, old_kind, new, len(data))
 
 
@@ -415,7 +470,7 @@ def _delete_fast(data: bytes, in_stream: bool) -> Delete:
         old_kind = "O"
     else:
         raise DecodeError(f"Delete without an old key or row (got {chr(marker)!r})")
-    old, _ = _tuple_data(data, pos + 1)
+    old, _ = _row_tuple(data, pos + 1, relation_id)
     return Delete(xid, relation_id, old, old_kind, len(data))
 
 
