@@ -279,15 +279,13 @@ def _tuple_data(data: bytes, pos: int) -> tuple[tuple[Value, ...], int]:
 
     The hottest loop of the replicator (once per column of every row), so it is written flat,
     with locals only: each attribute lookup or call here costs whole seconds on a million-row
-    transaction. The whole message is decoded once as Latin-1, which maps byte offsets 1:1 to
-    string offsets whatever the bytes are, so each value is one slice of that string. That is
-    right as long as the value is ASCII; the rare values that are not are decoded again as UTF-8
-    at the end (the binary lengths and ids are why the message as a whole is often not ASCII,
-    so that cannot be the test). Bounds are checked once, at the end: a slice past the end
-    cannot fail, so one comparison covers every value.
+    transaction. When the TupleData is all ASCII (the usual case; the message as a whole is
+    often not, for its binary ids), the message is decoded once as Latin-1, which maps byte
+    offsets 1:1 to string offsets, and each value is one slice of that string; otherwise each
+    value is decoded from UTF-8 on its own. Bounds are checked once, at the end: a slice past
+    the end cannot fail, so one comparison covers every value.
     """
-    text = data.decode("latin-1")
-    start = pos
+    text = data.decode("latin-1") if data[pos:].isascii() else None
     try:
         (count,) = _unpack_count(data, pos)
         pos += 2
@@ -300,7 +298,7 @@ def _tuple_data(data: bytes, pos: int) -> tuple[tuple[Value, ...], int]:
                 (length,) = unpack_length(data, pos + 1)
                 pos += 5
                 end = pos + length
-                append(text[pos:end])
+                append(text[pos:end] if text is not None else data[pos:end].decode("utf-8"))
                 pos = end
             elif kind == _KIND_NULL:
                 append(None)
@@ -314,22 +312,11 @@ def _tuple_data(data: bytes, pos: int) -> tuple[tuple[Value, ...], int]:
                 raise DecodeError(f"unknown column kind {chr(kind)!r}")
     except (struct.error, IndexError) as exc:
         raise DecodeError(f"message truncated at byte {pos}") from exc
-    if pos > len(data):
-        raise DecodeError(f"message truncated at byte {len(data)}")
-    if not data[start:pos].isascii():
-        values = _utf8_values(values)
-    return tuple(values), pos
-
-
-def _utf8_values(values: list[Value]) -> list[Value]:
-    """``values`` sliced from the Latin-1 reading, with the non-ASCII ones read as UTF-8."""
-    try:
-        return [
-            v.encode("latin-1").decode("utf-8") if v is not None and not v.isascii() else v
-            for v in values
-        ]
     except UnicodeDecodeError as exc:
         raise DecodeError(f"a column value is not valid UTF-8: {exc.reason}") from exc
+    if pos > len(data):
+        raise DecodeError(f"message truncated at byte {len(data)}")
+    return tuple(values), pos
 
 
 # A row's TupleData laid out exactly like one seen before (same relation, same message size,
@@ -355,9 +342,9 @@ def _row_tuple(data: bytes, pos: int, relation_id: int) -> tuple[tuple[Value, ..
     # The message has the learned size, so the struct cannot run past its end.
     if shape is not None and shape[0](data, pos) == shape[1]:
         values: tuple[Value, ...] = shape[2](data.decode("latin-1"))
-        if not "".join(values).isascii():  # type: ignore[arg-type]  # all text: no None
-            values = tuple(_utf8_values(list(values)))
-        return values, pos + shape[3]
+        if "".join(values).isascii():  # type: ignore[arg-type]  # all text: no None
+            return values, pos + shape[3]
+        return _tuple_data(data, pos)  # the same layout, with UTF-8 in it: nothing to learn
     values, end = _tuple_data(data, pos)
     if len(values) > 1 and None not in values and UNCHANGED_TOAST not in values:
         _learn_shape(data, pos, end, key)
