@@ -4,10 +4,12 @@
    replica has every row, for zetl, native logical replication (CREATE SUBSCRIPTION into a
    third database on the warehouse server) and pg_recvlogical to /dev/null (the decoding
    ceiling; it reports its position once a second, so its figure is ±1 s). Each consumer runs
-   alone, connected before the load, so they do not share the two cores. Peak RSS of zetl.
+   alone, connected before the load, so they do not share the two cores. Peak RSS of zetl, and
+   its CPU time (user + system) per 1,000 row changes from commit until the rows are visible.
 2. OLTP: pgbench with a line-item script at full speed for D seconds; a heartbeat row is
    committed every 100 ms and the lag until it is visible in the replica gives p50/p99/max,
-   for zetl and then for native replication under the same load.
+   for zetl and then for native replication under the same load; zetl's CPU time per 1,000 row
+   changes (counted at the source) over the run.
 3. initial copy of the N-row table: `zetl replicate` (from nothing to Synced) beside
    `pg_dump -t | psql`.
 
@@ -129,6 +131,25 @@ def wait_until(check: Callable[[], bool], timeout: float = 600, every: float = 0
     return time.monotonic()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    # /proc/PID/stat: the command name may hold spaces, so count fields after its ")"
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def ms_per_1000(cpu_s: float, changes: int) -> float:
+    return round(cpu_s * 1000 / max(changes, 1) * 1000, 3)
+
+
+def row_changes(server: Server, db: str) -> int:
+    """Inserts, updates and deletes counted by the server in ``db``'s tables so far."""
+    rows = server.sql(
+        db, "SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0) FROM pg_stat_user_tables"
+    )
+    return int(rows[0][0])
+
+
 def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -156,6 +177,10 @@ class Zetl:
 
     def start(self) -> None:
         self.process = subprocess.Popen([sys.executable, "-m", "zetl", "replicate"], env=self.env)
+
+    def cpu_s(self) -> float:
+        assert self.process is not None
+        return cpu_seconds(self.process.pid)
 
     def stop(self) -> float:
         assert self.process is not None
@@ -200,13 +225,18 @@ def bulk(src: Server, wh: Server) -> dict[str, Any]:
         zetl.start()
         wait_until(lambda: max_id(wh, replica, "line_items") == 0, timeout=120)  # noqa: B023
         time.sleep(1)
+        cpu_before = zetl.cpu_s()
         committed = load()
         done = wait_until(lambda: max_id(wh, replica, "line_items") == ROWS)  # noqa: B023
         results[f"{label}_s"] = round(done - committed, 2)
+        cpu = zetl.cpu_s() - cpu_before  # from before the load: it streams while it runs
+        results[f"{label}_cpu_s"] = round(cpu, 2)
+        results[f"{label}_cpu_ms_per_1000_changes"] = ms_per_1000(cpu, ROWS)
         results[f"{label}_peak_rss_mb"] = round(zetl.stop(), 1)
         log(
             f"{label}: {results[f'{label}_s']} s after commit, peak RSS"
-            f" {results[f'{label}_peak_rss_mb']} MB"
+            f" {results[f'{label}_peak_rss_mb']} MB, CPU {results[f'{label}_cpu_s']} s"
+            f" ({results[f'{label}_cpu_ms_per_1000_changes']} ms per 1,000 changes)"
         )
 
     # native logical replication into a third database
@@ -264,6 +294,8 @@ def bulk(src: Server, wh: Server) -> dict[str, Any]:
     receiver.terminate()
     receiver.wait()
     log(f"pg_recvlogical: {results['pg_recvlogical_s']} s after commit (±1 s)")
+    for label, _ in zetl_versions():  # measured in this run: the only fair comparison
+        results[f"{label}_vs_native"] = round(results[f"{label}_s"] / results["native_s"], 2)
     return results
 
 
@@ -356,8 +388,15 @@ def oltp(src: Server, wh: Server) -> dict[str, Any]:
             zetl = Zetl(src, wh, db, replica, versions[label])
             zetl.start()
             wait_until(lambda: max_id(wh, replica, "heartbeat") == 0, timeout=120)  # noqa: B023
+            cpu_before, changes_before = zetl.cpu_s(), row_changes(src, db)
             run(label, db, lambda: max_id(wh, replica, "heartbeat"))  # noqa: B023
+            cpu = zetl.cpu_s() - cpu_before
+            changes = row_changes(src, db) - changes_before
+            results[f"{label}_cpu_s"] = round(cpu, 2)
+            results[f"{label}_changes"] = changes
+            results[f"{label}_cpu_ms_per_1000_changes"] = ms_per_1000(cpu, changes)
             results[f"{label}_peak_rss_mb"] = round(zetl.stop(), 1)
+            log(f"oltp {label}: CPU {cpu:.2f} s for {changes} row changes")
         else:
             wh.sql("postgres", "CREATE DATABASE oltp_native")
             wh.sql("oltp_native", *OLTP_TABLES)
@@ -372,7 +411,18 @@ def oltp(src: Server, wh: Server) -> dict[str, Any]:
             )
             run(label, db, lambda: max_id(wh, "oltp_native", "heartbeat"))
             wh.sql("oltp_native", "ALTER SUBSCRIPTION oltp_native DISABLE")
+    native_tps = _tps(results["native"]["pgbench"])
+    for label in versions:  # the source's tps while this version replicated, against native's
+        results[f"{label}_tps_vs_native"] = round(_tps(results[label]["pgbench"]) / native_tps, 3)
     return results
+
+
+def _tps(line: str) -> float:
+    """The figure of pgbench's "tps = 1234.5" line (nan when it printed none)."""
+    try:
+        return float(line.split("=")[1])
+    except (IndexError, ValueError):
+        return float("nan")
 
 
 def initial_copy(src: Server, wh: Server) -> dict[str, Any]:

@@ -22,6 +22,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 
 PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
@@ -262,34 +263,43 @@ class _Reader:
 
 
 _KIND_TEXT, _KIND_NULL, _KIND_UNCHANGED, _KIND_BINARY = b"t"[0], b"n"[0], b"u"[0], b"b"[0]
-_KIND_INSERT, _NEW_TUPLE = b"I"[0], b"N"[0]
+_KIND_INSERT, _KIND_UPDATE, _KIND_DELETE = b"I"[0], b"U"[0], b"D"[0]
+_NEW_TUPLE, _KEY_TUPLE, _OLD_TUPLE = b"N"[0], b"K"[0], b"O"[0]
 _XID_RELATION = struct.Struct(">II")
+_unpack_count = _I16.unpack_from
+# Unsigned: a corrupt "negative" length becomes a huge one, which the final bounds check catches
+# (a signed one would move the cursor backwards and slice nonsense without an error).
+_unpack_length = _U32.unpack_from
+_unpack_u32 = _U32.unpack_from
+_unpack_xid_relation = _XID_RELATION.unpack_from
 
 
 def _tuple_data(data: bytes, pos: int) -> tuple[tuple[Value, ...], int]:
     """Decode TupleData at ``pos``; return the values and the position after them.
 
-    The hottest loop of the replicator (once per column of every row): written flat, with
-    locals only, because each attribute lookup or method call here costs whole seconds on a
-    million-row transaction.
+    The hottest loop of the replicator (once per column of every row), so it is written flat,
+    with locals only: each attribute lookup or call here costs whole seconds on a million-row
+    transaction. When the TupleData is all ASCII (the usual case; the message as a whole is
+    often not, for its binary ids), the message is decoded once as Latin-1, which maps byte
+    offsets 1:1 to string offsets, and each value is one slice of that string; otherwise each
+    value is decoded from UTF-8 on its own. Bounds are checked once, at the end: a slice past
+    the end cannot fail, so one comparison covers every value.
     """
-    # An all-ASCII message (the usual case) is decoded once: its str has the same offsets.
-    text = data.decode("ascii") if data.isascii() else None
+    text = data.decode("latin-1") if data[pos:].isascii() else None
     try:
-        (count,) = _I16.unpack_from(data, pos)
+        (count,) = _unpack_count(data, pos)
         pos += 2
         values: list[Value] = []
         append = values.append
-        unpack_length = _I32.unpack_from
+        unpack_length = _unpack_length
         for _ in range(count):
             kind = data[pos]
             if kind == _KIND_TEXT:
                 (length,) = unpack_length(data, pos + 1)
-                start = pos + 5
-                pos = start + length
-                if pos > len(data):
-                    raise DecodeError(f"message truncated at byte {start}")
-                append(text[start:pos] if text is not None else data[start:pos].decode("utf-8"))
+                pos += 5
+                end = pos + length
+                append(text[pos:end] if text is not None else data[pos:end].decode("utf-8"))
+                pos = end
             elif kind == _KIND_NULL:
                 append(None)
                 pos += 1
@@ -302,7 +312,65 @@ def _tuple_data(data: bytes, pos: int) -> tuple[tuple[Value, ...], int]:
                 raise DecodeError(f"unknown column kind {chr(kind)!r}")
     except (struct.error, IndexError) as exc:
         raise DecodeError(f"message truncated at byte {pos}") from exc
+    except UnicodeDecodeError as exc:
+        raise DecodeError(f"a column value is not valid UTF-8: {exc.reason}") from exc
+    if pos > len(data):
+        raise DecodeError(f"message truncated at byte {len(data)}")
     return tuple(values), pos
+
+
+# A row's TupleData laid out exactly like one seen before (same relation, same message size,
+# same column kinds and lengths: the usual case, rows of a table look alike) is read in a few
+# C calls instead of a Python loop over its columns: one struct checks every kind byte and
+# length at once, one itemgetter slices every value. Only all-text tuples are kept (NULL and
+# unchanged-TOAST values cannot come out of a slice). Keyed by the message size too, so that
+# one lookup finds the candidate; a mismatch just reads the slow way and learns the new shape.
+_Shape = tuple[
+    Callable[[bytes, int], tuple[int, ...]],  # unpacks count, then kind and length per column
+    tuple[int, ...],  # what it must unpack to
+    Callable[[str], tuple[str, ...]],  # every value, sliced from the Latin-1 reading
+    int,  # the TupleData's size in bytes
+]
+_SHAPES: dict[tuple[int, int, int], _Shape] = {}
+SHAPE_CACHE_SIZE = 1024  # shapes kept; when full the cache starts again (bounded memory)
+
+
+def _row_tuple(data: bytes, pos: int, relation_id: int) -> tuple[tuple[Value, ...], int]:
+    """``_tuple_data`` for a row change of ``relation_id``, through the shape cache."""
+    key = (relation_id, pos, len(data))
+    shape = _SHAPES.get(key)
+    # The message has the learned size, so the struct cannot run past its end.
+    if shape is not None and shape[0](data, pos) == shape[1]:
+        values: tuple[Value, ...] = shape[2](data.decode("latin-1"))
+        if "".join(values).isascii():  # type: ignore[arg-type]  # all text: no None
+            return values, pos + shape[3]
+        return _tuple_data(data, pos)  # the same layout, with UTF-8 in it: nothing to learn
+    values, end = _tuple_data(data, pos)
+    if len(values) > 1 and None not in values and UNCHANGED_TOAST not in values:
+        _learn_shape(data, pos, end, key)
+    return values, end
+
+
+def _learn_shape(data: bytes, pos: int, end: int, key: tuple[int, int, int]) -> None:
+    """Remember the layout of the (valid, all-text) TupleData at ``pos``..``end``."""
+    fmt = [">h"]
+    expected = [_unpack_count(data, pos)[0]]
+    slices = []
+    at = pos + 2
+    while at < end:
+        (length,) = _unpack_length(data, at + 1)
+        fmt.append(f"BI{length}x")
+        expected += (_KIND_TEXT, length)
+        slices.append(slice(at + 5, at + 5 + length))
+        at += 5 + length
+    if len(_SHAPES) >= SHAPE_CACHE_SIZE:
+        _SHAPES.clear()
+    _SHAPES[key] = (
+        struct.Struct("".join(fmt)).unpack_from,
+        tuple(expected),
+        itemgetter(*slices),
+        end - pos,
+    )
 
 
 def decode(data: bytes, *, in_stream: bool = False, parallel_abort: bool = False) -> Message:
@@ -313,8 +381,14 @@ def decode(data: bytes, *, in_stream: bool = False, parallel_abort: bool = False
     """
     if not data:
         raise DecodeError("empty message")
-    if data[0] == _KIND_INSERT:  # most messages: decoded without the _Reader machinery
+    first = data[0]
+    # Row changes are nearly every message: decoded without the _Reader machinery.
+    if first == _KIND_INSERT:
         return _insert_fast(data, in_stream)
+    if first == _KIND_UPDATE:
+        return _update_fast(data, in_stream)
+    if first == _KIND_DELETE:
+        return _delete_fast(data, in_stream)
     reader = _Reader(data)
     kind = reader.char()
     if kind == "A":
@@ -328,22 +402,63 @@ def decode(data: bytes, *, in_stream: bool = False, parallel_abort: bool = False
     return decoder(reader, xid)
 
 
-def _insert_fast(data: bytes, in_stream: bool) -> Insert:
-    xid: int | None = None
+def _row_head(data: bytes, in_stream: bool) -> tuple[int | None, int, int, int]:
+    """(xid, relation id, the tuple marker byte, its position) of a row change."""
     try:
         if in_stream:
-            xid, relation_id = _XID_RELATION.unpack_from(data, 1)
+            xid, relation_id = _unpack_xid_relation(data, 1)
+            return xid, relation_id, data[9], 9
+        (relation_id,) = _unpack_u32(data, 1)
+        return None, relation_id, data[5], 5
+    except (struct.error, IndexError) as exc:
+        raise DecodeError("message truncated at byte 1") from exc
+
+
+def _insert_fast(data: bytes, in_stream: bool) -> Insert:
+    # _row_head inlined: this runs once per inserted row
+    try:
+        if in_stream:
+            xid, relation_id = _unpack_xid_relation(data, 1)
             pos = 9
         else:
-            (relation_id,) = _U32.unpack_from(data, 1)
+            xid = None
+            (relation_id,) = _unpack_u32(data, 1)
             pos = 5
         marker = data[pos]
     except (struct.error, IndexError) as exc:
         raise DecodeError("message truncated at byte 1") from exc
     if marker != _NEW_TUPLE:
         raise DecodeError("Insert without a new tuple")
-    new, _ = _tuple_data(data, pos + 1)
+    new, _ = _row_tuple(data, pos + 1, relation_id)
     return Insert(xid, relation_id, new, len(data))
+
+
+def _update_fast(data: bytes, in_stream: bool) -> Update:
+    xid, relation_id, marker, pos = _row_head(data, in_stream)
+    old: tuple[Value, ...] | None = None
+    old_kind: str | None = None
+    if marker in (_KEY_TUPLE, _OLD_TUPLE):
+        old_kind = "K" if marker == _KEY_TUPLE else "O"
+        old, pos = _row_tuple(data, pos + 1, relation_id)
+        if pos >= len(data):
+            raise DecodeError(f"message truncated at byte {pos}")
+        marker = data[pos]
+    if marker != _NEW_TUPLE:
+        raise DecodeError(f"Update without a new tuple (got {chr(marker)!r})")
+    new, _ = _row_tuple(data, pos + 1, relation_id)
+    return Update(xid, relation_id, old, old_kind, new, len(data))
+
+
+def _delete_fast(data: bytes, in_stream: bool) -> Delete:
+    xid, relation_id, marker, pos = _row_head(data, in_stream)
+    if marker == _KEY_TUPLE:
+        old_kind = "K"
+    elif marker == _OLD_TUPLE:
+        old_kind = "O"
+    else:
+        raise DecodeError(f"Delete without an old key or row (got {chr(marker)!r})")
+    old, _ = _row_tuple(data, pos + 1, relation_id)
+    return Delete(xid, relation_id, old, old_kind, len(data))
 
 
 def _begin(r: _Reader, _xid: int | None) -> Begin:
@@ -371,27 +486,6 @@ def _relation(r: _Reader, xid: int | None) -> Relation:
 
 def _type(r: _Reader, xid: int | None) -> TypeMessage:
     return TypeMessage(xid, type_oid=r.uint32(), namespace=r.string(), name=r.string())
-
-
-def _update(r: _Reader, xid: int | None) -> Update:
-    relation_id = r.uint32()
-    marker = r.char()
-    old: tuple[Value, ...] | None = None
-    old_kind: str | None = None
-    if marker in ("K", "O"):
-        old_kind, old = marker, r.tuple_data()
-        marker = r.char()
-    if marker != "N":
-        raise DecodeError(f"Update without a new tuple (got {marker!r})")
-    return Update(xid, relation_id, old, old_kind, r.tuple_data(), len(r.data))
-
-
-def _delete(r: _Reader, xid: int | None) -> Delete:
-    relation_id = r.uint32()
-    old_kind = r.char()
-    if old_kind not in ("K", "O"):
-        raise DecodeError(f"Delete without an old key or row (got {old_kind!r})")
-    return Delete(xid, relation_id, r.tuple_data(), old_kind, len(r.data))
 
 
 def _truncate(r: _Reader, xid: int | None) -> Truncate:
@@ -436,8 +530,6 @@ _DECODERS: dict[str, Callable[[_Reader, int | None], Message]] = {
     "O": _origin,
     "R": _relation,
     "Y": _type,
-    "U": _update,
-    "D": _delete,
     "T": _truncate,
     "M": _message,
     "S": _stream_start,
