@@ -10,7 +10,7 @@ export POSTGRES_IMAGE PYTHON_IMAGE TESTCONTAINERS_RYUK_DISABLED
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-SERVICES := common loader generator replicator dashboard transform quality
+SERVICES := common schema aws loader generator replicator dashboard transform quality
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 export DOCKER_BUILDKIT ?= 0
 
@@ -25,7 +25,7 @@ $(VENV)/.installed: pyproject.toml $(foreach s,$(SERVICES),services/$(s)/pyproje
 	@# flock: two make runs at once (a test and a lint) must not install into one venv together
 	flock $(VENV).lock -c '$(PYTHON) -m venv $(VENV) \
 	  && $(BIN)/pip install --quiet --upgrade pip \
-	  && $(BIN)/pip install --quiet $(foreach s,$(SERVICES),-e services/$(s)) -e ".[dev,transform,aws]"'
+	  && $(BIN)/pip install --quiet $(foreach s,$(SERVICES),-e services/$(s)) -e ".[dev,transform]"'
 	touch $@
 
 test: install ## run the whole test suite against real Postgres in containers

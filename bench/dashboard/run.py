@@ -21,14 +21,15 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import psycopg2
 
+from bench.replica import COPY_TIMEOUT, replicating
 from tests.harness import SOURCE_SETTINGS, running_postgres
+from tests.support import wait_for
 from zetl.schema.migrate import upgrade
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,35 +74,24 @@ def export(directory: Path, lines: int, players: int) -> None:
 
 
 def replicate(source_url: str, warehouse_url: str) -> float:
-    from zetl_replicator.config import ReplicatorConfig
-    from zetl_replicator.pipeline import Replicator
+    """Seconds until the replicator's initial copy has every table Synced."""
 
-    config = ReplicatorConfig(
-        source_url=source_url, warehouse_url=warehouse_url, replica_database=REPLICA
-    )
-    replicator = Replicator(config)
-    stop = threading.Event()
-    thread = threading.Thread(target=replicator.run, args=(stop,), daemon=True)
-    start = time.perf_counter()
-    thread.start()
-    replica_url = warehouse_url.rsplit("/", 1)[0] + f"/{REPLICA}"
-    while True:
-        time.sleep(1)
+    def synced(replica_url: str) -> bool:
         try:
             with psycopg2.connect(replica_url) as conn, conn.cursor() as cur:
                 cur.execute(
                     "SELECT count(*), count(*) FILTER (WHERE state = 'Synced')"
                     " FROM zetl.table_state"
                 )
-                total, synced = cur.fetchone()  # type: ignore[misc]
-        except psycopg2.Error:
-            continue
-        if total >= 8 and total == synced:
-            break
-    elapsed = time.perf_counter() - start
-    stop.set()
-    thread.join(timeout=60)
-    return elapsed
+                total, done = cur.fetchone()  # type: ignore[misc]
+        except psycopg2.Error:  # the replica database does not exist yet
+            return False
+        return bool(total >= 8 and total == done)
+
+    start = time.perf_counter()
+    with replicating(source_url, warehouse_url, REPLICA) as replica:
+        wait_for(lambda: synced(replica.url), "every table Synced", timeout=COPY_TIMEOUT)
+        return time.perf_counter() - start
 
 
 def replica_rows(warehouse_url: str) -> int:

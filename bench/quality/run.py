@@ -18,23 +18,16 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import psycopg2
 
-from bench.transform.run import HERE as TRANSFORM_BENCH
-from bench.transform.run import psql
-from tests.harness import SOURCE_SETTINGS, running_postgres
-from tests.support import fingerprint, query, wait_for
-from zetl.schema.migrate import upgrade
-from zetl_generator.workload import Workload, WorkloadOptions
+from bench.replica import filled_servers, replicating
+from tests.support import build_marts
 from zetl_quality.checks import CHECKPOINTS, Datasource, Target
 from zetl_replicator.config import ReplicatorConfig
-from zetl_replicator.pipeline import Replicator
 
 RESULTS = Path(__file__).resolve().parent.parent / "results" / "quality.json"
 ROUNDS = 2
@@ -77,102 +70,45 @@ def checkpoint(name: str, env: dict[str, str]) -> tuple[float, bool]:
 
 
 def main() -> None:
-    customers = int(os.environ.get("BENCH_CUSTOMERS", "40000"))
-    wallet = int(os.environ.get("BENCH_WALLET", "520000"))
-    headers = int(os.environ.get("BENCH_HEADERS", "160000"))
-    os.environ.setdefault("ZETL_LOG_LEVEL", "WARNING")
-    with (
-        running_postgres(SOURCE_SETTINGS) as source,
-        running_postgres({"max_wal_size": "2GB"}) as warehouse,
-        tempfile.TemporaryDirectory() as expectations,
-    ):
-        source_url = source.url(source.create_database("bench_src"))
-        dev = warehouse.create_database("bench_dev")
-        tag = uuid.uuid4().hex[:8]
-        replica = f"replica_{tag}"
-        upgrade(source_url)
-        Workload(source_url, WorkloadOptions(max_events=500, seed=1)).run(threading.Event())
-        psql(
-            source_url,
-            "-v", f"customers={customers}", "-v", f"wallet={wallet}", "-v", f"headers={headers}",
-            "-f", str(TRANSFORM_BENCH / "load.sql"),
-        )  # fmt: skip
-        counts = dict(
-            query(
-                source_url,
-                "SELECT 'wallet', count(*) FROM wallet_transaction UNION ALL SELECT 'store',"
-                " (SELECT count(*) FROM store_transaction)"
-                " + (SELECT count(*) FROM store_transaction_line)",
-            )
-        )
-        print(f"source: {counts['wallet']:,} wallet + {counts['store']:,} store rows", flush=True)
-        config = ReplicatorConfig(
-            source_url=source_url,
-            warehouse_url=warehouse.url(dev),
-            replica_database=replica,
-            slot=f"bench_{tag}",
-            batch_max_seconds=0.5,
-            discovery_interval_seconds=1.0,
-        )
-        replicator, stop = Replicator(config), threading.Event()
-        thread = threading.Thread(target=replicator.run, args=(stop,), daemon=True)
-        thread.start()
-        replica_url = warehouse.url(replica)
-
-        def caught_up() -> bool:
-            try:
-                return fingerprint(source_url) == fingerprint(replica_url)
-            except Exception:  # the replica database or its tables do not exist yet
-                return False
-
-        wait_for(caught_up, "the initial copy", timeout=900)
-        from zetl_transform.project import project_dir
-        from zetl_transform.runner import build
-
-        built = build(
-            project=project_dir(),
-            warehouse_url=config.warehouse_url,
-            replica_database=replica,
-            target="local",
-            select=[],
-            full_refresh=True,
-        )
-        if not built.success:
-            raise SystemExit(f"dbt build failed: {built.failures}")
-        print("replica copied and marts built", flush=True)
-        env = {
-            **os.environ,
-            "SOURCE_DATABASE_URL": source_url,
-            "WAREHOUSE_DATABASE_URL": config.warehouse_url,
-            "ZETL_REPLICA_DATABASE": replica,
-            "ZETL_SLOT": config.slot,
-            "ZETL_EXPECTATIONS_DIR": expectations,
-        }
-        t0 = time.monotonic()
-        import great_expectations  # noqa: F401  # its import, timed apart from the runs
-
-        import_s = time.monotonic() - t0
-        figures: dict[str, Any] = {}
-        for name in CHECKPOINTS:
-            gx_runs, sql_runs, passed, failing = [], [], True, 0
-            for _ in range(ROUNDS):
-                # The checkpoint first: replica_parity's SQL reads the evidence it stored.
-                seconds, passed = checkpoint(name, env)
-                gx_runs.append(seconds)
-                seconds, failing = plain_sql(name, env, replica)
-                sql_runs.append(seconds)
-            figures[name] = {
-                "checks": len(CHECKPOINTS[name].build(Target.LOCAL, replica)[1]),
-                "checkpoint_s": min(gx_runs),
-                "plain_sql_s": min(sql_runs),
-                "ratio": min(gx_runs) / min(sql_runs),
-                "checkpoint_passed": passed,
-                "plain_sql_failing_checks": failing,
+    with filled_servers() as servers, tempfile.TemporaryDirectory() as expectations:
+        source_url = servers.source_url
+        counts = {"wallet": servers.filled.wallet, "store": servers.filled.store}
+        with replicating(source_url, servers.dev_url) as rep:
+            config, replica = rep.config, rep.config.replica_database
+            rep.wait_caught_up("the initial copy")
+            build_marts(config.warehouse_url, replica, full_refresh=True)
+            print("replica copied and marts built", flush=True)
+            env = {
+                **os.environ,
+                "SOURCE_DATABASE_URL": source_url,
+                "WAREHOUSE_DATABASE_URL": config.warehouse_url,
+                "ZETL_REPLICA_DATABASE": replica,
+                "ZETL_SLOT": config.slot,
+                "ZETL_EXPECTATIONS_DIR": expectations,
             }
-            print(f"{name}: checkpoint {min(gx_runs):.2f} s, plain SQL {min(sql_runs):.2f} s",
-                  flush=True)  # fmt: skip
-        stop.set()
-        thread.join(timeout=30)
+            t0 = time.monotonic()
+            import great_expectations  # noqa: F401  # its import, timed apart from the runs
+
+            import_s = time.monotonic() - t0
+            figures: dict[str, Any] = {}
+            for name in CHECKPOINTS:
+                gx_runs, sql_runs, passed, failing = [], [], True, 0
+                for _ in range(ROUNDS):
+                    # The checkpoint first: replica_parity's SQL reads the evidence it stored.
+                    seconds, passed = checkpoint(name, env)
+                    gx_runs.append(seconds)
+                    seconds, failing = plain_sql(name, env, replica)
+                    sql_runs.append(seconds)
+                figures[name] = {
+                    "checks": len(CHECKPOINTS[name].build(Target.LOCAL, replica)[1]),
+                    "checkpoint_s": min(gx_runs),
+                    "plain_sql_s": min(sql_runs),
+                    "ratio": min(gx_runs) / min(sql_runs),
+                    "checkpoint_passed": passed,
+                    "plain_sql_failing_checks": failing,
+                }
+                print(f"{name}: checkpoint {min(gx_runs):.2f} s, plain SQL {min(sql_runs):.2f} s",
+                      flush=True)  # fmt: skip
 
     print(f"\n{'checkpoint':18} {'checks':>6} {'gx s':>8} {'sql s':>8}  ratio  passed")
     for name, f in figures.items():

@@ -18,21 +18,15 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-from tests.harness import SOURCE_SETTINGS, running_postgres
-from tests.support import MARTS, fingerprint, query, wait_for
-from zetl.schema.migrate import upgrade
+from bench.replica import filled_servers, psql, replicating
+from tests.support import MARTS
 from zetl_generator.workload import Workload, WorkloadOptions
-from zetl_replicator.config import ReplicatorConfig
-from zetl_replicator.pipeline import Replicator
 from zetl_transform.project import project_dir, work_dir
 from zetl_transform.runner import build
 
@@ -40,11 +34,6 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE.parent / "results" / "transform.json"
 MODEL_ORDER = ("staging", "intermediate", "marts")
 VIEWS = ("staging", "intermediate")
-
-
-def psql(url: str, *args: str) -> None:
-    binary = shutil.which("psql") or "/usr/lib/postgresql/15/bin/psql"
-    subprocess.run([binary, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, *args], check=True)
 
 
 def psql_baseline_script(project: Path) -> str:
@@ -93,83 +82,39 @@ def _is_model(name: str) -> bool:
 
 
 def main() -> None:
-    customers = int(os.environ.get("BENCH_CUSTOMERS", "40000"))
-    wallet = int(os.environ.get("BENCH_WALLET", "520000"))
-    headers = int(os.environ.get("BENCH_HEADERS", "160000"))
     new_events = int(os.environ.get("BENCH_NEW_EVENTS", "10000"))
-    os.environ.setdefault("ZETL_LOG_LEVEL", "WARNING")
-    with (
-        running_postgres(SOURCE_SETTINGS) as source,
-        running_postgres({"max_wal_size": "2GB"}) as warehouse,
-    ):
-        source_url = source.url(source.create_database("bench_src"))
-        dev = warehouse.create_database("bench_dev")
-        tag = uuid.uuid4().hex[:8]
-        platform = {"warehouse_url": warehouse.url(dev), "replica": f"replica_{tag}"}
-        upgrade(source_url)
-        Workload(source_url, WorkloadOptions(max_events=500, seed=1)).run(threading.Event())
+    with filled_servers() as servers:
+        source_url = servers.source_url
+        counts = {"wallet": servers.filled.wallet, "store": servers.filled.store}
         t0 = time.monotonic()
-        psql(
-            source_url,
-            "-v", f"customers={customers}", "-v", f"wallet={wallet}", "-v", f"headers={headers}",
-            "-f", str(HERE / "load.sql"),
-        )  # fmt: skip
-        load_s = time.monotonic() - t0
-        counts = dict(
-            query(
-                source_url,
-                "SELECT 'wallet', count(*) FROM wallet_transaction UNION ALL SELECT 'store',"
-                " (SELECT count(*) FROM store_transaction)"
-                " + (SELECT count(*) FROM store_transaction_line)",
+        with replicating(source_url, servers.dev_url) as rep:
+            platform = {
+                "warehouse_url": rep.config.warehouse_url,
+                "replica": rep.config.replica_database,
+            }
+            rep.wait_caught_up("the initial copy")
+            print(f"replica: initial copy by the replicator in {time.monotonic() - t0:.1f} s",
+                  flush=True)  # fmt: skip
+
+            full = timed_build(platform, full_refresh=True)
+            print(f"full dbt build: {full['wall_s']:.1f} s", flush=True)
+            with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as script:
+                script.write(psql_baseline_script(project_dir()))
+            t0 = time.monotonic()
+            psql(platform["warehouse_url"], "-f", script.name)
+            psql_s = time.monotonic() - t0
+            Path(script.name).unlink()
+            print(f"same model SQL in psql: {psql_s:.1f} s", flush=True)
+
+            t0 = time.monotonic()
+            Workload(source_url, WorkloadOptions(max_events=new_events, seed=2)).run(
+                threading.Event()
             )
-        )
-        print(f"source: {counts['wallet']:,} wallet + {counts['store']:,} store rows"
-              f" (SQL load {load_s:.1f} s)", flush=True)  # fmt: skip
-
-        config = ReplicatorConfig(
-            source_url=source_url,
-            warehouse_url=platform["warehouse_url"],
-            replica_database=platform["replica"],
-            slot=f"bench_{tag}",
-            batch_max_seconds=0.5,
-            discovery_interval_seconds=1.0,
-        )
-        replicator, stop = Replicator(config), threading.Event()
-        thread = threading.Thread(target=replicator.run, args=(stop,), daemon=True)
-        t0 = time.monotonic()
-        thread.start()
-        replica_url = warehouse.url(platform["replica"])
-
-        def caught_up() -> bool:
-            try:
-                return fingerprint(source_url) == fingerprint(replica_url)
-            except Exception:  # the replica database or its tables do not exist yet
-                return False
-
-        wait_for(caught_up, "the initial copy", timeout=900)
-        print(
-            f"replica: initial copy by the replicator in {time.monotonic() - t0:.1f} s", flush=True
-        )
-
-        full = timed_build(platform, full_refresh=True)
-        print(f"full dbt build: {full['wall_s']:.1f} s", flush=True)
-        with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as script:
-            script.write(psql_baseline_script(project_dir()))
-        t0 = time.monotonic()
-        psql(platform["warehouse_url"], "-f", script.name)
-        psql_s = time.monotonic() - t0
-        Path(script.name).unlink()
-        print(f"same model SQL in psql: {psql_s:.1f} s", flush=True)
-
-        t0 = time.monotonic()
-        Workload(source_url, WorkloadOptions(max_events=new_events, seed=2)).run(threading.Event())
-        wait_for(caught_up, "the new events to replicate", timeout=900)
-        print(f"{new_events:,} new events generated and replicated in"
-              f" {time.monotonic() - t0:.1f} s", flush=True)  # fmt: skip
-        incremental = timed_build(platform, full_refresh=False)
-        noop = timed_build(platform, full_refresh=False)
-        stop.set()
-        thread.join(timeout=30)
+            rep.wait_caught_up("the new events to replicate")
+            print(f"{new_events:,} new events generated and replicated in"
+                  f" {time.monotonic() - t0:.1f} s", flush=True)  # fmt: skip
+            incremental = timed_build(platform, full_refresh=False)
+            noop = timed_build(platform, full_refresh=False)
 
     rows = [
         ("full dbt build (models + tests)", full["wall_s"], "1.00"),

@@ -1,6 +1,7 @@
 """A small platform for the data-quality checks: a source filled by the generator's workload,
 replicated by the replicator (in a thread) into a warehouse, and the marts built by dbt in the
-warehouse's own ``dev`` database."""
+warehouse's own ``dev`` database. These tests drive four services together (generator,
+replicator, dbt, the checks), so they live in tests/, not beside one of them."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """A replicated warehouse for the transform tests: a migrated source filled by the generator,
-the replicator streaming it into a replica database of the warehouse, and ``dev`` beside it."""
+the replicator streaming it into a replica database of the warehouse, and ``dev`` beside it.
+These tests drive three services together, so they live in tests/, not beside one of them."""
 
 from __future__ import annotations
 

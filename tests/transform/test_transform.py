@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import psycopg2
@@ -16,7 +15,6 @@ import pytest
 
 from tests.support import MARTS, build_marts, query
 from tests.transform.conftest import Platform
-from zetl_transform.project import project_dir
 from zetl_transform.runner import RunOutcome
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -268,8 +266,3 @@ def test_a_second_refresh_keeps_the_views_over_unchanged_tables(built: Platform)
     assert sorted(report.kept) == sorted(TABLES_REPLICATED)
     assert not (report.added or report.replaced or report.dropped)
     assert one(built.warehouse_url, "SELECT count(*) FROM analytics.stg_customer") > 0
-
-
-def test_project_dir_is_found_from_the_checkout() -> None:
-    assert project_dir({}) == Path(__file__).resolve().parents[2] / "transform"
-    assert (project_dir({}) / "profiles.yml").is_file()

@@ -47,8 +47,8 @@ def test_logs_are_json_lines_when_not_on_a_terminal() -> None:
     assert (record["table"], record["rows"], record["level"]) == ("t", 3, "info")
 
 
-def test_a_command_whose_optional_dependency_is_missing_explains_itself() -> None:
-    """Images without the aws extra still run every other command."""
+def test_a_command_whose_dependency_is_missing_explains_itself() -> None:
+    """A service installed without its dependencies breaks only its own command."""
     code = (
         "import sys; sys.modules['botocore'] = None; sys.modules['boto3'] = None\n"
         "sys.argv = ['zetl', *sys.argv[1:]]\n"
@@ -63,7 +63,7 @@ def test_a_command_whose_optional_dependency_is_missing_explains_itself() -> Non
         [sys.executable, "-c", code, "aws", "preflight"], capture_output=True, text=True
     )
     assert aws.returncode == 2
-    assert "needs the Python package" in aws.stderr and "zetl[aws]" in aws.stderr
+    assert "needs the Python package" in aws.stderr and "zetl-aws" in aws.stderr
 
 
 def test_a_bad_log_level_is_a_usage_error_not_a_traceback() -> None:

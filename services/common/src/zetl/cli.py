@@ -69,10 +69,12 @@ def _register(selected: Iterable[EntryPoint]) -> None:
         try:
             entry_point.load()(app)
         except ModuleNotFoundError as exc:
-            # An image without an optional extra (boto3 for `zetl aws`, say) still runs every
-            # other command; this one explains what to install instead of breaking them all.
-            # Raised by the import or by register itself (which may check without importing).
-            _register_unavailable(entry_point.name, exc.name or str(exc))
+            # A service installed without one of its dependencies (boto3 for `zetl aws`, say)
+            # still lets every other command run; this one explains what to install instead of
+            # breaking them all. Raised by the import or by register itself (which may check
+            # without importing).
+            dist = entry_point.dist.name if entry_point.dist else "the service"
+            _register_unavailable(entry_point.name, exc.name or str(exc), dist)
 
 
 def _command_name(argv: Sequence[str]) -> str | None:
@@ -97,7 +99,7 @@ def _command_names() -> set[str]:
     return names
 
 
-def _register_unavailable(name: str, missing: str) -> None:
+def _register_unavailable(name: str, missing: str, dist: str) -> None:
     @app.command(
         name,
         help=f"(unavailable: needs the Python package {missing!r})",
@@ -107,7 +109,7 @@ def _register_unavailable(name: str, missing: str) -> None:
     def unavailable() -> None:
         raise ConfigError(
             f"`zetl {name}` needs the Python package {missing!r}, which is not installed here"
-            " (for `zetl aws`: pip install 'zetl[aws]')"
+            f" (installing {dist} with its dependencies provides it)"
         )
 
 

@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 from botocore.stub import ANY, Stubber
 
-from tests.aws.conftest import INTEGRATION_ID, stubbed_client
 from zetl.aws.database import Target, create_database_from_integration, create_database_sql
 from zetl.aws.waiting import Deadline
 from zetl.errors import ConfigError, DataError
+
+from .conftest import INTEGRATION_ID, stubbed_client
 
 TARGET = Target("zetl-dev", "dev", "arn:aws:secretsmanager:us-east-1:123456789012:secret:rs-1")
 CREATE = f'CREATE DATABASE "raw_transactions" FROM INTEGRATION \'{INTEGRATION_ID}\' DATABASE "storefront"'  # noqa: E501

@@ -11,10 +11,11 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from tests.aws.conftest import REGION, stubbed_client
 from zetl.aws.ecs import Placement, scale_service, start_task, wait_for_task
 from zetl.aws.waiting import Deadline
 from zetl.errors import ConfigError, DataError
+
+from .conftest import REGION, stubbed_client
 
 TASK_ARN = f"arn:aws:ecs:{REGION}:123456789012:task/zetl-dev/0123456789abcdef"
 

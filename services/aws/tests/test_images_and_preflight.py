@@ -12,10 +12,11 @@ from botocore.exceptions import NoCredentialsError
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from tests.aws.conftest import REGION, stubbed_client
 from zetl.aws import preflight
 from zetl.aws.images import DOCKERFILES, push_images, registry_login
 from zetl.errors import ConfigError
+
+from .conftest import REGION, stubbed_client
 
 
 class DockerRecorder:
@@ -154,6 +155,6 @@ def test_preflight_names_a_dockerfile_that_is_not_there_yet(tmp_path: Path) -> N
 def test_preflight_finds_every_dockerfile_of_the_checkout() -> None:
     from zetl.aws.images import DOCKERFILES
 
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     check = preflight.check_dockerfiles(root, DOCKERFILES)
     assert check.ok, check.detail

@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 from botocore.stub import Stubber
 
-from tests.aws.conftest import INTEGRATION_ARN, FakeClock, stubbed_client
 from zetl.aws.integration import wait_until_active
 from zetl.aws.waiting import Deadline
 from zetl.errors import ConfigError, DataError
+
+from .conftest import INTEGRATION_ARN, FakeClock, stubbed_client
 
 
 def integration(status: str, **extra: Any) -> dict[str, Any]:

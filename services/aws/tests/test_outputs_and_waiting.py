@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.aws.conftest import FakeClock, terraform_outputs
 from tests.infra.terraform import load
 from zetl.aws.outputs import StackOutputs
 from zetl.aws.waiting import Deadline, poll
 from zetl.errors import ConfigError, DataError
+
+from .conftest import FakeClock, terraform_outputs
 
 
 def test_every_output_the_steps_read_is_a_root_output_of_the_stack() -> None:

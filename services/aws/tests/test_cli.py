@@ -12,9 +12,10 @@ from botocore.stub import Stubber
 from moto import mock_aws
 from typer.testing import CliRunner
 
-from tests.aws.conftest import REGION, stubbed_client, terraform_outputs
 from zetl.aws.cli import register
 from zetl.errors import ConfigError
+
+from .conftest import REGION, stubbed_client, terraform_outputs
 
 
 def aws_cli() -> typer.Typer:
