@@ -1,6 +1,10 @@
 """zetl_daily end to end: `airflow dags test` (SQLite metadata, no scheduler) against a real
 warehouse the replicator fills from a generated workload.
 
+The warehouse is set up by compose's own init script (compose/warehouse/10-zetl-roles.sh): the
+replicator writes as zetl_replicator, and the DAG connects as zetl_orchestration, building the
+marts as zetl_transform and checking them as zetl_dq (SET ROLE), as in compose.
+
 One platform for the module, in this order: a healthy day succeeds; a broken mart row fails
 the quality task; replication stopped past the lag bound fails the gate. Each run's record in
 ``zetl_orchestration.dag_run`` is checked, and the task states in Airflow's own database.
@@ -22,7 +26,7 @@ from typing import Any
 import psycopg2
 import pytest
 
-from orchestration.tests.support import airflow_bin
+from orchestration.tests.support import REPOSITORY, airflow_bin
 from tests.harness import PostgresServer
 from tests.support import drop_slots, query, running, wait_for
 from zetl_replicator.config import ReplicatorConfig
@@ -31,15 +35,24 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 ZETL = Path(sys.executable).with_name("zetl")
 DEADLINE = 180.0
+ROLES_INIT = REPOSITORY / "compose" / "warehouse" / "10-zetl-roles.sh"
+PASSWORDS = {
+    "ZETL_REPLICATOR_PASSWORD": "replicator-Pw-1",
+    "ZETL_TRANSFORM_PASSWORD": "transform-Pw-2",
+    "ZETL_DQ_PASSWORD": "dq-Pw-3",
+    "ZETL_DASHBOARD_PASSWORD": "dashboard-Pw-4",
+    "ZETL_ORCHESTRATION_PASSWORD": "orchestration-Pw-5",
+}
 
 
 @dataclass
 class Platform:
     source_url: str
-    dev_url: str
+    dev_url: str  # the superuser's: what the tests read and break
     replica_url: str
     replica_database: str
     config: ReplicatorConfig
+    orchestration_url: str  # what the DAG connects as
     # Holds the running replicator between start_replicator and stop_replicator.
     replicating: ExitStack = field(default_factory=ExitStack)
 
@@ -56,6 +69,29 @@ def zetl(env: dict[str, str], *args: str) -> None:
     assert done.returncode == 0, f"zetl {' '.join(args)}: {done.stderr[-2000:]}"
 
 
+def role_url(server: PostgresServer, role: str, database: str) -> str:
+    password = PASSWORDS[f"{role.upper()}_PASSWORD"]
+    return f"postgresql://{role}:{password}@{server.host}:{server.port}/{database}"
+
+
+def init_roles(server: PostgresServer, database: str, replica: str) -> None:
+    """compose/warehouse's init script, as the entrypoint runs it (the superuser), over TCP."""
+    env = {
+        **os.environ,
+        **PASSWORDS,
+        "PGHOST": server.host,
+        "PGPORT": str(server.port),
+        "PGPASSWORD": server.password,
+        "POSTGRES_USER": server.user,
+        "POSTGRES_DB": database,
+        "ZETL_REPLICA_DATABASE": replica,
+    }
+    done = subprocess.run(
+        ["bash", str(ROLES_INIT)], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, f"{ROLES_INIT.name}: {done.stderr[-2000:]}"
+
+
 @pytest.fixture(scope="module")
 def platform(source_server: PostgresServer, warehouse_server: PostgresServer) -> Iterator[Platform]:
     source_db = source_server.create_database("dagsrc")
@@ -63,10 +99,11 @@ def platform(source_server: PostgresServer, warehouse_server: PostgresServer) ->
     # The default name, as on the platform: the marts checkpoint reads the replica through the
     # fdw schema raw_transactions_public. This session's warehouse server is the module's own.
     replica = "raw_transactions"
+    init_roles(warehouse_server, dev, replica)
     source_url = source_server.url(source_db)
     config = ReplicatorConfig(
         source_url=source_url,
-        warehouse_url=warehouse_server.url(dev),
+        warehouse_url=role_url(warehouse_server, "zetl_replicator", dev),
         replica_database=replica,
         slot=f"zetl_{uuid.uuid4().hex[:10]}",
         publication="zetl_publication",
@@ -77,7 +114,12 @@ def platform(source_server: PostgresServer, warehouse_server: PostgresServer) ->
     zetl(env, "migrate")
     zetl(env, "generate", "--max-events", "400", "--seed", "7")
     platform = Platform(
-        source_url, warehouse_server.url(dev), warehouse_server.url(replica), replica, config
+        source_url,
+        warehouse_server.url(dev),
+        warehouse_server.url(replica),
+        replica,
+        config,
+        role_url(warehouse_server, "zetl_orchestration", dev),
     )
     platform.start_replicator()
     try:
@@ -132,14 +174,16 @@ def run_dag(
 ) -> DagRun:
     env = {
         **airflow_env,
-        "AIRFLOW_CONN_ZETL_WAREHOUSE": platform.dev_url,
+        "AIRFLOW_CONN_ZETL_WAREHOUSE": platform.orchestration_url,
+        "ZETL_TRANSFORM_ROLE": "zetl_transform",
+        "ZETL_DQ_ROLE": "zetl_dq",
         "ZETL_REPLICA_DATABASE": platform.replica_database,
         "ZETL_MAX_LAG_SECONDS": str(max_lag_seconds),
         # A failed task fails the run at once here; retries are the structure test's subject.
         "ZETL_DAG_RETRIES": "0",
         # The zetl command of the project's venv (the image has its own venv for it).
         "ZETL_DQ_COMMAND": f"{ZETL} dq run marts",
-        "ZETL_LINK_COMMAND": f"{ZETL} transform setup",
+        "ZETL_LINK_COMMAND": f"{ZETL} transform link",
         "ZETL_EXPECTATIONS_DIR": str(expectations),
     }
     done = subprocess.run(
