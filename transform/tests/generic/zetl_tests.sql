@@ -79,3 +79,48 @@ where key_value not in (
 )
 {%- endif %}
 {% endtest %}
+
+{#- Every row rule of a mart in one query, so one test node instead of one per column and rule
+    (an incremental run checks only the rows it wrote, so what each node costs is dbt's own
+    overhead per node, not the query). `grain`: the columns no two rows may share; `rules`: name
+    -> a boolean SQL expression that must hold on every row (a null result passes, as in
+    expression_is_true; null checks are rules of their own: `col is not null`). Returns one row
+    per broken rule with how many rows break it. -#}
+{% test row_rules(model, grain=none, rules=none) %}
+{%- set rules = rules or {} %}
+with
+{%- if grain %}
+grain_check as (
+    select count(*) as failing_rows
+    from (
+        select {{ grain | join(', ') }}
+        from {{ model }}
+        group by {{ grain | join(', ') }}
+        having count(*) > 1
+    ) as duplicates
+),
+{%- endif %}
+rule_check as (
+    select
+        count(*) as checked_rows
+    {%- for name, expression in rules.items() %},
+        sum(case when not ({{ expression }}) then 1 else 0 end) as {{ name }}
+    {%- endfor %}
+    from {{ model }}
+)
+{%- if grain %}
+select 'grain ({{ grain | join(", ") }}) unique' as broken_rule, failing_rows
+from grain_check
+where failing_rows > 0
+{%- else %}
+select cast(null as varchar) as broken_rule, cast(null as bigint) as failing_rows
+from rule_check
+where 1 = 0
+{%- endif %}
+{%- for name, expression in rules.items() %}
+union all
+select '{{ name }}: {{ expression | replace("'", "''") }}', {{ name }}
+from rule_check
+where {{ name }} > 0
+{%- endfor %}
+{% endtest %}
