@@ -40,10 +40,12 @@ where
 {% endtest %}
 
 {#- dbt's relationships test, planned so the parent is read once: the child's distinct keys
-    against a hashed NOT IN of the parent's. dbt's own left join lets the planner pick a nested
-    loop that looks the parent up once per child row, and a parent behind postgres_fdw then
-    costs one round trip to the replica per row. The parent's key is its primary key (no
-    nulls), so NOT IN means what it says. Overrides dbt's default for every relationships test.
+    EXCEPT the parent's. dbt's own left join lets the planner pick a nested loop that looks the
+    parent up once per child row, and a parent behind postgres_fdw then costs one round trip to
+    the replica per row; NOT IN (subquery) is hashed only while the parent's keys fit in
+    work_mem, and past that (hundreds of thousands of keys) rescans the parent once per child
+    row: hours. EXCEPT hashes or sorts, never loops. Overrides dbt's default for every
+    relationships test.
     When the child has few keys (an incremental run's tests see only the rows it wrote), they
     are read first and the parent is read for those keys only, as literals the replica looks up
     by its primary key, rather than the whole parent table through the link. -#}
@@ -66,13 +68,18 @@ with child as (
     where {{ column_name }} is not null
 )
 
+{%- if few is none %}
 select key_value
 from child
-{%- if few is none %}
-where key_value not in (select {{ field }} from {{ to }} where {{ field }} is not null)
+except
+select {{ field }} from {{ to }} where {{ field }} is not null
 {%- elif few | length == 0 %}
+select key_value
+from child
 where 1 = 0
 {%- else %}
+select key_value
+from child
 where key_value not in (
     select {{ field }} from {{ to }}
     where {{ field }} in ({{ few | join(', ') }})
