@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg2
+import psycopg2.errors
 import pytest
 
 from orchestration.tests.support import REPOSITORY, airflow_bin
@@ -242,6 +243,46 @@ def test_a_healthy_day_runs_every_step_and_is_recorded(
         " FROM analytics.daily_player_transactions",
     )[0]
     assert mart == source
+
+
+def test_the_orchestration_role_writes_only_its_run_record(platform: Platform) -> None:
+    # After a run: as itself it reads the replication state and its run record, and the marts
+    # it built belong to the transform role it SET ROLE to.
+    conn = psycopg2.connect(platform.orchestration_url)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM svv_integration_table_state")
+            cur.execute("SELECT count(*) FROM zetl_orchestration.dag_run")
+            row = cur.fetchone()
+            assert row is not None and row[0] >= 1
+            cur.execute("SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'analytics'")
+            assert cur.fetchall() == [("zetl_transform",)]
+            # Nothing of transform's or dq's without SET ROLE (NOINHERIT), nothing new in dev.
+            for statement in (
+                "SELECT count(*) FROM analytics.daily_player_transactions",
+                "CREATE TABLE public.zetl_orchestration_intruder (x int)",
+                "CREATE TABLE analytics.zetl_orchestration_intruder (x int)",
+                "CREATE SCHEMA zetl_orchestration_intruder",
+                "SELECT count(*) FROM raw_transactions_public.customer",
+                "INSERT INTO zetl_dq.checkpoint_result (run_id) VALUES ('intruder')",
+            ):
+                with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+                    cur.execute(statement)
+            cur.execute("SET ROLE zetl_transform")
+            cur.execute("SELECT count(*) FROM analytics.daily_player_transactions")
+    finally:
+        conn.close()
+    # The replica: read-only to it, as to every role but the replicator.
+    replica = psycopg2.connect(
+        platform.orchestration_url.rsplit("/", 1)[0] + f"/{platform.replica_database}"
+    )
+    replica.autocommit = True
+    try:
+        with replica.cursor() as cur, pytest.raises(psycopg2.errors.InsufficientPrivilege):
+            cur.execute("DELETE FROM customer")
+    finally:
+        replica.close()
 
 
 def test_a_broken_mart_row_fails_the_quality_task(
