@@ -36,8 +36,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PAGES = ROOT / "services" / "dashboard" / "src" / "zetl_dashboard" / "pages"
 REPLICA = "raw_transactions"
 MARTS = (
-    "daily_revenue", "daily_player_transactions", "transaction_reconciliation",
-    "player_top_three_deposits", "agg_discord_deposits_by_country",
+    "daily_revenue", "daily_publisher_revenue", "game_revenue", "daily_player_transactions",
+    "transaction_reconciliation", "player_top_three_deposits", "agg_discord_deposits_by_country",
 )  # fmt: skip
 # The Storefront's heaviest figure, from the raw replica (through the link) instead of the mart.
 RAW_REVENUE_BY_PUBLISHER = """
@@ -47,6 +47,29 @@ JOIN raw_transactions_public.store_transaction t ON t.id = l.transaction_id
 JOIN raw_transactions_public.publisher p ON p.id = l.publisher_id
 WHERE t.currency = %s GROUP BY 1, 2
 """
+
+
+# The baseline of the Storefront's own figures, side by side in the same run: the page's queries
+# as they were before the summary marts, each scanning the per-game detail of daily_revenue.
+DETAIL_STOREFRONT = {
+    "STOREFRONT_TOTALS": (
+        "SELECT currency, coalesce(sum(gross_amount), 0) AS gross,"
+        " coalesce(sum(net_amount), 0) AS net, coalesce(sum(abs(refund_amount)), 0) AS refunds,"
+        " coalesce(sum(sale_count), 0) AS sales, max(revenue_date) AS latest"
+        " FROM analytics.daily_revenue GROUP BY currency ORDER BY net DESC NULLS LAST"
+    ),
+    "STOREFRONT_WINDOW": (
+        "SELECT revenue_date, publisher_name, platform, sum(net_amount) AS net_amount,"
+        " sum(gross_amount) AS gross_amount, sum(abs(refund_amount)) AS refund_amount"
+        " FROM analytics.daily_revenue WHERE currency = %s AND revenue_date > %s"
+        " GROUP BY 1, 2, 3 ORDER BY 1"
+    ),
+    "TOP_GAMES": (
+        "SELECT game_title, sum(net_amount) AS net_amount, sum(sale_count) AS sales"
+        " FROM analytics.daily_revenue WHERE currency = %s GROUP BY 1"
+        " ORDER BY 2 DESC NULLS LAST LIMIT 10"
+    ),
+}
 
 
 def timed(fn: Any, *args: Any) -> float:
@@ -163,7 +186,46 @@ def measure_pages(dev_url: str, repeat: int) -> dict[str, dict[str, float]]:
             "page_render_uncached_s": round(render_cold, 3),
             "page_render_cached_s": round(render_cached, 3),
         }
+    results["storefront_from_detail"] = storefront_from_detail(dev_url, repeat)
     return results
+
+
+def storefront_from_detail(dev_url: str, repeat: int) -> dict[str, float]:
+    """The baseline: the Storefront rendered and queried as before its summary marts, with its
+    three queries pointed back at daily_revenue (same page code, same run)."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from zetl_dashboard import queries as q
+    from zetl_dashboard.data import read
+
+    saved = {name: getattr(q, name) for name in DETAIL_STOREFRONT}
+    try:
+        for name, text in DETAIL_STOREFRONT.items():
+            setattr(q, name, q.Query(("analytics.daily_revenue",), text))
+        batch = [
+            (q.STOREFRONT_TOTALS, ()),
+            (q.STOREFRONT_WINDOW, ("USD", "1900-01-01")),
+            (q.TOP_GAMES, ("USD",)),
+        ]
+
+        def run_queries() -> None:
+            for query, params in batch:
+                read(dev_url, query.relations, query.sql, params)
+
+        st.cache_data.clear()
+        app = AppTest.from_file(str(PAGES / "storefront.py"), default_timeout=120)
+        render_cold = timed(app.run)
+        if app.exception:
+            raise SystemExit(f"storefront (detail): {app.exception[0].message}")
+        return {
+            "queries_uncached_s": round(median_of(repeat, run_queries), 3),
+            "page_render_uncached_s": round(render_cold, 3),
+            "page_render_cached_s": round(median_of(repeat, app.run), 3),
+        }
+    finally:
+        for name, value in saved.items():
+            setattr(q, name, value)
 
 
 def main() -> None:

@@ -60,8 +60,9 @@ def _run_settings() -> RunSettings:
         raise AirflowFailException(f"configuration: {exc}") from None
 
 
-def _warehouse_url() -> str:
-    """The warehouse database (dev) as a libpq URL, from the same Airflow connection dbt uses."""
+def _warehouse_url(role: str | None = None) -> str:
+    """The warehouse database (dev) as a libpq URL, from the same Airflow connection dbt uses;
+    with ``role``, sessions on it act as that role (SET ROLE)."""
     conn_id = DbtSettings.from_env().conn_id
     try:
         conn = Connection.get(conn_id)
@@ -72,7 +73,7 @@ def _warehouse_url() -> str:
         ) from None
     try:
         return warehouse_url(
-            conn.host, conn.port, conn.login, conn.password, conn.schema, conn.extra_dejson
+            conn.host, conn.port, conn.login, conn.password, conn.schema, conn.extra_dejson, role
         )
     except SettingsError as exc:
         raise AirflowFailException(f"configuration: connection {conn_id!r}: {exc}") from None
@@ -147,14 +148,14 @@ def replication_gate() -> None:
     health.check(state, settings.max_lag_seconds)
 
 
-def _run_zetl(command: list[str], what: str, setting: str) -> None:
-    """Run a zetl command against the warehouse of the Airflow connection; its exit code
-    decides: 1 (a check or the data failed) and 2 (usage or configuration) fail the task for
-    good, anything else unexpected is retried."""
+def _run_zetl(command: list[str], what: str, setting: str, role: str | None) -> None:
+    """Run a zetl command against the warehouse of the Airflow connection, as ``role`` when
+    set; its exit code decides: 1 (a check or the data failed) and 2 (usage or configuration)
+    fail the task for good, anything else unexpected is retried."""
     log.info("%s: %s", what, " ".join(command))
     env = {
         **os.environ,
-        "WAREHOUSE_DATABASE_URL": _warehouse_url(),
+        "WAREHOUSE_DATABASE_URL": _warehouse_url(role),
         "ZETL_TARGET": DbtSettings.from_env().target,
     }
     try:
@@ -182,12 +183,18 @@ def _run_zetl(command: list[str], what: str, setting: str) -> None:
 def replica_link() -> None:
     """Locally, dbt reads the replica through postgres_fdw: re-import its tables so new and
     changed ones are seen (Redshift reads the zero-ETL database directly)."""
-    _run_zetl(_run_settings().link_command, "replica link refresh", "ZETL_LINK_COMMAND")
+    _run_zetl(
+        _run_settings().link_command,
+        "replica link refresh",
+        "ZETL_LINK_COMMAND",
+        DbtSettings.from_env().role,
+    )
 
 
 @task(task_id="marts_quality")
 def marts_quality() -> None:
-    _run_zetl(_run_settings().dq_command, "marts checkpoint", "ZETL_DQ_COMMAND")
+    settings = _run_settings()
+    _run_zetl(settings.dq_command, "marts checkpoint", "ZETL_DQ_COMMAND", settings.dq_role)
 
 
 @task(task_id="record_run")
@@ -231,6 +238,8 @@ def _connection_env(dbt: DbtSettings) -> dict[str, str]:
         env = {f"DBT_PG_{k}": f"{{{{ {conn}.{v} or '' }}}}" for k, v in fields.items()}
         env["DBT_PG_PORT"] = f"{{{{ {conn}.port or 5432 }}}}"
         env["DBT_PG_DBNAME"] = f"{{{{ {conn}.schema }}}}"
+        # dbt's session SET ROLEs to the transform role: the models stay that role's.
+        env["DBT_PG_ROLE"] = dbt.role or ""
     return env
 
 

@@ -1,6 +1,10 @@
 """zetl_daily end to end: `airflow dags test` (SQLite metadata, no scheduler) against a real
 warehouse the replicator fills from a generated workload.
 
+The warehouse is set up by compose's own init script (compose/warehouse/10-zetl-roles.sh): the
+replicator writes as zetl_replicator, and the DAG connects as zetl_orchestration, building the
+marts as zetl_transform and checking them as zetl_dq (SET ROLE), as in compose.
+
 One platform for the module, in this order: a healthy day succeeds; a broken mart row fails
 the quality task; replication stopped past the lag bound fails the gate. Each run's record in
 ``zetl_orchestration.dag_run`` is checked, and the task states in Airflow's own database.
@@ -20,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import psycopg2
+import psycopg2.errors
 import pytest
 
-from orchestration.tests.support import airflow_bin
+from orchestration.tests.support import REPOSITORY, airflow_bin
 from tests.harness import PostgresServer
 from tests.support import drop_slots, query, running, wait_for
 from zetl_replicator.config import ReplicatorConfig
@@ -31,15 +36,24 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 ZETL = Path(sys.executable).with_name("zetl")
 DEADLINE = 180.0
+ROLES_INIT = REPOSITORY / "compose" / "warehouse" / "10-zetl-roles.sh"
+PASSWORDS = {
+    "ZETL_REPLICATOR_PASSWORD": "replicator-Pw-1",
+    "ZETL_TRANSFORM_PASSWORD": "transform-Pw-2",
+    "ZETL_DQ_PASSWORD": "dq-Pw-3",
+    "ZETL_DASHBOARD_PASSWORD": "dashboard-Pw-4",
+    "ZETL_ORCHESTRATION_PASSWORD": "orchestration-Pw-5",
+}
 
 
 @dataclass
 class Platform:
     source_url: str
-    dev_url: str
+    dev_url: str  # the superuser's: what the tests read and break
     replica_url: str
     replica_database: str
     config: ReplicatorConfig
+    orchestration_url: str  # what the DAG connects as
     # Holds the running replicator between start_replicator and stop_replicator.
     replicating: ExitStack = field(default_factory=ExitStack)
 
@@ -56,6 +70,29 @@ def zetl(env: dict[str, str], *args: str) -> None:
     assert done.returncode == 0, f"zetl {' '.join(args)}: {done.stderr[-2000:]}"
 
 
+def role_url(server: PostgresServer, role: str, database: str) -> str:
+    password = PASSWORDS[f"{role.upper()}_PASSWORD"]
+    return f"postgresql://{role}:{password}@{server.host}:{server.port}/{database}"
+
+
+def init_roles(server: PostgresServer, database: str, replica: str) -> None:
+    """compose/warehouse's init script, as the entrypoint runs it (the superuser), over TCP."""
+    env = {
+        **os.environ,
+        **PASSWORDS,
+        "PGHOST": server.host,
+        "PGPORT": str(server.port),
+        "PGPASSWORD": server.password,
+        "POSTGRES_USER": server.user,
+        "POSTGRES_DB": database,
+        "ZETL_REPLICA_DATABASE": replica,
+    }
+    done = subprocess.run(
+        ["bash", str(ROLES_INIT)], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, f"{ROLES_INIT.name}: {done.stderr[-2000:]}"
+
+
 @pytest.fixture(scope="module")
 def platform(source_server: PostgresServer, warehouse_server: PostgresServer) -> Iterator[Platform]:
     source_db = source_server.create_database("dagsrc")
@@ -63,10 +100,11 @@ def platform(source_server: PostgresServer, warehouse_server: PostgresServer) ->
     # The default name, as on the platform: the marts checkpoint reads the replica through the
     # fdw schema raw_transactions_public. This session's warehouse server is the module's own.
     replica = "raw_transactions"
+    init_roles(warehouse_server, dev, replica)
     source_url = source_server.url(source_db)
     config = ReplicatorConfig(
         source_url=source_url,
-        warehouse_url=warehouse_server.url(dev),
+        warehouse_url=role_url(warehouse_server, "zetl_replicator", dev),
         replica_database=replica,
         slot=f"zetl_{uuid.uuid4().hex[:10]}",
         publication="zetl_publication",
@@ -77,7 +115,12 @@ def platform(source_server: PostgresServer, warehouse_server: PostgresServer) ->
     zetl(env, "migrate")
     zetl(env, "generate", "--max-events", "400", "--seed", "7")
     platform = Platform(
-        source_url, warehouse_server.url(dev), warehouse_server.url(replica), replica, config
+        source_url,
+        warehouse_server.url(dev),
+        warehouse_server.url(replica),
+        replica,
+        config,
+        role_url(warehouse_server, "zetl_orchestration", dev),
     )
     platform.start_replicator()
     try:
@@ -132,14 +175,16 @@ def run_dag(
 ) -> DagRun:
     env = {
         **airflow_env,
-        "AIRFLOW_CONN_ZETL_WAREHOUSE": platform.dev_url,
+        "AIRFLOW_CONN_ZETL_WAREHOUSE": platform.orchestration_url,
+        "ZETL_TRANSFORM_ROLE": "zetl_transform",
+        "ZETL_DQ_ROLE": "zetl_dq",
         "ZETL_REPLICA_DATABASE": platform.replica_database,
         "ZETL_MAX_LAG_SECONDS": str(max_lag_seconds),
         # A failed task fails the run at once here; retries are the structure test's subject.
         "ZETL_DAG_RETRIES": "0",
         # The zetl command of the project's venv (the image has its own venv for it).
         "ZETL_DQ_COMMAND": f"{ZETL} dq run marts",
-        "ZETL_LINK_COMMAND": f"{ZETL} transform setup",
+        "ZETL_LINK_COMMAND": f"{ZETL} transform link",
         "ZETL_EXPECTATIONS_DIR": str(expectations),
     }
     done = subprocess.run(
@@ -198,6 +243,46 @@ def test_a_healthy_day_runs_every_step_and_is_recorded(
         " FROM analytics.daily_player_transactions",
     )[0]
     assert mart == source
+
+
+def test_the_orchestration_role_writes_only_its_run_record(platform: Platform) -> None:
+    # After a run: as itself it reads the replication state and its run record, and the marts
+    # it built belong to the transform role it SET ROLE to.
+    conn = psycopg2.connect(platform.orchestration_url)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM svv_integration_table_state")
+            cur.execute("SELECT count(*) FROM zetl_orchestration.dag_run")
+            row = cur.fetchone()
+            assert row is not None and row[0] >= 1
+            cur.execute("SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'analytics'")
+            assert cur.fetchall() == [("zetl_transform",)]
+            # Nothing of transform's or dq's without SET ROLE (NOINHERIT), nothing new in dev.
+            for statement in (
+                "SELECT count(*) FROM analytics.daily_player_transactions",
+                "CREATE TABLE public.zetl_orchestration_intruder (x int)",
+                "CREATE TABLE analytics.zetl_orchestration_intruder (x int)",
+                "CREATE SCHEMA zetl_orchestration_intruder",
+                "SELECT count(*) FROM raw_transactions_public.customer",
+                "INSERT INTO zetl_dq.checkpoint_result (run_id) VALUES ('intruder')",
+            ):
+                with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+                    cur.execute(statement)
+            cur.execute("SET ROLE zetl_transform")
+            cur.execute("SELECT count(*) FROM analytics.daily_player_transactions")
+    finally:
+        conn.close()
+    # The replica: read-only to it, as to every role but the replicator.
+    replica = psycopg2.connect(
+        platform.orchestration_url.rsplit("/", 1)[0] + f"/{platform.replica_database}"
+    )
+    replica.autocommit = True
+    try:
+        with replica.cursor() as cur, pytest.raises(psycopg2.errors.InsufficientPrivilege):
+            cur.execute("DELETE FROM customer")
+    finally:
+        replica.close()
 
 
 def test_a_broken_mart_row_fails_the_quality_task(

@@ -37,6 +37,7 @@ PASSWORDS = {
     "zetl_transform": "transform-Pw-6",
     "zetl_dq": "dq-Pw-7",
     "zetl_dashboard": "dashboard-Pw-8",
+    "zetl_orchestration": "orchestration-Pw-9",
 }
 REPLICA = "raw_transactions"
 # Where the init scripts are copied in the containers (the postgres user's home in both images).

@@ -129,3 +129,38 @@
   {%- endif -%}
   {{ return(dbt.is_incremental()) }}
 {%- endmacro %}
+
+{#-
+  Units of a summary of an incremental mart (daily_publisher_revenue over daily_revenue): the
+  parent replaces whole units, so all its rows of one unit carry the invocation id that wrote
+  them, and the summary keeps that id (source_invocation_id). A unit to recompute is one whose
+  parent rows carry an id the summary has not absorbed (rewritten since: this run's, or an
+  earlier run's whose summary build failed or was skipped), or one the summary holds and the
+  parent no longer does (every row of it gone). The parent is read through its unit index for
+  the second part only; the first reads its ids, not its amounts. Literals, as
+  zetl_affected_units returns them.
+-#}
+{% macro zetl_rewritten_units(parent, unit) -%}
+  {%- if var('zetl_offline_render') or not execute -%}
+    {{ return('(0)') }}
+  {%- endif -%}
+  {%- set units = zetl_units_relation() -%}
+  {%- set build_units -%}
+    drop table if exists {{ units }};
+    create temporary table {{ units }} as
+    select distinct {{ unit }} as unit from {{ parent }}
+    where zetl_invocation_id not in (
+        select distinct source_invocation_id from {{ this }} where source_invocation_id is not null
+    )
+    union
+    select distinct s.{{ unit }} from {{ this }} as s
+    where not exists (select 1 from {{ parent }} as p where p.{{ unit }} = s.{{ unit }})
+  {%- endset -%}
+  {%- do run_query(build_units) -%}
+  {%- set literals = zetl_unit_literals(units) -%}
+  {%- do log('zetl: ' ~ this.identifier ~ ' recomputes ' ~ (literals | length) ~ ' units', info=True) -%}
+  {%- if literals | length == 0 -%}
+    {{ return('(null)') }}
+  {%- endif -%}
+  {{ return('(' ~ (literals | join(', ')) ~ ')') }}
+{%- endmacro %}

@@ -46,8 +46,20 @@ def _cursor(warehouse_url: str, *, create: bool = False) -> Iterator[psycopg2.ex
     try:
         with conn, conn.cursor() as cur:
             if create:
-                for statement in _DDL:
-                    cur.execute(statement)
+                # Only what is missing: CREATE SCHEMA IF NOT EXISTS still asks for CREATE on
+                # the database, which the orchestration role lacks (its schema is made for it).
+                cur.execute(
+                    "SELECT (SELECT count(*) FROM information_schema.schemata"
+                    " WHERE schema_name = 'zetl_orchestration'),"
+                    " (SELECT count(*) FROM information_schema.tables"
+                    " WHERE table_schema = 'zetl_orchestration' AND table_name = 'dag_run')"
+                )
+                schemas, tables = cur.fetchone() or (0, 0)
+                create_schema, create_table = _DDL
+                if not schemas:
+                    cur.execute(create_schema)
+                if not tables:
+                    cur.execute(create_table)
             yield cur
     finally:
         conn.close()

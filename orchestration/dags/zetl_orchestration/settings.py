@@ -15,8 +15,9 @@ from urllib.parse import quote, urlencode
 
 DEFAULT_MAX_LAG_SECONDS = 900.0
 DEFAULT_DQ_COMMAND = "zetl dq run marts"
-# Sets up (idempotent) and refreshes the postgres_fdw import of the replica (a superuser).
-DEFAULT_LINK_COMMAND = "zetl transform setup"
+# Refreshes the postgres_fdw import of the replica (as the transform role; a superuser also
+# sets the link up when it is missing).
+DEFAULT_LINK_COMMAND = "zetl transform link"
 # dbt targets: the local warehouse (Postgres) and Redshift.
 TARGETS = ("local", "aws")
 # orchestration/dags/zetl_orchestration/settings.py -> the repository root holds transform/
@@ -87,6 +88,9 @@ class DbtSettings:
     conn_id: str
     manifest: Path | None
     executable: Path | None  # a dbt of its own venv (MWAA), run as a subprocess
+    # The role dbt and the link refresh SET ROLE to (locally zetl_transform), so what they build
+    # belongs to the transform role; None: they act as the connection's own user.
+    role: str | None = None
 
     @classmethod
     def from_env(cls) -> DbtSettings:
@@ -105,6 +109,7 @@ class DbtSettings:
             conn_id=env("ZETL_WAREHOUSE_CONN_ID", "zetl_warehouse") or "zetl_warehouse",
             manifest=Path(manifest) if manifest else None,
             executable=Path(executable) if executable else None,
+            role=env("ZETL_TRANSFORM_ROLE"),
         )
 
 
@@ -133,6 +138,8 @@ class RunSettings:
     max_lag_seconds: float
     dq_command: list[str]
     link_command: list[str]
+    # The role the quality step SET ROLEs to (locally zetl_dq), None: the connection's user.
+    dq_role: str | None = None
 
     @classmethod
     def from_env(cls) -> RunSettings:
@@ -141,6 +148,7 @@ class RunSettings:
             max_lag_seconds=_float("ZETL_MAX_LAG_SECONDS", DEFAULT_MAX_LAG_SECONDS),
             dq_command=_command("ZETL_DQ_COMMAND", DEFAULT_DQ_COMMAND),
             link_command=_command("ZETL_LINK_COMMAND", DEFAULT_LINK_COMMAND),
+            dq_role=env("ZETL_DQ_ROLE"),
         )
 
 
@@ -151,9 +159,11 @@ def warehouse_url(
     password: str | None,
     database: str | None,
     extra: dict[str, object],
+    role: str | None = None,
 ) -> str:
     """A libpq URL from an Airflow connection's parts (Postgres or Redshift: the same wire
-    protocol), for psycopg2 and for the zetl commands' WAREHOUSE_DATABASE_URL."""
+    protocol), for psycopg2 and for the zetl commands' WAREHOUSE_DATABASE_URL. With ``role``
+    the session starts with SET ROLE to it (libpq ``options=-c role=...``)."""
     if not host or not database:
         raise SettingsError("the warehouse connection needs a host and a database (schema)")
     auth = ""
@@ -163,5 +173,9 @@ def warehouse_url(
             auth += ":" + quote(password, safe="")
         auth += "@"
     options = {k: str(v) for k, v in extra.items() if k in {"sslmode", "sslrootcert"}}
-    query = f"?{urlencode(options)}" if options else ""
+    if role:
+        if not all(c.isalnum() or c == "_" for c in role):
+            raise SettingsError(f"a role name of letters, digits and _ only, got {role!r}")
+        options["options"] = f"-c role={role}"
+    query = f"?{urlencode(options, quote_via=quote)}" if options else ""
     return f"postgresql://{auth}{host}:{port or 5432}/{quote(database, safe='')}{query}"

@@ -12,6 +12,15 @@ CREATE TABLE analytics.daily_revenue (
     publisher_name text, game_title text, gross_amount numeric(14,2), fee_amount numeric(14,2),
     net_amount numeric(14,2), refund_amount numeric(14,2), sale_count bigint,
     refund_count bigint);
+CREATE TABLE analytics.daily_publisher_revenue (
+    revenue_date date, publisher_id bigint, publisher_name text, platform text,
+    currency char(3), gross_amount numeric(18,2), fee_amount numeric(18,2),
+    net_amount numeric(18,2), refund_amount numeric(18,2), sale_count bigint,
+    refund_count bigint);
+CREATE TABLE analytics.game_revenue (
+    game_id bigint, game_title text, currency char(3), gross_amount numeric(18,2),
+    net_amount numeric(18,2), refund_amount numeric(18,2), sale_count bigint,
+    refund_count bigint);
 CREATE TABLE analytics.daily_player_transactions (
     customer_id bigint, customer_code text, activity_date date, currency char(3),
     total_deposits numeric(14,2), total_withdrawals numeric(14,2), deposit_count bigint,
@@ -54,6 +63,15 @@ SELECT current_date - d, p, g, plat, 'USD', 'Publisher ' || p, 'Game ' || g,
        CASE WHEN d % 5 = 0 THEN 1 ELSE 0 END
 FROM generate_series(0, 40) d, generate_series(1, 3) p, generate_series(1, 2) g,
      unnest(ARRAY['PC', 'PS5']) plat;
+-- The Storefront's summaries, as dbt builds them from daily_revenue.
+INSERT INTO analytics.daily_publisher_revenue
+SELECT revenue_date, publisher_id, max(publisher_name), platform, currency, sum(gross_amount),
+       sum(fee_amount), sum(net_amount), sum(refund_amount), sum(sale_count), sum(refund_count)
+FROM analytics.daily_revenue GROUP BY revenue_date, publisher_id, platform, currency;
+INSERT INTO analytics.game_revenue
+SELECT game_id, max(game_title), currency, sum(gross_amount), sum(net_amount),
+       sum(refund_amount), sum(sale_count), sum(refund_count)
+FROM analytics.daily_revenue GROUP BY game_id, currency;
 INSERT INTO analytics.daily_player_transactions
 SELECT c, 'CUST-' || c, current_date - d, 'EUR', 50, -20, 1, 1
 FROM generate_series(1, 20) c, generate_series(0, 30) d;

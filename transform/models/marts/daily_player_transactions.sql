@@ -2,23 +2,14 @@
     materialized='incremental',
     incremental_strategy='zetl_replace_units',
     unit_expression='customer_id',
-    indexes=[{'columns': ['customer_id']}, {'columns': ['zetl_invocation_id']}],
+    indexes=[{'columns': ['customer_id']}, {'columns': ['zetl_invocation_id']},
+             {'columns': ['source_updated_at']}],
     on_schema_change='fail',
 ) }}
 {#- Incremental unit: one customer (all their days). See README.md, "Incremental builds". -#}
 {%- if is_incremental() %}
-  {%- set wallet = ref('stg_wallet_transaction') -%}
-  {%- set units = zetl_affected_units(
-      changed="select customer_id as unit from " ~ wallet ~ " where updated_at > __WATERMARK__"
-          ~ " union select customer_id from " ~ ref('stg_customer') ~ " where updated_at > __WATERMARK__",
-      source_fp="select customer_id as unit, count(*) as n, sum(amount) as total from " ~ wallet
-          ~ " group by customer_id",
-      target_fp="select customer_id as unit, sum(deposit_count + withdrawal_count) as n,"
-          ~ " sum(total_deposits + total_withdrawals) as total from " ~ this ~ " group by customer_id",
-      source_total="select count(*) as n, sum(amount) as total from " ~ wallet ~ " where __UNCHANGED__",
-      target_total="select sum(deposit_count + withdrawal_count) as n,"
-          ~ " sum(total_deposits + total_withdrawals) as total from " ~ this ~ " where __UNCHANGED__",
-      source_unit="customer_id",
+  {%- set units = zetl_customer_units(
+      wallet_filter=none, target_n='deposit_count + withdrawal_count', target_total='total_deposits + total_withdrawals'
   ) -%}
 {%- endif %}
 
@@ -37,11 +28,7 @@ with wallet as (
 ),
 
 customers as (
-    select customer_id, customer_code, updated_at
-    from {{ ref('stg_customer') }}
-    {%- if is_incremental() %}
-    where customer_id in {{ units }}
-    {%- endif %}
+    {{ zetl_unit_customers(units) }}
 ),
 
 daily as (

@@ -2,16 +2,28 @@
     materialized='incremental',
     incremental_strategy='zetl_replace_units',
     unit_expression='revenue_date',
-    indexes=[{'columns': ['revenue_date']}, {'columns': ['zetl_invocation_id']}],
+    indexes=[{'columns': ['revenue_date']}, {'columns': ['zetl_invocation_id']},
+             {'columns': ['source_updated_at']}],
     on_schema_change='fail',
 ) }}
+-- depends_on: {{ ref('stg_store_transaction') }}, {{ ref('stg_store_transaction_line') }}
 {#- Incremental unit: one UTC day. Changed days: days of changed lines or headers, and every day
     of a publisher or game whose name changed. Drifted days: line count or gross total of the
     day differs from the replica's (deletes). See README.md. -#}
 {%- if is_incremental() %}
   {%- set lines = ref('int_store_transaction_lines') -%}
+  {%- set headers = ref('stg_store_transaction') -%}
+  {#- A line's updated_at on the intermediate view is the later of its own and its header's:
+      filtered on each table by itself (changed headers; headers of changed lines), so the
+      replica reads only the changed rows instead of joining every line to its header first. A
+      changed header without lines adds its day for nothing (recomputing a day is always
+      right). -#}
   {%- set units = zetl_affected_units(
-      changed="select revenue_date as unit from " ~ lines ~ " where updated_at > __WATERMARK__"
+      changed="select " ~ utc_date('occurred_at') ~ " as unit from " ~ headers
+          ~ " where updated_at > __WATERMARK__"
+          ~ " union select " ~ utc_date('h.occurred_at') ~ " from " ~ headers ~ " as h inner join "
+          ~ ref('stg_store_transaction_line') ~ " as l on l.transaction_id = h.transaction_id"
+          ~ " where l.updated_at > __WATERMARK__"
           ~ " union select revenue_date from " ~ this ~ " where publisher_id in (select publisher_id from "
           ~ ref('stg_publisher') ~ " where updated_at > __WATERMARK__) or game_id in (select game_id from "
           ~ ref('stg_game') ~ " where updated_at > __WATERMARK__)",

@@ -2,7 +2,8 @@
     materialized='incremental',
     incremental_strategy='zetl_replace_units',
     unit_expression='customer_id',
-    indexes=[{'columns': ['customer_id']}, {'columns': ['zetl_invocation_id']}],
+    indexes=[{'columns': ['customer_id']}, {'columns': ['zetl_invocation_id']},
+             {'columns': ['source_updated_at']}],
     on_schema_change='fail',
 ) }}
 {#- Top-three rule: per player AND currency, deposits ranked by amount (largest first) with
@@ -10,19 +11,8 @@
     columns are null where the player made fewer deposits in that currency. Incremental unit:
     one customer. See README.md. -#}
 {%- if is_incremental() %}
-  {%- set wallet = ref('stg_wallet_transaction') -%}
-  {%- set units = zetl_affected_units(
-      changed="select customer_id as unit from " ~ wallet ~ " where updated_at > __WATERMARK__"
-          ~ " union select customer_id from " ~ ref('stg_customer') ~ " where updated_at > __WATERMARK__",
-      source_fp="select customer_id as unit, count(*) as n, sum(amount) as total from " ~ wallet
-          ~ " where transaction_type = 'deposit' group by customer_id",
-      target_fp="select customer_id as unit, sum(deposit_count) as n, sum(deposit_total) as total from "
-          ~ this ~ " group by customer_id",
-      source_total="select count(*) as n, sum(amount) as total from " ~ wallet
-          ~ " where transaction_type = 'deposit' and __UNCHANGED__",
-      target_total="select sum(deposit_count) as n, sum(deposit_total) as total from " ~ this
-          ~ " where __UNCHANGED__",
-      source_unit="customer_id",
+  {%- set units = zetl_customer_units(
+      wallet_filter="transaction_type = 'deposit'", target_n='deposit_count', target_total='deposit_total'
   ) -%}
 {%- endif %}
 
@@ -44,11 +34,7 @@ with deposits as (
 ),
 
 customers as (
-    select customer_id, customer_code, updated_at
-    from {{ ref('stg_customer') }}
-    {%- if is_incremental() %}
-    where customer_id in {{ units }}
-    {%- endif %}
+    {{ zetl_unit_customers(units) }}
 ),
 
 per_player as (

@@ -1,5 +1,5 @@
 -- What each publisher earned (net of fees and refunds) against what it was paid, per currency.
--- Rebuilt on each run from daily_revenue (incremental), one row per day and listing at most.
+-- Rebuilt on each run from daily_publisher_revenue (daily_revenue summed over games).
 with money as (
     select
         publisher_id,
@@ -7,7 +7,7 @@ with money as (
         sum(net_amount) as earned_net,
         -sum(payout_amount) as paid_out,
         max(revenue_date) as last_activity_date
-    from {{ ref('daily_revenue') }}
+    from {{ ref('daily_publisher_revenue') }}
     group by publisher_id, currency
 )
 

@@ -40,10 +40,12 @@ where
 {% endtest %}
 
 {#- dbt's relationships test, planned so the parent is read once: the child's distinct keys
-    against a hashed NOT IN of the parent's. dbt's own left join lets the planner pick a nested
-    loop that looks the parent up once per child row, and a parent behind postgres_fdw then
-    costs one round trip to the replica per row. The parent's key is its primary key (no
-    nulls), so NOT IN means what it says. Overrides dbt's default for every relationships test.
+    EXCEPT the parent's. dbt's own left join lets the planner pick a nested loop that looks the
+    parent up once per child row, and a parent behind postgres_fdw then costs one round trip to
+    the replica per row; NOT IN (subquery) is hashed only while the parent's keys fit in
+    work_mem, and past that (hundreds of thousands of keys) rescans the parent once per child
+    row: hours. EXCEPT hashes or sorts, never loops. Overrides dbt's default for every
+    relationships test.
     When the child has few keys (an incremental run's tests see only the rows it wrote), they
     are read first and the parent is read for those keys only, as literals the replica looks up
     by its primary key, rather than the whole parent table through the link. -#}
@@ -66,16 +68,66 @@ with child as (
     where {{ column_name }} is not null
 )
 
+{%- if few is none %}
 select key_value
 from child
-{%- if few is none %}
-where key_value not in (select {{ field }} from {{ to }} where {{ field }} is not null)
+except
+select {{ field }} from {{ to }} where {{ field }} is not null
 {%- elif few | length == 0 %}
+select key_value
+from child
 where 1 = 0
 {%- else %}
+select key_value
+from child
 where key_value not in (
     select {{ field }} from {{ to }}
     where {{ field }} in ({{ few | join(', ') }})
 )
 {%- endif %}
+{% endtest %}
+
+{#- Every row rule of a mart in one query, so one test node instead of one per column and rule
+    (an incremental run checks only the rows it wrote, so what each node costs is dbt's own
+    overhead per node, not the query). `grain`: the columns no two rows may share; `rules`: name
+    -> a boolean SQL expression that must hold on every row (a null result passes, as in
+    expression_is_true; null checks are rules of their own: `col is not null`). Returns one row
+    per broken rule with how many rows break it. -#}
+{% test row_rules(model, grain=none, rules=none) %}
+{%- set rules = rules or {} %}
+with
+{%- if grain %}
+grain_check as (
+    select count(*) as failing_rows
+    from (
+        select {{ grain | join(', ') }}
+        from {{ model }}
+        group by {{ grain | join(', ') }}
+        having count(*) > 1
+    ) as duplicates
+),
+{%- endif %}
+rule_check as (
+    select
+        count(*) as checked_rows
+    {%- for name, expression in rules.items() %},
+        sum(case when not ({{ expression }}) then 1 else 0 end) as {{ name }}
+    {%- endfor %}
+    from {{ model }}
+)
+{%- if grain %}
+select 'grain ({{ grain | join(", ") }}) unique' as broken_rule, failing_rows
+from grain_check
+where failing_rows > 0
+{%- else %}
+select cast(null as varchar) as broken_rule, cast(null as bigint) as failing_rows
+from rule_check
+where 1 = 0
+{%- endif %}
+{%- for name, expression in rules.items() %}
+union all
+select '{{ name }}: {{ expression | replace("'", "''") }}', {{ name }}
+from rule_check
+where {{ name }} > 0
+{%- endfor %}
 {% endtest %}

@@ -12,28 +12,30 @@ class Query(NamedTuple):
     sql: str
 
 
-DAILY_REVENUE = ("analytics.daily_revenue",)
-# The Storefront reads its mart, the largest (about one row per game, platform and day), in
-# three scans: totals per currency (with each currency's latest day), the days of the window
-# (one row per day, publisher and platform, from which the charts sum), and the top games.
+DAILY_PUBLISHER_REVENUE = ("analytics.daily_publisher_revenue",)
+# The Storefront reads two small marts, never the per-game detail of daily_revenue (about one
+# row per sale line on a busy catalogue): daily_publisher_revenue (day, publisher, platform,
+# currency) for the totals per currency (with each currency's latest day) and the days of the
+# window, from which the charts sum (its index on currency and day serves the window), and
+# game_revenue (game, currency) for the top games.
 STOREFRONT_TOTALS = Query(
-    DAILY_REVENUE,
+    DAILY_PUBLISHER_REVENUE,
     "SELECT currency, coalesce(sum(gross_amount), 0) AS gross,"
     " coalesce(sum(net_amount), 0) AS net, coalesce(sum(abs(refund_amount)), 0) AS refunds,"
     " coalesce(sum(sale_count), 0) AS sales, max(revenue_date) AS latest"
-    " FROM analytics.daily_revenue GROUP BY currency ORDER BY net DESC NULLS LAST",
+    " FROM analytics.daily_publisher_revenue GROUP BY currency ORDER BY net DESC NULLS LAST",
 )
 STOREFRONT_WINDOW = Query(
-    DAILY_REVENUE,
+    DAILY_PUBLISHER_REVENUE,
     "SELECT revenue_date, publisher_name, platform, sum(net_amount) AS net_amount,"
     " sum(gross_amount) AS gross_amount, sum(abs(refund_amount)) AS refund_amount"
-    " FROM analytics.daily_revenue WHERE currency = %s AND revenue_date > %s"
+    " FROM analytics.daily_publisher_revenue WHERE currency = %s AND revenue_date > %s"
     " GROUP BY 1, 2, 3 ORDER BY 1",
 )
 TOP_GAMES = Query(
-    DAILY_REVENUE,
+    ("analytics.game_revenue",),
     "SELECT game_title, sum(net_amount) AS net_amount, sum(sale_count) AS sales"
-    " FROM analytics.daily_revenue WHERE currency = %s GROUP BY 1"
+    " FROM analytics.game_revenue WHERE currency = %s GROUP BY 1"
     " ORDER BY 2 DESC NULLS LAST LIMIT 10",
 )
 

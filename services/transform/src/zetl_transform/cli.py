@@ -99,6 +99,21 @@ def setup(
         typer.echo(f"replica link ready for role {grantee}")
 
 
+@transform_app.command("link")
+def link() -> None:
+    """Refresh the replica link: re-import the replica's tables (no privilege beyond the
+    transform role's; a superuser also sets the link up when it is missing)."""
+    from zetl_transform.link import refresh
+
+    settings = Settings.from_env()
+    report = refresh(settings.require_warehouse(), settings.replica_database)
+    typer.echo(
+        f"replica link refreshed: {len(report.kept) + len(report.added) + len(report.replaced)}"
+        f" tables ({len(report.added)} added, {len(report.replaced)} replaced,"
+        f" {len(report.dropped)} dropped)"
+    )
+
+
 @transform_app.command("check")
 def check(
     project: str | None = typer.Option(None, help="dbt project directory (default: transform/)"),
