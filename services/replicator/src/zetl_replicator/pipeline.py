@@ -20,6 +20,7 @@ import time
 from urllib.parse import urlsplit
 
 import psycopg2.extensions
+import psycopg2.extras
 
 from zetl.db import ConnectionLost, redact
 from zetl.errors import DataError

@@ -74,12 +74,9 @@ class TableSync:
         """Load the replicated tables as the replica has them (``in_open_transaction``: inside
         the destination's open batch, e.g. after a rollback to a savepoint undid a schema
         change)."""
-        if in_open_transaction:
-            with self.store.in_open_transaction():
-                self.registry.load(self.store, self.warehouse, self.config.scope)
-        else:
-            self.registry.load(self.store, self.warehouse, self.config.scope)
-            self.warehouse.commit()
+        store = self.store
+        with store.in_open_transaction() if in_open_transaction else store.transaction():
+            self.registry.load(store, self.warehouse, self.config.scope)
 
     def read_options(self) -> None:
         self.registry.options = read_options(self.warehouse)
@@ -142,10 +139,9 @@ class TableSync:
             finally:
                 conn.close()
 
-        with self.warehouse.cursor() as cur:
+        with store.transaction(), self.warehouse.cursor() as cur:
             for schema in sorted({t.schema for t in eligible}):
                 ensure_schema(cur, schema)
-        self.warehouse.commit()
         with ThreadPoolExecutor(max_workers=config.copy_workers) as pool:
             list(pool.map(copy_one, eligible))
         if copy_refused:
@@ -206,17 +202,14 @@ class TableSync:
                 ensure_schema(cur, table.schema)
         temporary = source.connect_replication(config.source_url)
         try:
-            point = source.create_slot(
-                temporary, f"{config.slot}_sync_{uuid.uuid4().hex[:8]}", temporary=True
-            )
-            rows = copy_synced(config.source_url, point, table, self.store)
-        except BaseException:
-            warehouse.rollback()
-            raise
+            with self.store.transaction():  # the copy and its Synced state, or neither
+                point = source.create_slot(
+                    temporary, f"{config.slot}_sync_{uuid.uuid4().hex[:8]}", temporary=True
+                )
+                rows = copy_synced(config.source_url, point, table, self.store)
+                history = is_history_table(warehouse, table.schema, table.name)
         finally:
             temporary.close()
-        history = is_history_table(warehouse, table.schema, table.name)
-        warehouse.commit()
         self.registry.copied(table, point.consistent_point, history=history)
         self.state_changed()
         log.info("table re-copied", extra={"table": table.qualified, "rows": rows})
@@ -328,8 +321,8 @@ def copy_synced(
     store: PostgresStateStore,
 ) -> int:
     """Copy ``table`` as of the slot's snapshot and mark it Synced at the slot's consistent
-    point, in one transaction of the store's connection: changes before that point are in the
-    copy."""
+    point, in one transaction of the store's connection (committed here unless inside the
+    store's ``transaction()``): changes before that point are in the copy."""
     warehouse = store.conn
     try:
         options = read_options(warehouse, commit=False)
