@@ -48,6 +48,7 @@ IMAGES = {
     "services/dashboard/Dockerfile": ["zetl-dashboard"],
     "services/quality/Dockerfile": ["zetl-quality"],
     "transform/Dockerfile": ["zetl-transform"],
+    "orchestration/Dockerfile": ["zetl-replicator", "zetl-quality", "zetl-transform"],
 }
 
 
