@@ -16,7 +16,9 @@
 Run with `make bench-replicator` (BENCH_ROWS, BENCH_OLTP_SECONDS to shrink it). With
 BENCH_BASELINE_SRC set to another version's `services/replicator/src` (e.g. a `git worktree` of
 an older commit), that version runs too, right after zetl in each step ("zetl_baseline"), so
-both are measured under the same conditions.
+both are measured under the same conditions. BENCH_NATIVE_STREAMING sets the native
+subscription's `streaming` (off, the default before PostgreSQL 18, decodes a large transaction
+after its commit; on or parallel (16+) apply it while it runs: the fair comparison for bulk).
 """
 
 from __future__ import annotations
@@ -44,6 +46,10 @@ ROWS = int(os.environ.get("BENCH_ROWS", "1000000"))
 BASELINE_SRC = os.environ.get("BENCH_BASELINE_SRC", "")
 OLTP_SECONDS = int(os.environ.get("BENCH_OLTP_SECONDS", "60"))
 IMAGE = os.environ.get("POSTGRES_IMAGE") or "postgres:17"
+NATIVE_STREAMING = os.environ.get("BENCH_NATIVE_STREAMING", "off")
+if NATIVE_STREAMING not in ("off", "on", "parallel"):
+    sys.exit(f"BENCH_NATIVE_STREAMING is off, on or parallel, not {NATIVE_STREAMING!r}")
+NATIVE_OPTIONS = f"copy_data = false, streaming = {NATIVE_STREAMING}"
 
 
 def _client_programs() -> Path:
@@ -247,7 +253,7 @@ def bulk(src: Server, wh: Server) -> dict[str, Any]:
     wh.sql(
         "native",
         f"CREATE SUBSCRIPTION bench_native CONNECTION '{conninfo}' PUBLICATION bench_pub"
-        " WITH (copy_data = false)",
+        f" WITH ({NATIVE_OPTIONS})",
     )
     wait_until(lambda: bool(src.sql(db, "SELECT 1 FROM pg_stat_replication")), timeout=60)
     committed = load()
@@ -404,7 +410,7 @@ def oltp(src: Server, wh: Server) -> dict[str, Any]:
             wh.sql(
                 "oltp_native",
                 f"CREATE SUBSCRIPTION oltp_native CONNECTION '{conninfo}' PUBLICATION oltp_pub"
-                " WITH (copy_data = false)",
+                f" WITH ({NATIVE_OPTIONS})",
             )
             wait_until(
                 lambda: bool(src.sql("oltp_native", "SELECT 1 FROM pg_stat_replication")), 60
@@ -462,7 +468,10 @@ def initial_copy(src: Server, wh: Server) -> dict[str, Any]:
 
 
 def main() -> None:
-    log(f"image {IMAGE}, {ROWS} rows, OLTP {OLTP_SECONDS} s, run {uuid.uuid4().hex[:6]}")
+    log(
+        f"image {IMAGE}, {ROWS} rows, OLTP {OLTP_SECONDS} s, native streaming"
+        f" {NATIVE_STREAMING}, run {uuid.uuid4().hex[:6]}"
+    )
     source_settings = {
         "wal_level": "logical",
         "max_replication_slots": "20",
@@ -471,6 +480,7 @@ def main() -> None:
     with server(source_settings) as src, server({}) as wh:
         report = {
             "rows": ROWS,
+            "native_streaming": NATIVE_STREAMING,
             "bulk": bulk(src, wh),
             "initial_copy": initial_copy(src, wh),
             "oltp": oltp(src, wh),
