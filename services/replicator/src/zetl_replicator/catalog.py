@@ -65,7 +65,6 @@ TARGET_TYPES: dict[str, str | None] = {
     "xid": "bigint",
     "cid": "bigint",
 }
-SUPPORTED_TYPES = frozenset(TARGET_TYPES)
 MAX_PRECISION, MAX_SCALE = 38, 37  # Redshift DECIMAL
 _NUMERIC = re.compile(r"^numeric(?:\((\d+),(-?\d+)\))?$")
 

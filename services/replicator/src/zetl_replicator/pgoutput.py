@@ -257,10 +257,6 @@ class _Reader:
     def char(self) -> str:
         return chr(self.byte())
 
-    def tuple_data(self) -> tuple[Value, ...]:
-        values, self.pos = _tuple_data(self.data, self.pos)
-        return values
-
 
 _KIND_TEXT, _KIND_NULL, _KIND_UNCHANGED, _KIND_BINARY = b"t"[0], b"n"[0], b"u"[0], b"b"[0]
 _KIND_INSERT, _KIND_UPDATE, _KIND_DELETE = b"I"[0], b"U"[0], b"D"[0]

@@ -20,9 +20,6 @@ from zetl.errors import DataError
 from zetl_replicator.catalog import TEXT_FORMAT_OPTIONS, ColumnInfo, TableInfo
 from zetl_replicator.state import PostgresStateStore, TableStatus
 
-STATE_SCHEMA = "zetl"
-
-
 _STATE_DDL = """
 CREATE SCHEMA IF NOT EXISTS zetl;
 CREATE TABLE IF NOT EXISTS zetl.replication_progress (
