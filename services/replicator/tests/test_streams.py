@@ -1,9 +1,11 @@
 """The spool and streamed in-progress transactions, without a database: replay, aborted
-subtransactions, and the apply loop's handling of stream aborts and commits against an
-in-memory destination that keeps the ``Destination`` contract."""
+subtransactions, and the apply loop's handling of stream aborts and commits, and of batches
+(when they commit, what the source is told), against an in-memory destination that keeps the
+``Destination`` contract."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from types import SimpleNamespace
@@ -13,7 +15,7 @@ import psycopg2.extensions
 from psycopg2 import sql
 
 from zetl_replicator import pgoutput
-from zetl_replicator.apply import ApplyLoop, Isolation
+from zetl_replicator.apply import DURABLE_EVERY_SECONDS, ApplyLoop, Isolation
 from zetl_replicator.catalog import ColumnInfo, TableInfo
 from zetl_replicator.config import ReplicatorConfig
 from zetl_replicator.destination import Destination
@@ -24,6 +26,7 @@ from zetl_replicator.registry import TableRegistry
 from zetl_replicator.state import TableState
 from zetl_replicator.streams import Spool
 from zetl_replicator.tablesync import TableSync
+from zetl_replicator.warehouse import DatabaseOptions
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 T = TableInfo(
@@ -98,6 +101,7 @@ class MemoryDestination:
         self.states: dict[str, tuple[TableState, str]] = {}
         self.lsn = 0
         self.changes = 0
+        self.durable: list[bool] = []  # each commit's durable flag
 
     @property
     def pending_bytes(self) -> int:
@@ -138,9 +142,12 @@ class MemoryDestination:
     def rollback_to(self, name: str) -> None:
         self.batch = {t: dict(rows) for t, rows in self.savepoints[name].items()}
 
-    def commit(self, lsn: int, commit_time: datetime | None) -> dict[tuple[str, str], int]:
+    def commit(
+        self, lsn: int, commit_time: datetime | None, *, durable: bool = True
+    ) -> dict[tuple[str, str], int]:
         self.committed.update(self.batch)
         self.batch, self.savepoints, self.lsn = {}, {}, lsn
+        self.durable.append(durable)
         changes, self.changes = self.changes, 0
         return {("public", "t"): changes} if changes else {}
 
@@ -151,17 +158,29 @@ class MemoryDestination:
         return sorted(int(k) for k in self.committed.get("public.t", {}))
 
 
-def loop_over(destination: MemoryDestination, applied_lsn: int = 100) -> ApplyLoop:
+class Discovery:
+    """Stands in for the table sync: counts the maintenance runs."""
+
+    def __init__(self) -> None:
+        self.runs = 0
+
+    def maintain(self) -> None:
+        self.runs += 1
+
+
+def loop_over(
+    destination: MemoryDestination, applied_lsn: int = 100, *, batch_min_seconds: float = 0.1
+) -> ApplyLoop:
     registry = TableRegistry()
     registry.start([T], 0, history=False)
     registry.remember(RELATION)
     typed: Destination = destination
     loop = ApplyLoop(
-        config=ReplicatorConfig("", "", "replica"),
+        config=ReplicatorConfig("", "", "replica", batch_min_seconds=batch_min_seconds),
         metrics=Metrics(),
         registry=registry,
         destination=typed,
-        table_sync=cast(TableSync, None),  # discovery is not reached: no idle time here
+        table_sync=cast(TableSync, Discovery()),
         src=cast(psycopg2.extensions.connection, None),  # no schema change either
         applied_lsn=applied_lsn,
         isolation=Isolation(),
@@ -256,3 +275,57 @@ def test_a_resent_transaction_is_skipped() -> None:
     loop = loop_over(dest, applied_lsn=1000)
     feed(loop, pgoutput.Begin(900, NOW, 5), insert(None, 9), pgoutput.Commit(0, 900, 908, NOW))
     assert dest.changes == 0 and loop.batch.lsn is None
+
+
+# --- batches -----------------------------------------------------------------------------------
+
+
+def transaction(lsn: int, key: int) -> list[pgoutput.Message]:
+    """A source transaction inserting ``key``, committing at ``lsn`` (ending at lsn + 8)."""
+    return [
+        pgoutput.Begin(lsn, NOW, 1),
+        insert(None, key),
+        pgoutput.Commit(0, lsn, lsn + 8, NOW),
+    ]
+
+
+def test_the_source_hears_only_of_flushed_commits() -> None:
+    dest = MemoryDestination()
+    loop = loop_over(dest, batch_min_seconds=0)
+    feed(loop, *transaction(200, 1))
+    assert dest.durable == [True]  # the first waits for the flush
+    assert loop.receiver is not None and loop.receiver.flush_lsn == 208
+    feed(loop, *transaction(300, 2))
+    assert dest.durable == [True, False]  # visible at once, flushed later
+    assert dest.keys() == [1, 2] and loop.applied_lsn == 308
+    assert loop.receiver.flush_lsn == 208  # the source must keep what is not flushed yet
+    loop.last_durable -= DURABLE_EVERY_SECONDS  # a quiet second later
+    loop.between_transactions(None)
+    assert dest.durable == [True, False, True] and dest.lsn == 308
+    assert loop.receiver.flush_lsn == 308
+
+
+def test_a_batch_waits_for_more_transactions_before_it_commits() -> None:
+    dest = MemoryDestination()
+    loop = loop_over(dest, batch_min_seconds=3600)
+    loop.last_maintenance = time.monotonic()  # (due maintenance commits the batch first)
+    feed(loop, *transaction(200, 1), *transaction(300, 2))
+    loop.between_transactions(None)
+    assert dest.keys() == [] and loop.batch.transactions == 2  # nothing waited long enough
+    loop.batch.started -= 3600
+    loop.between_transactions(None)
+    assert dest.keys() == [1, 2] and dest.lsn == 308
+
+
+def test_discovery_never_runs_inside_a_batch_held_open_by_refresh_interval() -> None:
+    dest = MemoryDestination()
+    loop = loop_over(dest, batch_min_seconds=0)
+    discovery = cast(Discovery, loop.table_sync)
+    loop.registry.options = DatabaseOptions(refresh_interval=3600)
+    loop.last_commit = time.monotonic()  # the replica moved just now: the next batch is held
+    feed(loop, *transaction(200, 1))
+    loop.between_transactions(None)  # discovery is due (never ran), the batch is open
+    assert discovery.runs == 0 and dest.keys() == []
+    loop.last_commit -= 3600
+    loop.between_transactions(None)
+    assert dest.keys() == [1] and discovery.runs == 1  # committed first, then discovery

@@ -38,6 +38,10 @@ from zetl_replicator.tablesync import TableSync
 log = logging.getLogger(__name__)
 
 PROGRESS_IDLE_SECONDS = 1.0  # how often an idle replicator records the server's WAL end
+# Batches commit without waiting for the warehouse's WAL flush (as Postgres' own apply worker
+# does); at most this often one waits for it, and only what it made durable is confirmed to the
+# source, so a warehouse crash that loses the unflushed commits loses nothing the source forgot.
+DURABLE_EVERY_SECONDS = 1.0
 
 
 @dataclass
@@ -89,7 +93,9 @@ class ApplyLoop:
         self.destination = destination
         self.table_sync = table_sync
         self.src = src  # for the source's view of a changed table (types, backfills)
-        self.applied_lsn = applied_lsn  # durable in the warehouse
+        self.applied_lsn = applied_lsn  # committed (visible) in the warehouse
+        self.durable_lsn = 0  # flushed in the warehouse: what the source may forget
+        self.last_durable = 0.0
         self.isolation = isolation
         self.state_changed = state_changed
         self.transaction = Transaction()
@@ -110,8 +116,9 @@ class ApplyLoop:
         self.receiver = receiver
         while not stop.is_set():
             self.metrics.beat()
+            self._linger(stop)
             try:
-                item = inbox.get(timeout=0.1)
+                item = inbox.get(timeout=0.1 if self.batch.lsn is None else 0.001)
             except queue.Empty:
                 self.between_transactions(None)
                 continue
@@ -125,7 +132,7 @@ class ApplyLoop:
                 self.handle(message, end_of_input=index == last and inbox.empty())
         idle = self.transaction.begin is None and self.streams.live is None
         if idle and self.batch.lsn is not None:
-            self.commit_batch()
+            self.commit_batch(durable=True)
 
     def close(self) -> None:
         """Drop what is not committed (the batch, spooled transactions)."""
@@ -265,8 +272,23 @@ class ApplyLoop:
             time.monotonic() - self.batch.started >= self.config.batch_max_seconds
             or self.destination.pending_bytes >= self.config.batch_max_bytes
         )
-        if (end_of_input or full) and self.streams.live is None and self._refresh_due():
+        if (full or (end_of_input and self._batch_waited())) and self._commit_allowed():
             self.commit_batch()
+
+    def _batch_waited(self) -> bool:
+        """The batch has waited long enough for more transactions (ZETL_BATCH_MIN_SECONDS)."""
+        return time.monotonic() - self.batch.started >= self.config.batch_min_seconds
+
+    def _linger(self, stop: threading.Event) -> None:
+        """Let the open batch wait for more until it is ZETL_BATCH_MIN_SECONDS old, asleep: the
+        receiver queues what comes meanwhile without waking this thread for each list."""
+        if self.batch.lsn is not None:
+            left = self.batch.started + self.config.batch_min_seconds - time.monotonic()
+            if left > 0:
+                stop.wait(left)
+
+    def _commit_allowed(self) -> bool:
+        return self.streams.live is None and self._refresh_due()
 
     def _refresh_due(self) -> bool:
         """REFRESH_INTERVAL: the replica moves at most once every so many seconds."""
@@ -285,11 +307,15 @@ class ApplyLoop:
         """The open batch was rolled back."""
         self.batch.lsn, self.batch.transactions = None, 0
 
-    def commit_batch(self) -> None:
+    def commit_batch(self, *, durable: bool | None = None) -> None:
+        """Commit the open batch; ``durable``: wait for the warehouse's WAL flush (None: when
+        the last wait is DURABLE_EVERY_SECONDS old)."""
         batch = self.batch
         assert batch.lsn is not None
-        counts = self.destination.commit(batch.lsn, batch.commit_time)
-        self._applied(batch.lsn)
+        if durable is None:
+            durable = time.monotonic() - self.last_durable >= DURABLE_EVERY_SECONDS
+        counts = self.destination.commit(batch.lsn, batch.commit_time, durable=durable)
+        self._applied(batch.lsn, durable=durable)
         with self.metrics.lock:
             for (schema, name), count in counts.items():
                 self.metrics.rows_applied[f"{schema}.{name}"] += count
@@ -302,10 +328,13 @@ class ApplyLoop:
         batch.transactions = 0
         self.last_commit = time.monotonic()
 
-    def _applied(self, lsn: int) -> None:
+    def _applied(self, lsn: int, *, durable: bool) -> None:
         self.applied_lsn = max(self.applied_lsn, lsn)
         assert self.receiver is not None
-        self.receiver.flush_lsn = self.applied_lsn  # only now may the source forget it
+        if durable:  # flushed with everything committed before it
+            self.durable_lsn = self.applied_lsn
+            self.last_durable = time.monotonic()
+            self.receiver.flush_lsn = self.durable_lsn  # only now may the source forget it
         self.metrics.applied_lsn = self.applied_lsn
         self.metrics.received_lsn = max(self.receiver.received_lsn, self.applied_lsn)
         if self.destination.isolate and self.applied_lsn >= self.isolation.until:
@@ -319,19 +348,32 @@ class ApplyLoop:
             self.idle_wal_end = max(self.idle_wal_end, wal_end)
         if self.transaction.begin is not None or self.streams.live is not None:
             return
-        if self.batch.lsn is not None and self._refresh_due():
-            self.commit_batch()
         now = time.monotonic()
+        maintenance_due = now - self.last_maintenance >= self.config.discovery_interval_seconds
+        waited = maintenance_due or self._batch_waited()
+        if self.batch.lsn is not None and waited and self._refresh_due():
+            self.commit_batch()
         if (
             self.idle_wal_end > self.applied_lsn
             and self.batch.lsn is None
             and now - self.last_progress_write >= PROGRESS_IDLE_SECONDS
         ):
             # Nothing of ours up to there: record it so the slot (and lag) move on when idle.
-            self.destination.commit(self.idle_wal_end, None)
-            self._applied(self.idle_wal_end)
+            self.destination.commit(self.idle_wal_end, None, durable=True)
+            self._applied(self.idle_wal_end, durable=True)
             self.metrics.lag_seconds = 0.0  # caught up with everything the source has
-        if now - self.last_maintenance >= self.config.discovery_interval_seconds:
+        elif (
+            self.durable_lsn < self.applied_lsn
+            and self.batch.lsn is None
+            and now - self.last_durable >= DURABLE_EVERY_SECONDS
+        ):
+            # The last batches committed without a flush: the progress again, flushed this
+            # time (with them: WAL is flushed in order), so the slot moves on when quiet.
+            self.destination.commit(self.applied_lsn, None, durable=True)
+            self._applied(self.applied_lsn, durable=True)
+        if maintenance_due and self.batch.lsn is None:
+            # Never inside an open batch: maintenance commits its own state writes, which would
+            # make the batch's changes durable without their progress.
             self.last_maintenance = now
             self.table_sync.maintain()
 

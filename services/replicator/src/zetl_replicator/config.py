@@ -97,6 +97,9 @@ class ReplicatorConfig:
     include: tuple[str, ...] = field(default=(), metadata=_env("ZETL_INCLUDE", _names))
     data_filter: str = field(default="", metadata=_env("ZETL_DATA_FILTER", _data_filter))
     batch_max_seconds: float = field(default=0.5, metadata=_env("ZETL_BATCH_MAX_SECONDS", _number))
+    # With nothing more waiting, a batch still waits this long (from its first transaction) for
+    # more: under load, fewer and larger warehouse commits; the replica lags that much more.
+    batch_min_seconds: float = field(default=0.05, metadata=_env("ZETL_BATCH_MIN_SECONDS", _number))
     batch_max_bytes: int = field(
         default=64 * 1024 * 1024, metadata=_env("ZETL_BATCH_MAX_BYTES", _whole)
     )

@@ -118,10 +118,14 @@ class Destination(Protocol):
         """Undo everything since ``savepoint(name)``, buffered or sent."""
         ...
 
-    def commit(self, lsn: int, commit_time: datetime | None) -> dict[tuple[str, str], int]:
-        """Make the batch durable with ``lsn`` as the progress (``commit_time``: the source
-        commit time of its last transaction, None when nothing of ours was in it); return the
-        changes applied per (schema, table). A new batch starts."""
+    def commit(
+        self, lsn: int, commit_time: datetime | None, *, durable: bool = True
+    ) -> dict[tuple[str, str], int]:
+        """Commit the batch with ``lsn`` as the progress (``commit_time``: the source commit
+        time of its last transaction, None when nothing of ours was in it); return the changes
+        applied per (schema, table). A new batch starts. ``durable``: return only once the
+        commit is flushed (it and every commit before it survive a crash); else it is visible
+        at once and flushed soon after, as Postgres' asynchronous commit does."""
         ...
 
     def rollback(self) -> None:
@@ -278,11 +282,15 @@ class PostgresDestination:
             self._flush_table(name)
         self._send_script()
 
-    def commit(self, lsn: int, commit_time: datetime | None) -> dict[tuple[str, str], int]:
+    def commit(
+        self, lsn: int, commit_time: datetime | None, *, durable: bool = True
+    ) -> dict[tuple[str, str], int]:
         """Commit the batch with ``lsn``; return the changes applied per (schema, table)."""
         for name in [*self._changes, *self._history_changes]:
             self._flush_table(name)
         rows = dict(self._rows)
+        if not durable:
+            self._script.append(b"SET LOCAL synchronous_commit = off")
         with self.conn.cursor() as cur:  # the progress goes with the last changes: one trip
             self._script.append(progress_statement(cur, self.slot, lsn, commit_time))
             counts = rows_applied_statement(cur, rows)

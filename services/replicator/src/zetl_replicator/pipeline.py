@@ -234,7 +234,7 @@ class Replicator:
         )
         inbox: queue.Queue[QueueItem] = queue.Queue(maxsize=QUEUE_LISTS)
         receiver = Receiver(cursor, inbox, parallel_abort=version >= 4)
-        receiver.flush_lsn = loop.applied_lsn
+        receiver.flush_lsn = loop.durable_lsn  # none yet: flushed ones only
         receiver.start()
         self.metrics.streaming = True
         self.metrics.applied_lsn = loop.applied_lsn

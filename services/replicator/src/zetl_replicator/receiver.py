@@ -91,19 +91,25 @@ class Receiver(threading.Thread):
     def _receive(self) -> None:
         batch: list[pgoutput.Message] = []
         in_transaction = in_stream = False
-        last_idle = 0
+        last_idle = idle = 0  # the idle position handed over last, and one not handed over yet
         while not self.stopping.is_set():
             message = self.cursor.read_message()
-            if message is None:
-                if batch:
-                    self._put(batch)
-                    batch = []
+            if message is None:  # all read for now
                 wal_end = int(self.cursor.wal_end)
                 if not in_transaction and wal_end > last_idle:
-                    self._put(Idle(wal_end))
-                    last_idle = wal_end
+                    idle = wal_end
+                # Handed over when the applier has taken everything before, else gathered
+                # further: under a trickle of small transactions, a few large lists rather
+                # than one wake-up per transaction (and a queue full of tiny lists).
+                if (batch or idle) and self.out.empty():
+                    if batch:
+                        self._put(batch)
+                        batch = []
+                    if idle:
+                        self._put(Idle(idle))
+                        last_idle, idle = idle, 0
                 self._feedback()
-                select.select([self.cursor], [], [], 0.2)
+                select.select([self.cursor], [], [], 0.01 if batch or idle else 0.2)
                 continue
             decoded = pgoutput.decode(
                 message.payload, in_stream=in_stream, parallel_abort=self.parallel_abort

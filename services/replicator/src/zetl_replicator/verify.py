@@ -141,7 +141,9 @@ def verify_once(config: ReplicatorConfig, wait_seconds: float = 60.0) -> VerifyR
                     f"the replica has not reached the source's position {lsn_to_str(source_lsn)}"
                     f" within {wait_seconds:.0f} s: is `zetl replicate` running?"
                 )
-            time.sleep(0.2)
+            # Often: under load the replica is at the snapshot's position only until its next
+            # commit, and a replica read later than that is ahead of the snapshot.
+            time.sleep(0.02)
         replica.commit()
         replica.set_session(isolation_level="REPEATABLE READ", readonly=True)
         replica_lsn = _replica_lsn(replica, config.slot)
