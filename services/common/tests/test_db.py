@@ -1,4 +1,5 @@
 import socket
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
 import pytest
@@ -11,7 +12,7 @@ from zetl.db import (
     wait_until_ready,
     with_database,
 )
-from zetl.errors import ConfigError
+from zetl.errors import ConfigError, MissingDatabaseError
 
 
 def test_redact_hides_the_password_only() -> None:
@@ -57,6 +58,17 @@ def test_connections_ask_for_tcp_keepalives(source_url: str) -> None:
         assert conn.get_dsn_parameters()["keepalives_idle"] == "3"
     finally:
         conn.close()
+
+
+@pytest.mark.docker
+def test_a_missing_database_is_told_apart_from_other_refusals(source_url: str) -> None:
+    with pytest.raises(MissingDatabaseError, match='"no_such_db" does not exist'):
+        connect(with_database(source_url, "no_such_db"))
+    server = urlsplit(source_url)
+    stranger = server._replace(netloc=f"no_such_role:x@{server.hostname}:{server.port}")
+    with pytest.raises(ConfigError) as refused:  # refused for good, and not for the database
+        connect(urlunsplit(stranger))
+    assert not isinstance(refused.value, MissingDatabaseError)
 
 
 def test_redact_hides_passwords_in_keyword_strings_and_query_parameters() -> None:

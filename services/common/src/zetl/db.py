@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,7 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg2
 import psycopg2.extensions
 
-from zetl.errors import ConfigError
+from zetl.errors import ConfigError, MissingDatabaseError
 
 
 def redact(dsn: str) -> str:
@@ -129,7 +130,11 @@ def connect(url: str, *, raise_lost: bool = False, **kwargs: Any) -> psycopg2.ex
     except psycopg2.OperationalError as exc:
         reason = _first_line(exc)
         # Refusals at connect time carry no SQLSTATE in psycopg2: libpq's text is all there is.
-        kind = ConfigError if any(r in reason for r in _PERMANENT_REFUSALS) else ConnectionLost
+        kind: type[Exception] = ConnectionLost
+        if _MISSING_DATABASE.search(reason):
+            kind = MissingDatabaseError
+        elif any(r in reason for r in _PERMANENT_REFUSALS):
+            kind = ConfigError
         raise kind(f"cannot connect to {redact(url)}: {reason}") from exc
 
 
@@ -144,6 +149,7 @@ def _first_line(exc: BaseException) -> str:
 _LOST_SQLSTATES = ("08", "57P01", "57P02", "57P03")
 # Refusals at connect time carry no SQLSTATE in psycopg2; these ones will not heal by retrying.
 _PERMANENT_REFUSALS = ("authentication failed", "does not exist", "no pg_hba.conf entry")
+_MISSING_DATABASE = re.compile(r'database ".*" does not exist')
 
 
 def is_connection_lost(exc: BaseException) -> bool:

@@ -25,3 +25,7 @@ class ConfigError(ZetlError):
     """A setting, an argument, a file or a server the command needs is missing or wrong."""
 
     exit_code = ExitCode.USAGE
+
+
+class MissingDatabaseError(ConfigError):
+    """The database a connection names does not exist (yet)."""

@@ -25,7 +25,7 @@ import psycopg2
 import psycopg2.extensions
 
 from zetl.db import ConnectionLost, connect
-from zetl.errors import ConfigError
+from zetl.errors import ConfigError, MissingDatabaseError
 from zetl_replicator.warehouse import connect_replica
 
 log = logging.getLogger(__name__)
@@ -207,9 +207,11 @@ class Monitor(threading.Thread):
             if not self._warned and not isinstance(exc, ConnectionLost):
                 log.warning("monitoring not updated", extra={"error": str(exc).strip()})
             self._warned = True
-        except ConfigError as exc:  # cannot connect (yet): the replica database comes first
+        except MissingDatabaseError:  # not yet: the replicator creates the replica database first
             self._close()
-            if not self._warned and "does not exist" not in str(exc):
+        except ConfigError as exc:
+            self._close()
+            if not self._warned:
                 log.warning("monitoring not updated", extra={"error": str(exc).strip()})
                 self._warned = True
         except Exception as exc:  # monitoring must never stop replication

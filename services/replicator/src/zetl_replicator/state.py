@@ -108,10 +108,6 @@ class StateStore(Protocol):
         zeroes rows_applied (a fresh copy); Synced clears a resync request."""
         ...
 
-    def add_rows_applied(self, counts: dict[tuple[str, str], int]) -> None:
-        """Add changes applied to the tables' rows_applied."""
-        ...
-
     def forget_table(self, schema: str, name: str) -> None:
         """The table is no longer replicated (gone from the source): no state at all."""
         ...
@@ -248,13 +244,6 @@ class PostgresStateStore:
                     apply_failed=apply_failed,
                 )
             )
-        self._done()
-
-    def add_rows_applied(self, counts: dict[tuple[str, str], int]) -> None:
-        with self.conn.cursor() as cur:
-            statement = rows_applied_statement(cur, counts)
-            if statement is not None:
-                cur.execute(statement)
         self._done()
 
     def forget_table(self, schema: str, name: str) -> None:
@@ -400,14 +389,6 @@ class MemoryStateStore:
             resync_requested=False if state == TableState.SYNCED else before.resync_requested,
             updated_at=now,
         )
-
-    def add_rows_applied(self, counts: dict[tuple[str, str], int]) -> None:
-        for (schema, name), count in counts.items():
-            before = self.tables.get(f"{schema}.{name}")
-            if before is not None:
-                self.tables[before.qualified] = replace(
-                    before, rows_applied=before.rows_applied + count
-                )
 
     def forget_table(self, schema: str, name: str) -> None:
         self.tables.pop(f"{schema}.{name}", None)
