@@ -79,6 +79,26 @@ def test_a_batch_is_durable_with_its_lsn_and_counts_its_changes(
     assert dest.pending_bytes == 0
 
 
+AWKWARD = ["O'Brien", "back\\slash", "'';DROP TABLE t;--", "Zoë 🎮 ü", "%s %(x)s %%", "", None]
+
+
+def test_text_of_any_kind_arrives_as_it_was_in_every_statement_kind(
+    replica_conn: psycopg2.extensions.connection,
+) -> None:
+    dest = destination(replica_conn)
+    for i, value in enumerate(AWKWARD):  # few rows: INSERT ... VALUES, not COPY
+        dest.insert(T, (str(i), value, "1.00"), 1)
+    dest.commit(100, None)
+    assert [r[1] for r in rows(replica_conn)] == AWKWARD
+    for i, value in enumerate(AWKWARD):  # UPDATE ... FROM (VALUES ...), then an upsert
+        dest.update(T, None, (str(i), value and value[::-1], UNCHANGED_TOAST), 1)
+    dest.delete(T, ("0", None, None), 1)
+    dest.insert(T, ("0", AWKWARD[0], "2.00"), 1)
+    dest.commit(200, None)
+    expected = [AWKWARD[0]] + [v and v[::-1] for v in AWKWARD[1:]]
+    assert [r[1] for r in rows(replica_conn)] == expected
+
+
 def test_net_changes_over_rows_the_replica_has(
     replica_conn: psycopg2.extensions.connection,
 ) -> None:

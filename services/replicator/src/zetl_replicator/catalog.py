@@ -18,10 +18,12 @@ import psycopg2.extensions
 from zetl_replicator.datafilter import DataFilter
 
 # Session settings for every connection that reads or writes column values as text, so both
-# sides agree on the text form (timestamps in UTC, ISO dates, exact floats, hex bytea).
+# sides agree on the text form (timestamps in UTC, ISO dates, exact floats, hex bytea), and
+# UTF-8 with standard strings, the two things the destination's own SQL literals rely on.
 TEXT_FORMAT_OPTIONS = (
     "-c TimeZone=UTC -c DateStyle=ISO -c IntervalStyle=postgres "
-    "-c extra_float_digits=3 -c bytea_output=hex"
+    "-c extra_float_digits=3 -c bytea_output=hex "
+    "-c client_encoding=UTF8 -c standard_conforming_strings=on"
 )
 
 VARCHAR_MAX = "character varying(65535)"

@@ -173,6 +173,14 @@ class PostgresDestination:
     def __init__(
         self, conn: psycopg2.extensions.connection, slot: str, history: set[str] | None = None
     ) -> None:
+        if (
+            conn.encoding != "UTF8"
+            or conn.info.parameter_status("standard_conforming_strings") != "on"
+        ):
+            raise ValueError(
+                "the destination's connection needs client_encoding UTF8 and"
+                " standard_conforming_strings on (warehouse.connect_replica sets both)"
+            )
         self.conn = conn
         self.slot = slot
         self._store = PostgresStateStore(conn)
@@ -456,14 +464,25 @@ class PostgresDestination:
     ) -> None:
         """Add set-based statements over ``rows`` to the script (pages of STATEMENT_PAGE)."""
         head, row_template, tail = self._template(table, kind, changed)
-        with self.conn.cursor() as cur:
-            for start in range(0, len(rows), STATEMENT_PAGE):
-                values = b",".join(
-                    [cur.mogrify(row_template, row) for row in rows[start : start + STATEMENT_PAGE]]
-                )
-                statement = head + values + tail
-                self._script.append(statement)
-                self._script_bytes += len(statement)
+        for start in range(0, len(rows), STATEMENT_PAGE):
+            # Each value as a literal, inlined: psycopg2's mogrify per row was a fifth of the
+            # replicator's CPU under OLTP load. Sound on this connection only: UTF-8 and
+            # standard_conforming_strings (checked in __init__), text values (no NUL in them).
+            values = b",".join(
+                [
+                    row_template
+                    % tuple(
+                        [
+                            b"NULL" if v is None else b"'" + v.encode().replace(b"'", b"''") + b"'"
+                            for v in row
+                        ]
+                    )
+                    for row in rows[start : start + STATEMENT_PAGE]
+                ]
+            )
+            statement = head + values + tail
+            self._script.append(statement)
+            self._script_bytes += len(statement)
         self._script_tables.add(table.qualified)
         if self._script_bytes >= SCRIPT_BYTES or self.isolate:
             self._send_script()
