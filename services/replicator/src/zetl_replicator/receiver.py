@@ -12,6 +12,7 @@ from __future__ import annotations
 import queue
 import select
 import threading
+import time
 from dataclasses import dataclass
 
 import psycopg2.extras
@@ -21,6 +22,7 @@ from zetl_replicator import pgoutput
 
 QUEUE_LISTS = 64  # lists of up to LIST_SIZE messages between receiver and applier
 LIST_SIZE = 512
+HOLD_POLL_SECONDS = 0.005  # how often a receiver holding a list looks whether it can hand over
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,7 @@ class Receiver(threading.Thread):
         batch: list[pgoutput.Message] = []
         in_transaction = in_stream = False
         last_idle = idle = 0  # the idle position handed over last, and one not handed over yet
+        socket = self.cursor.connection.fileno()
         while not self.stopping.is_set():
             message = self.cursor.read_message()
             if message is None:  # all read for now
@@ -109,7 +112,12 @@ class Receiver(threading.Thread):
                         self._put(Idle(idle))
                         last_idle, idle = idle, 0
                 self._feedback()
-                select.select([self.cursor], [], [], 0.01 if batch or idle else 0.2)
+                if batch or idle:
+                    # Held until the applier takes what it has: no need to wake for each of
+                    # the packets meanwhile (the server sends one per message).
+                    time.sleep(HOLD_POLL_SECONDS)
+                else:
+                    select.select([socket], [], [], 0.2)
                 continue
             decoded = pgoutput.decode(
                 message.payload, in_stream=in_stream, parallel_abort=self.parallel_abort
