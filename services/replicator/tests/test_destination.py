@@ -13,6 +13,7 @@ import pytest
 from services.replicator.tests.test_netchange import T
 from tests.harness import PostgresServer
 from zetl_replicator.destination import (
+    COPY_MIN_ROWS,
     ApplyError,
     Destination,
     PostgresDestination,
@@ -152,6 +153,28 @@ def test_a_refused_change_names_its_table_and_nothing_is_committed(
     dest.rollback()
     assert rows(replica_conn) == []
     assert PostgresStateStore(replica_conn).progress(SLOT) is None
+
+
+def test_a_copy_refused_in_the_background_fails_the_batch_and_the_next_one_applies(
+    replica_conn: psycopg2.extensions.connection,
+) -> None:
+    dest = PostgresDestination(replica_conn, SLOT)
+    for i in range(1, COPY_MIN_ROWS + 1):  # enough rows for COPY; the last one is refused
+        dest.insert(T, (str(i), "a", "-1.00" if i == COPY_MIN_ROWS else "1.00"), 1)
+    dest.flush()  # the COPY starts: its refusal comes with the next use of the connection
+    with pytest.raises(ApplyError) as info:
+        dest.commit(500, None)
+    assert info.value.tables == {"public.t"}
+    dest.rollback()
+    assert rows(replica_conn) == []
+    for i in range(1, COPY_MIN_ROWS + 1):
+        dest.insert(T, (str(i), "a", "1.00"), 1)
+    dest.flush()
+    dest.insert(T, (str(COPY_MIN_ROWS + 1), "after", "2.00"), 1)  # sent after the COPY
+    dest.commit(600, None)
+    assert len(rows(replica_conn)) == COPY_MIN_ROWS + 1
+    progress = PostgresStateStore(replica_conn).progress(SLOT)
+    assert progress is not None and progress.applied_lsn == 600
 
 
 def test_emitted_sql(replica_conn: psycopg2.extensions.connection) -> None:

@@ -9,13 +9,16 @@ changes since the last flush into their *net* change per primary key (``netchang
 emits them grouped by kind: inserts by COPY (a few as one ``INSERT``), upserts as one
 ``INSERT ... ON CONFLICT``, updates as ``UPDATE ... FROM (VALUES ...)`` per set of changed
 columns, deletes as ``DELETE ... USING (VALUES ...)``; statements travel together, with the
-progress row at commit, in one round trip. Buffers are flushed when they grow past a size, so
-memory stays bounded even inside a huge source transaction, and before anything whose order
-matters (truncate, DDL, savepoints). HISTORY_MODE tables keep every version instead.
+progress row at commit, in one round trip. A COPY runs in a thread while the next changes are
+gathered; the connection waits for it before anything else. Buffers are flushed when they
+grow past a size, so memory stays bounded even inside a huge source transaction, and before
+anything whose order matters (truncate, DDL, savepoints). HISTORY_MODE tables keep every
+version instead.
 """
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -43,6 +46,7 @@ FLUSH_BYTES = 8 * 1024 * 1024
 STATEMENT_PAGE = 1000  # rows per set-based statement
 COPY_MIN_ROWS = 1000  # fewer new rows go as INSERT statements, in the same round trip as the rest
 SCRIPT_BYTES = 1024 * 1024  # statements sent together in one round trip
+COPY_READ_CHARS = 1024 * 1024  # COPY data handed to the driver at a time
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
@@ -69,7 +73,9 @@ class Destination(Protocol):
     the LSN they cover; ``rollback`` forgets them. Within a batch, changes must take effect in
     the order given for the same row, and a table's changes before ``truncate``, ``execute``
     and ``savepoint`` come before them. Lost connections raise ``zetl.db.ConnectionLost``; a
-    change the destination refuses raises ``ApplyError`` naming the tables it may belong to.
+    change the destination refuses raises ``ApplyError`` naming the tables it may belong to,
+    from the call that sent it or a later one of the same batch (writes may still be in flight
+    when a call returns; ``commit`` returns once they all are done).
     """
 
     change_time: str
@@ -181,7 +187,9 @@ class PostgresDestination:
                 "the destination's connection needs client_encoding UTF8 and"
                 " standard_conforming_strings on (warehouse.connect_replica sets both)"
             )
-        self.conn = conn
+        self._conn = conn
+        self._copy: threading.Thread | None = None  # the COPY in flight
+        self._copy_error: BaseException | None = None
         self.slot = slot
         self._store = PostgresStateStore(conn)
         self._changes: dict[str, NetChanges] = {}
@@ -199,6 +207,12 @@ class PostgresDestination:
         self._history_changes: dict[str, _HistoryChanges] = {}
         # The source time of the changes coming in (UTC, as text): their versions' times
         self.change_time: str = ""
+
+    @property
+    def conn(self) -> psycopg2.extensions.connection:
+        """The connection, once the COPY in flight is done (one command at a time on it)."""
+        self._copy_done()
+        return self._conn
 
     @property
     def pending_bytes(self) -> int:
@@ -268,6 +282,7 @@ class PostgresDestination:
         self._templates.clear()
 
     def set_table_state(self, table: TableInfo, state: TableState, reason: str) -> None:
+        self._copy_done()  # the store shares the connection
         with self._store.in_open_transaction():
             self._store.set_table_state(table.schema, table.name, state, reason)
 
@@ -316,8 +331,9 @@ class PostgresDestination:
         self._rows.clear()
         self._rows_at_savepoint.clear()
         self._batch_bytes = 0
-        if not self.conn.closed:
-            self.conn.rollback()
+        self._copy_done(raise_error=False)  # what it refused is being undone
+        if not self._conn.closed:
+            self._conn.rollback()
 
     # --- internals -------------------------------------------------------------------------
 
@@ -435,14 +451,37 @@ class PostgresDestination:
         if 0 < len(inserts) < COPY_MIN_ROWS:
             self._script_rows(table, "insert", (), inserts)
         elif inserts:
+            text = "".join([copy_line(row) for row in inserts])  # while the last COPY runs
             self._send_script()
-            with self._refused({table.qualified}), self.conn.cursor() as cur:
-                cur.copy_expert(
-                    sql.SQL("COPY {} ({}) FROM STDIN").format(
-                        table_identifier(table.schema, table.name), _column_list(table)
-                    ),
-                    StringIO("".join([copy_line(row) for row in inserts])),
-                )
+            self._copy_in_background(table, text)
+
+    def _copy_in_background(self, table: TableInfo, text: str) -> None:
+        """COPY ``text`` into ``table`` from a thread, after the COPY before it: the warehouse
+        takes in one chunk while the next is gathered (the driver lets go of the GIL while it
+        sends and waits). Its error is raised where the connection is next used."""
+        statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+            table_identifier(table.schema, table.name), _column_list(table)
+        )
+        conn = self.conn  # after the COPY in flight
+
+        def send() -> None:
+            try:
+                with self._refused({table.qualified}), conn.cursor() as cur:
+                    cur.copy_expert(statement, StringIO(text), COPY_READ_CHARS)
+            except BaseException as exc:  # raised in the applier's thread
+                self._copy_error = exc
+
+        self._copy = threading.Thread(target=send, name="zetl-copy", daemon=True)
+        self._copy.start()
+
+    def _copy_done(self, *, raise_error: bool = True) -> None:
+        """Wait for the COPY in flight, if any; raise what it raised."""
+        if self._copy is not None:
+            self._copy.join()
+            self._copy = None
+        error, self._copy_error = self._copy_error, None
+        if error is not None and raise_error:
+            raise error
 
     def update_key_in_order(self, table: TableInfo, old_key: Key, row: Row) -> None:
         """A key change as a real UPDATE, after everything before it."""
