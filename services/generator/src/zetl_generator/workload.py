@@ -49,7 +49,7 @@ class WorkloadStats:
 
     events: Counter[EventKind] = field(default_factory=Counter)
     reconnects: int = 0
-    started: float = field(default_factory=time.monotonic)
+    started: float = field(default_factory=time.monotonic)  # reset when events start flowing
     last_event: float = field(default_factory=time.monotonic)
 
     @property
@@ -96,6 +96,7 @@ class Workload:
         self, stop: threading.Event, on_event: Callable[[WorkloadStats], None] = lambda _: None
     ) -> WorkloadStats:
         self._connect_with_backoff(stop)
+        self.stats.started = time.monotonic()  # the rate is of events, not of connecting
         pacer = Pacer(self.options.rate)
         deadline = time.monotonic() + self.options.duration_s if self.options.duration_s else None
         while not stop.is_set() and not self._finished(deadline):
