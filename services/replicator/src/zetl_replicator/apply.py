@@ -117,8 +117,9 @@ class ApplyLoop:
         while not stop.is_set():
             self.metrics.beat()
             self._linger(stop)
+            ready = self.batch.lsn is not None and self._refresh_due()  # commits once input stops
             try:
-                item = inbox.get(timeout=0.1 if self.batch.lsn is None else 0.001)
+                item = inbox.get(timeout=0.001 if ready else 0.1)
             except queue.Empty:
                 self.between_transactions(None)
                 continue
