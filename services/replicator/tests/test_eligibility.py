@@ -1,4 +1,4 @@
-"""Review fixes: eligibility (replica identity, partitioned tables) shared by the replicator and
+"""Eligibility (replica identity, partitioned tables), shared by the replicator and
 ``zetl doctor``, and the commands' behaviour around Failed, dropped and uninitialised tables."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import psycopg2
 import pytest
 
 from services.replicator.tests.test_commands import zetl
-from services.replicator.tests.test_replication import Query, execute, rows
+from services.replicator.tests.test_replication import Query, execute, rows, states
 from tests.harness import PostgresServer
 from tests.support import running, wait_for
 from zetl.errors import ConfigError, DataError
@@ -17,12 +17,6 @@ from zetl_replicator.copy import copy_table
 from zetl_replicator.doctor import check_tables
 
 pytestmark = pytest.mark.docker
-
-STATES = "SELECT schema_name || '.' || table_name, state, reason FROM zetl.table_state"
-
-
-def states(replica: Query) -> dict[str, tuple[str, str | None]]:
-    return {name: (state, reason) for name, state, reason in replica(STATES)}
 
 
 def test_identity_index_and_partitioned_tables_are_failed_everywhere(
