@@ -25,7 +25,7 @@ import psycopg2.extensions
 
 from zetl_replicator import catalog, pgoutput
 from zetl_replicator.config import ReplicatorConfig
-from zetl_replicator.destination import Destination
+from zetl_replicator.destination import Destination, utc_text
 from zetl_replicator.metrics import Metrics
 from zetl_replicator.netchange import Row
 from zetl_replicator.receiver import Idle, QueueItem, ReceiveFailed, Receiver
@@ -342,6 +342,11 @@ class ApplyLoop:
             self.destination.isolate, self.isolation.until = False, 0
         self.last_progress_write = time.monotonic()
 
+    def _record_progress(self, lsn: int) -> None:
+        """Commit ``lsn`` as the progress with no changes of ours, flushed."""
+        self.destination.commit(lsn, None, durable=True)
+        self._applied(lsn, durable=True)
+
     def between_transactions(self, wal_end: int | None) -> None:
         if wal_end is not None:
             # Kept, not dropped, when busy or throttled: the server sends an idle position once,
@@ -360,8 +365,7 @@ class ApplyLoop:
             and now - self.last_progress_write >= PROGRESS_IDLE_SECONDS
         ):
             # Nothing of ours up to there: record it so the slot (and lag) move on when idle.
-            self.destination.commit(self.idle_wal_end, None, durable=True)
-            self._applied(self.idle_wal_end, durable=True)
+            self._record_progress(self.idle_wal_end)
             self.metrics.lag_seconds = 0.0  # caught up with everything the source has
         elif (
             self.durable_lsn < self.applied_lsn
@@ -370,17 +374,9 @@ class ApplyLoop:
         ):
             # The last batches committed without a flush: the progress again, flushed this
             # time (with them: WAL is flushed in order), so the slot moves on when quiet.
-            self.destination.commit(self.applied_lsn, None, durable=True)
-            self._applied(self.applied_lsn, durable=True)
+            self._record_progress(self.applied_lsn)
         if maintenance_due and self.batch.lsn is None:
             # Never inside an open batch: maintenance commits its own state writes, which would
             # make the batch's changes durable without their progress.
             self.last_maintenance = now
             self.table_sync.maintain()
-
-
-def utc_text(moment: datetime) -> str:
-    """A moment as a UTC timestamp without time zone (history columns' type)."""
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return moment.isoformat(sep=" ")

@@ -507,18 +507,8 @@ class PostgresDestination:
             # Each value as a literal, inlined: psycopg2's mogrify per row was a fifth of the
             # replicator's CPU under OLTP load. Sound on this connection only: UTF-8 and
             # standard_conforming_strings (checked in __init__), text values (no NUL in them).
-            values = b",".join(
-                [
-                    row_template
-                    % tuple(
-                        [
-                            b"NULL" if v is None else b"'" + v.encode().replace(b"'", b"''") + b"'"
-                            for v in row
-                        ]
-                    )
-                    for row in rows[start : start + STATEMENT_PAGE]
-                ]
-            )
+            page = rows[start : start + STATEMENT_PAGE]
+            values = b",".join([row_template % _literals(row) for row in page])
             statement = head + values + tail
             self._script.append(statement)
             self._script_bytes += len(statement)
@@ -557,6 +547,13 @@ class PostgresDestination:
             if named and exc.diag.schema_name:  # constraint errors name their table
                 tables = {f"{exc.diag.schema_name}.{named}"}
             raise ApplyError(set(tables), exc) from exc
+
+
+def _literals(row: Row) -> tuple[bytes, ...]:
+    """Each value of ``row`` as an SQL literal (a standard string, UTF-8; NULL for None)."""
+    return tuple(
+        [b"NULL" if v is None else b"'" + v.encode().replace(b"'", b"''") + b"'" for v in row]
+    )
 
 
 def _column_list(table: TableInfo) -> sql.Composed:
