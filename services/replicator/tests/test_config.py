@@ -53,6 +53,7 @@ def test_every_setting_is_read_from_its_variable() -> None:
     [
         ("ZETL_SLOT", "Bad-Name", "lower-case letters"),
         ("ZETL_BATCH_MAX_SECONDS", "soon", "is not a number"),
+        ("ZETL_BATCH_MIN_SECONDS", "-0.1", "must not be negative"),
         ("ZETL_COPY_WORKERS", "-2", "must not be negative"),
         ("ZETL_DATA_FILTER", "include: ???", "data filter"),
     ],
