@@ -384,8 +384,10 @@ def test_a_second_up_leaves_the_live_data_alone(platform: Platform) -> None:
     )
     wait_for("the loader to exit", lambda: platform.exit_code("loader") == 0, platform)
     erased_after, approved_after, runs_after = decided(source)
-    undone = (erased - erased_after) | (approved - approved_after)
-    assert not undone, f"decisions undone, the players now: {players(source, undone)}"
+    # A player the generator erased meanwhile, with no money history, is deleted: that is the
+    # workload going on, not a decision undone. Only players still present can show a reset.
+    undone = players(source, (erased - erased_after) | (approved - approved_after))
+    assert not undone, f"decisions undone, the players now: {undone}"
     assert runs_after == runs
 
 
