@@ -1,25 +1,32 @@
 """Replicator benchmark: zetl's replicator beside Postgres' own tools, on the same two servers.
 
 1. bulk: one transaction inserting N line-item rows; seconds from source commit until the
-   replica has every row, for zetl, native logical replication (CREATE SUBSCRIPTION into a
-   third database on the warehouse server) and pg_recvlogical to /dev/null (the decoding
+   replica has every row, for zetl and native logical replication (CREATE SUBSCRIPTION into a
+   database on the warehouse server), and once pg_recvlogical to /dev/null (the decoding
    ceiling; it reports its position once a second, so its figure is ±1 s). Each consumer runs
-   alone, connected before the load, so they do not share the two cores. Peak RSS of zetl, and
-   its CPU time (user + system) per 1,000 row changes from commit until the rows are visible.
+   alone, on a source database of its own, connected before the load, so they do not share the
+   two cores. Peak RSS of zetl, and its CPU time (user + system) per 1,000 row changes from
+   before the load until the rows are visible.
 2. OLTP: pgbench with a line-item script at full speed for D seconds; a heartbeat row is
    committed every 100 ms and the lag until it is visible in the replica gives p50/p99/max,
-   for zetl and then for native replication under the same load; zetl's CPU time per 1,000 row
-   changes (counted at the source) over the run.
+   for zetl and for native replication under the same load; zetl's CPU time per 1,000 row
+   changes (counted at the source) over its runs.
 3. initial copy of the N-row table: `zetl replicate` (from nothing to Synced) beside
    `pg_dump -t | psql`.
 
-Run with `make bench-replicator` (BENCH_ROWS, BENCH_OLTP_SECONDS to shrink it, BENCH_STEPS to
-run some of bulk,copy,oltp). With
-BENCH_BASELINE_SRC set to another version's `services/replicator/src` (e.g. a `git worktree` of
-an older commit), that version runs too, right after zetl in each step ("zetl_baseline"), so
-both are measured under the same conditions. BENCH_NATIVE_STREAMING sets the native
-subscription's `streaming` (off, the default before PostgreSQL 18, decodes a large transaction
-after its commit; on or parallel (16+) apply it while it runs: the fair comparison for bulk).
+Bulk and OLTP run in BENCH_ROUNDS rounds (3), each measuring every consumer once, in turns
+that alternate from round to round; the report gives each round and the medians. On a shared
+machine a single run of each is mostly noise (pgbench alone varies by a third between runs).
+Replicas are probed over one kept connection: a new connection per probe (a backend start and
+a password exchange, 100 times a second) took CPU from what is measured.
+
+Run with `make bench-replicator` (BENCH_ROWS, BENCH_OLTP_SECONDS and BENCH_ROUNDS to shrink
+it, BENCH_STEPS to run some of bulk,copy,oltp). With BENCH_BASELINE_SRC set to another
+version's `services/replicator/src` (e.g. a `git worktree` of an older commit), that version
+runs too, as "zetl_baseline", in the same rounds, so both are measured under the same
+conditions. BENCH_NATIVE_STREAMING sets the native subscription's `streaming` (off, the
+default before PostgreSQL 18, decodes a large transaction after its commit; on or parallel
+(16+) apply it while it runs: the fair comparison for bulk).
 """
 
 from __future__ import annotations
@@ -45,7 +52,8 @@ from testcontainers.community.postgres import PostgresContainer
 
 ROWS = int(os.environ.get("BENCH_ROWS", "1000000"))
 BASELINE_SRC = os.environ.get("BENCH_BASELINE_SRC", "")
-OLTP_SECONDS = int(os.environ.get("BENCH_OLTP_SECONDS", "60"))
+OLTP_SECONDS = int(os.environ.get("BENCH_OLTP_SECONDS", "30"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 IMAGE = os.environ.get("POSTGRES_IMAGE") or "postgres:17"
 NATIVE_STREAMING = os.environ.get("BENCH_NATIVE_STREAMING", "off")
 if NATIVE_STREAMING not in ("off", "on", "parallel"):
@@ -200,23 +208,41 @@ class Zetl:
         return rss
 
 
-def max_id(server: Server, db: str, table: str) -> int:
-    try:
-        rows = server.sql(db, f"SELECT coalesce(max(id), 0) FROM public.{table}")
-    except psycopg2.Error:
-        return -1
-    return int(rows[0][0])
+class Probe:
+    """Queries on a replica database over one kept connection (reopened after an error: the
+    database or table may not exist yet)."""
 
+    def __init__(self, server: Server, db: str) -> None:
+        self.server, self.db = server, db
+        self.conn: psycopg2.extensions.connection | None = None
 
-def has_row(server: Server, db: str, table: str, row_id: int) -> bool:
-    """Whether row ``row_id`` is visible: a point lookup. (``max(id)`` walks back over every
-    index entry of a transaction still open in the replica, a core's worth of probing while a
-    large transaction is applied live.)"""
-    try:
-        rows = server.sql(db, f"SELECT count(*) FROM public.{table} WHERE id = {row_id}")
-    except psycopg2.Error:
-        return False
-    return bool(rows[0][0])
+    def value(self, statement: str) -> Any:
+        """The first column of the first row, or None when the query failed."""
+        try:
+            if self.conn is None:
+                self.conn = self.server.connect(self.db)
+            with self.conn.cursor() as cur:
+                cur.execute(statement)
+                row = cur.fetchone()
+        except psycopg2.Error:
+            self.close()
+            return None
+        return None if row is None else row[0]
+
+    def max_id(self, table: str) -> int:
+        found = self.value(f"SELECT coalesce(max(id), 0) FROM public.{table}")
+        return -1 if found is None else int(found)
+
+    def has_row(self, table: str, row_id: int) -> bool:
+        """Whether row ``row_id`` is visible: a point lookup. (``max(id)`` walks back over every
+        index entry of a transaction still open in the replica, a core's worth of probing while
+        a large transaction is applied live.)"""
+        return bool(self.value(f"SELECT count(*) FROM public.{table} WHERE id = {row_id}"))
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
 
 
 def zetl_versions() -> list[tuple[str, str]]:
@@ -224,61 +250,128 @@ def zetl_versions() -> list[tuple[str, str]]:
     return [("zetl", "")] + ([("zetl_baseline", BASELINE_SRC)] if BASELINE_SRC else [])
 
 
+def turns(labels: list[str], round_no: int) -> list[str]:
+    """The consumers in this round's order: reversed every other round, so that none always
+    runs first (or right after another one's load) on a machine whose speed drifts."""
+    return labels if round_no % 2 == 0 else labels[::-1]
+
+
+def median(values: list[float]) -> float:
+    return round(statistics.median(values), 3)
+
+
 def bulk(src: Server, wh: Server) -> dict[str, Any]:
+    versions = dict(zetl_versions())
+    labels = [*versions, "native"]
+    seconds: dict[str, list[float]] = {label: [] for label in labels}
+    cpu: dict[str, list[float]] = {label: [] for label in versions}
+    rss: dict[str, list[float]] = {label: [] for label in versions}
+    for round_no in range(ROUNDS):
+        for label in turns(labels, round_no):
+            db = f"bulk_{label}_{round_no}"
+            src.sql("postgres", f"CREATE DATABASE {db}")
+            src.sql(db, LINE_ITEMS, "CREATE PUBLICATION bench_pub FOR TABLE line_items")
+            if label == "native":
+                seconds[label].append(bulk_native(src, wh, db))
+                log(f"bulk round {round_no + 1} native: {seconds[label][-1]} s after commit")
+                continue
+            took, cpu_s, rss_mb = bulk_zetl(src, wh, db, versions[label])
+            seconds[label].append(took)
+            cpu[label].append(cpu_s)
+            rss[label].append(rss_mb)
+            log(
+                f"bulk round {round_no + 1} {label}: {took} s after commit, peak RSS"
+                f" {rss_mb} MB, CPU {cpu_s} s"
+            )
     results: dict[str, Any] = {}
-    db = "bulk"
-    src.sql("postgres", f"CREATE DATABASE {db}")
-    src.sql(db, LINE_ITEMS, "CREATE PUBLICATION bench_pub FOR TABLE line_items")
+    for label in labels:
+        results[f"{label}_s"] = median(seconds[label])
+        results[f"{label}_rounds_s"] = seconds[label]
+    for label in versions:
+        results[f"{label}_cpu_ms_per_1000_changes"] = ms_per_1000(median(cpu[label]), ROWS)
+        results[f"{label}_peak_rss_mb"] = max(rss[label])
+        # Each round's own ratio (the consumers ran back to back), and the median of them.
+        ratios = [z / n for z, n in zip(seconds[label], seconds["native"], strict=True)]
+        results[f"{label}_vs_native_rounds"] = [round(r, 2) for r in ratios]
+        results[f"{label}_vs_native"] = median(ratios)
+    results["pg_recvlogical_s"] = bulk_pg_recvlogical(src)
+    return results
 
-    def load() -> float:
-        src.sql(db, "TRUNCATE line_items")
-        started = time.monotonic()
-        src.sql(db, BULK_INSERT)
-        committed = time.monotonic()
-        log(f"bulk insert of {ROWS} rows committed in {committed - started:.1f} s")
-        return committed
 
-    # zetl (and the baseline version, if any)
-    for label, python_path in zetl_versions():
-        replica = f"bulk_{label}"
-        src.sql(db, "TRUNCATE line_items")  # its initial copy is empty
-        zetl = Zetl(src, wh, db, replica, python_path)
-        zetl.start()
-        wait_until(lambda: max_id(wh, replica, "line_items") == 0, timeout=120)  # noqa: B023
+def load(src: Server, db: str) -> float:
+    """The bulk insert into ``db``; the monotonic time it committed."""
+    started = time.monotonic()
+    src.sql(db, BULK_INSERT)
+    committed = time.monotonic()
+    log(f"bulk insert of {ROWS} rows committed in {committed - started:.1f} s")
+    return committed
+
+
+def bulk_zetl(src: Server, wh: Server, db: str, python_path: str) -> tuple[float, float, float]:
+    """(seconds after commit, CPU seconds, peak RSS MB) of one zetl version on ``db``."""
+    replica = f"{db}_replica"
+    zetl = Zetl(src, wh, db, replica, python_path)
+    zetl.start()
+    probe = Probe(wh, replica)
+    try:
+        wait_until(lambda: probe.max_id("line_items") == 0, timeout=120)
         time.sleep(1)
         cpu_before = zetl.cpu_s()
-        committed = load()
-        done = wait_until(lambda: has_row(wh, replica, "line_items", ROWS))  # noqa: B023
-        results[f"{label}_s"] = round(done - committed, 2)
+        committed = load(src, db)
+        done = wait_until(lambda: probe.has_row("line_items", ROWS))
         cpu = zetl.cpu_s() - cpu_before  # from before the load: it streams while it runs
-        results[f"{label}_cpu_s"] = round(cpu, 2)
-        results[f"{label}_cpu_ms_per_1000_changes"] = ms_per_1000(cpu, ROWS)
-        results[f"{label}_peak_rss_mb"] = round(zetl.stop(), 1)
-        log(
-            f"{label}: {results[f'{label}_s']} s after commit, peak RSS"
-            f" {results[f'{label}_peak_rss_mb']} MB, CPU {results[f'{label}_cpu_s']} s"
-            f" ({results[f'{label}_cpu_ms_per_1000_changes']} ms per 1,000 changes)"
-        )
+    finally:
+        probe.close()
+        rss = zetl.stop()
+    drop_slot(src, db, f"zetl_{replica}")  # it would keep the WAL
+    return round(done - committed, 2), round(cpu, 2), round(rss, 1)
 
-    # native logical replication into a third database
-    wh.sql("postgres", "CREATE DATABASE native")
-    wh.sql("native", LINE_ITEMS)
-    src.sql(db, "TRUNCATE line_items")
+
+def drop_slot(src: Server, db: str, slot: str) -> None:
+    """Drop a stopped zetl's slot, once its walsender has let go of it."""
+    wait_until(
+        lambda: bool(
+            src.sql(
+                db, f"SELECT 1 FROM pg_replication_slots WHERE slot_name = '{slot}' AND NOT active"
+            )
+        ),
+        timeout=60,
+    )
+    src.sql(db, f"SELECT pg_drop_replication_slot('{slot}')")
+
+
+def bulk_native(src: Server, wh: Server, db: str) -> float:
+    """Seconds after commit for native logical replication of ``db``."""
+    target = f"{db}_native"
+    wh.sql("postgres", f"CREATE DATABASE {target}")
+    wh.sql(target, LINE_ITEMS)
     conninfo = f"host={src.internal_ip} port=5432 user=zetl password={PASSWORD} dbname={db}"
     wh.sql(
-        "native",
-        f"CREATE SUBSCRIPTION bench_native CONNECTION '{conninfo}' PUBLICATION bench_pub"
+        target,
+        f"CREATE SUBSCRIPTION {target} CONNECTION '{conninfo}' PUBLICATION bench_pub"
         f" WITH ({NATIVE_OPTIONS})",
     )
-    wait_until(lambda: bool(src.sql(db, "SELECT 1 FROM pg_stat_replication")), timeout=60)
-    committed = load()
-    done = wait_until(lambda: has_row(wh, "native", "line_items", ROWS))
-    results["native_s"] = round(done - committed, 2)
-    wh.sql("native", "ALTER SUBSCRIPTION bench_native DISABLE")
-    log(f"native: {results['native_s']} s after commit")
+    wait_until(
+        lambda: bool(
+            src.sql(db, f"SELECT 1 FROM pg_stat_replication WHERE application_name = '{target}'")
+        ),
+        timeout=60,
+    )
+    probe = Probe(wh, target)
+    try:
+        committed = load(src, db)
+        done = wait_until(lambda: probe.has_row("line_items", ROWS))
+    finally:
+        probe.close()
+    wh.sql(target, f"DROP SUBSCRIPTION {target}")  # and its slot
+    return round(done - committed, 2)
 
-    # pg_recvlogical to /dev/null: done when its reported position passes the commit
-    src.sql(db, "TRUNCATE line_items")
+
+def bulk_pg_recvlogical(src: Server) -> float:
+    """pg_recvlogical to /dev/null: done when its reported position passes the commit."""
+    db = "bulk_recvlogical"
+    src.sql("postgres", f"CREATE DATABASE {db}")
+    src.sql(db, LINE_ITEMS, "CREATE PUBLICATION bench_pub FOR TABLE line_items")
     slot = "bench_recvlogical"
     base = [str(PG_BIN / "pg_recvlogical"), "-d", src.url(db), "--slot", slot]
     subprocess.run([*base, "--create-slot", "-P", "pgoutput"], check=True)
@@ -299,7 +392,7 @@ def bulk(src: Server, wh: Server) -> dict[str, Any]:
         ]
     )
     time.sleep(1)
-    committed = load()
+    committed = load(src, db)
     end = src.sql(db, "SELECT pg_current_wal_lsn()")[0][0]
     done = wait_until(
         lambda: bool(
@@ -311,18 +404,14 @@ def bulk(src: Server, wh: Server) -> dict[str, Any]:
         ),
         every=0.05,
     )
-    results["pg_recvlogical_s"] = round(done - committed, 2)
     receiver.terminate()
     receiver.wait()
-    log(f"pg_recvlogical: {results['pg_recvlogical_s']} s after commit (±1 s)")
-    for label, _ in zetl_versions():  # measured in this run: the only fair comparison
-        results[f"{label}_vs_native"] = round(results[f"{label}_s"] / results["native_s"], 2)
-    return results
+    took = round(done - committed, 2)
+    log(f"pg_recvlogical: {took} s after commit (±1 s)")
+    return took
 
 
-def heartbeat_lags(
-    src: Server, db: str, visible: Callable[[], int], seconds: int
-) -> dict[str, float]:
+def heartbeat_lags(src: Server, db: str, probe: Probe, seconds: int) -> list[float]:
     """Commit a heartbeat every 100 ms during the load; lag = first seen in replica - commit."""
     committed_at: dict[int, float] = {}
     lags: list[float] = []
@@ -347,7 +436,7 @@ def heartbeat_lags(
     while (time.monotonic() < deadline or seen < max(committed_at, default=0)) and (
         time.monotonic() < give_up
     ):
-        newest = visible()
+        newest = probe.max_id("heartbeat")
         now = time.monotonic()
         for beat_id in range(seen + 1, newest + 1):
             if beat_id in committed_at:
@@ -360,7 +449,11 @@ def heartbeat_lags(
     thread.join()
     if not lags:
         raise TimeoutError("no heartbeat reached the replica")
-    lags.sort()
+    return lags
+
+
+def lag_summary(lags: list[float]) -> dict[str, float]:
+    lags = sorted(lags)
     return {
         "p50_s": round(statistics.median(lags), 3),
         "p99_s": round(lags[int(len(lags) * 0.99) - 1], 3),
@@ -369,81 +462,117 @@ def heartbeat_lags(
     }
 
 
+def pgbench_tps(db_url: str, script: Path) -> Callable[[], float]:
+    """Start pgbench at full speed for OLTP_SECONDS; the returned call waits for its tps."""
+    pgbench = subprocess.Popen(
+        [
+            str(PG_BIN / "pgbench"),
+            *("-n", "-f", str(script), "-c", "4", "-j", "2", "-T", str(OLTP_SECONDS), db_url),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+
+    def tps() -> float:
+        out, _ = pgbench.communicate()
+        line = next((line for line in out.splitlines() if line.startswith("tps")), "")
+        try:  # "tps = 1234.5 (without initial connection time)"
+            return float(line.split("=")[1].split()[0])
+        except (IndexError, ValueError):
+            return float("nan")
+
+    return tps
+
+
 def oltp(src: Server, wh: Server) -> dict[str, Any]:
-    results: dict[str, Any] = {}
     script = Path(tempfile.mkdtemp()) / "line_items.sql"
     script.write_text(PGBENCH_SCRIPT)
-
-    def run(label: str, db: str, visible: Callable[[], int]) -> None:
-        pgbench = subprocess.Popen(
-            [
-                str(PG_BIN / "pgbench"),
-                "-n",
-                "-f",
-                str(script),
-                "-c",
-                "4",
-                "-j",
-                "2",
-                "-T",
-                str(OLTP_SECONDS),
-                src.url(db),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        lags = heartbeat_lags(src, db, visible, OLTP_SECONDS)
-        out, _ = pgbench.communicate()
-        tps = next((line for line in out.splitlines() if line.startswith("tps")), "tps ?")
-        results[label] = {**lags, "pgbench": tps.split("(")[0].strip()}
-        log(f"oltp {label}: {results[label]}")
-
     versions = dict(zetl_versions())
-    for label in (*versions, "native"):
-        db = f"oltp_{label}"
-        src.sql("postgres", f"CREATE DATABASE {db}")
-        src.sql(db, *OLTP_TABLES, "CREATE PUBLICATION oltp_pub FOR TABLE oltp_items, heartbeat")
-        if label in versions:
-            replica = f"oltp_{label}"
-            zetl = Zetl(src, wh, db, replica, versions[label])
-            zetl.start()
-            wait_until(lambda: max_id(wh, replica, "heartbeat") == 0, timeout=120)  # noqa: B023
-            cpu_before, changes_before = zetl.cpu_s(), row_changes(src, db)
-            run(label, db, lambda: max_id(wh, replica, "heartbeat"))  # noqa: B023
-            cpu = zetl.cpu_s() - cpu_before
-            changes = row_changes(src, db) - changes_before
-            results[f"{label}_cpu_s"] = round(cpu, 2)
-            results[f"{label}_changes"] = changes
-            results[f"{label}_cpu_ms_per_1000_changes"] = ms_per_1000(cpu, changes)
-            results[f"{label}_peak_rss_mb"] = round(zetl.stop(), 1)
-            log(f"oltp {label}: CPU {cpu:.2f} s for {changes} row changes")
-        else:
-            wh.sql("postgres", "CREATE DATABASE oltp_native")
-            wh.sql("oltp_native", *OLTP_TABLES)
-            conninfo = f"host={src.internal_ip} port=5432 user=zetl password={PASSWORD} dbname={db}"
-            wh.sql(
-                "oltp_native",
-                f"CREATE SUBSCRIPTION oltp_native CONNECTION '{conninfo}' PUBLICATION oltp_pub"
-                f" WITH ({NATIVE_OPTIONS})",
-            )
-            wait_until(
-                lambda: bool(src.sql("oltp_native", "SELECT 1 FROM pg_stat_replication")), 60
-            )
-            run(label, db, lambda: max_id(wh, "oltp_native", "heartbeat"))
-            wh.sql("oltp_native", "ALTER SUBSCRIPTION oltp_native DISABLE")
-    native_tps = _tps(results["native"]["pgbench"])
-    for label in versions:  # the source's tps while this version replicated, against native's
-        results[f"{label}_tps_vs_native"] = round(_tps(results[label]["pgbench"]) / native_tps, 3)
+    labels = [*versions, "native"]
+    tps: dict[str, list[float]] = {label: [] for label in labels}
+    lags: dict[str, list[float]] = {label: [] for label in labels}
+    cpu: dict[str, float] = dict.fromkeys(versions, 0.0)
+    changes: dict[str, int] = dict.fromkeys(versions, 0)
+    for round_no in range(ROUNDS):
+        for label in turns(labels, round_no):
+            db = f"oltp_{label}_{round_no}"
+            src.sql("postgres", f"CREATE DATABASE {db}")
+            src.sql(db, *OLTP_TABLES, "CREATE PUBLICATION oltp_pub FOR TABLE oltp_items, heartbeat")
+            if label == "native":
+                run_tps, run_lags = oltp_native(src, wh, db, script)
+            else:
+                run_tps, run_lags, run_cpu, run_changes = oltp_zetl(
+                    src, wh, db, script, versions[label]
+                )
+                cpu[label] += run_cpu
+                changes[label] += run_changes
+            tps[label].append(round(run_tps, 1))
+            lags[label] += run_lags
+            log(f"oltp round {round_no + 1} {label}: {run_tps:.0f} tps, {lag_summary(run_lags)}")
+    results: dict[str, Any] = {}
+    for label in labels:
+        results[label] = {**lag_summary(lags[label]), "tps": median(tps[label])}
+        results[label]["tps_rounds"] = tps[label]
+    for label in versions:
+        results[f"{label}_cpu_ms_per_1000_changes"] = ms_per_1000(cpu[label], changes[label])
+        # The source's tps while this version replicated, against native's in the same round.
+        ratios = [z / n for z, n in zip(tps[label], tps["native"], strict=True)]
+        results[f"{label}_tps_vs_native_rounds"] = [round(r, 3) for r in ratios]
+        results[f"{label}_tps_vs_native"] = median(ratios)
     return results
 
 
-def _tps(line: str) -> float:
-    """The figure of pgbench's "tps = 1234.5" line (nan when it printed none)."""
+def oltp_zetl(
+    src: Server, wh: Server, db: str, script: Path, python_path: str
+) -> tuple[float, list[float], float, int]:
+    """(tps, heartbeat lags, CPU seconds, row changes) of pgbench on ``db`` while one zetl
+    version replicates it."""
+    replica = f"{db}_replica"
+    zetl = Zetl(src, wh, db, replica, python_path)
+    zetl.start()
+    probe = Probe(wh, replica)
     try:
-        return float(line.split("=")[1])
-    except (IndexError, ValueError):
-        return float("nan")
+        wait_until(lambda: probe.max_id("heartbeat") == 0, timeout=120)
+        cpu_before, changes_before = zetl.cpu_s(), row_changes(src, db)
+        tps = pgbench_tps(src.url(db), script)
+        lags = heartbeat_lags(src, db, probe, OLTP_SECONDS)
+        run_tps = tps()
+        cpu = zetl.cpu_s() - cpu_before
+        changes = row_changes(src, db) - changes_before
+    finally:
+        probe.close()
+        zetl.stop()
+    drop_slot(src, db, f"zetl_{replica}")
+    return run_tps, lags, cpu, changes
+
+
+def oltp_native(src: Server, wh: Server, db: str, script: Path) -> tuple[float, list[float]]:
+    """(tps, heartbeat lags) of pgbench on ``db`` while native replication replicates it."""
+    target = f"{db}_native"
+    wh.sql("postgres", f"CREATE DATABASE {target}")
+    wh.sql(target, *OLTP_TABLES)
+    conninfo = f"host={src.internal_ip} port=5432 user=zetl password={PASSWORD} dbname={db}"
+    wh.sql(
+        target,
+        f"CREATE SUBSCRIPTION {target} CONNECTION '{conninfo}' PUBLICATION oltp_pub"
+        f" WITH ({NATIVE_OPTIONS})",
+    )
+    wait_until(
+        lambda: bool(
+            src.sql(db, f"SELECT 1 FROM pg_stat_replication WHERE application_name = '{target}'")
+        ),
+        timeout=60,
+    )
+    probe = Probe(wh, target)
+    try:
+        tps = pgbench_tps(src.url(db), script)
+        lags = heartbeat_lags(src, db, probe, OLTP_SECONDS)
+        run_tps = tps()
+    finally:
+        probe.close()
+    wh.sql(target, f"DROP SUBSCRIPTION {target}")
+    return run_tps, lags
 
 
 def initial_copy(src: Server, wh: Server) -> dict[str, Any]:
@@ -454,15 +583,17 @@ def initial_copy(src: Server, wh: Server) -> dict[str, Any]:
     for label, python_path in zetl_versions():
         replica = f"copy_{label}"
         zetl = Zetl(src, wh, db, replica, python_path)
+        probe = Probe(wh, replica)
         started = time.monotonic()
         zetl.start()
         done = wait_until(
             lambda: (
-                max_id(wh, replica, "line_items") == ROWS  # noqa: B023
-                and bool(wh.sql(replica, "SELECT 1 FROM zetl.replication_progress"))  # noqa: B023
+                probe.max_id("line_items") == ROWS  # noqa: B023
+                and bool(probe.value("SELECT 1 FROM zetl.replication_progress"))  # noqa: B023
             ),
             every=0.05,
         )
+        probe.close()
         zetl.stop()
         results[f"{label}_s"] = round(done - started, 2)
     wh.sql("postgres", "CREATE DATABASE copy_dump")
