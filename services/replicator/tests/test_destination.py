@@ -100,6 +100,26 @@ def test_text_of_any_kind_arrives_as_it_was_in_every_statement_kind(
     assert [r[1] for r in rows(replica_conn)] == expected
 
 
+@pytest.mark.parametrize(
+    "odd",
+    [None, *AWKWARD, "tab\there", "new\nline", "carriage\rreturn", "\\N"],
+    ids=repr,
+)
+def test_a_copy_brings_every_value_as_it_was(
+    replica_conn: psycopg2.extensions.connection, odd: str | None
+) -> None:
+    """A COPY chunk is joined whole when no value needs escaping; one odd value among plain
+    ones must still arrive as it was."""
+    dest = destination(replica_conn)
+    plain = [(str(i), f"v{i}", "1.00") for i in range(COPY_MIN_ROWS)]
+    for row in plain:
+        dest.insert(T, row, 1)
+    dest.insert(T, (str(COPY_MIN_ROWS), odd, "1.00"), 1)
+    dest.commit(100, None)
+    expected = [(int(i), v, n) for i, v, n in plain] + [(COPY_MIN_ROWS, odd, "1.00")]
+    assert rows(replica_conn) == expected
+
+
 def test_net_changes_over_rows_the_replica_has(
     replica_conn: psycopg2.extensions.connection,
 ) -> None:

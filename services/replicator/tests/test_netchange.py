@@ -63,7 +63,8 @@ def test_insert_delete_insert_is_an_upsert_of_the_last_row() -> None:
     changes.insert(("1", "a", "x"))
     changes.delete(("1", None, None))
     changes.insert(("1", "b", "y"))
-    assert changes.ops == {("1",): (INSERT, ("1", "b", "y"))}  # never was in the replica
+    assert changes.grouped().inserts == [("1", "b", "y")]  # never was in the replica
+    assert changes.grouped().upserts == []
     assert sink.events == []
     changes, sink = fold()
     changes.insert(("1", "a", "x"))
@@ -73,12 +74,31 @@ def test_insert_delete_insert_is_an_upsert_of_the_last_row() -> None:
     assert changes.ops == {("1",): (UPSERT, ("1", "b", "y"))}
 
 
+def test_inserts_alone_stay_a_list_in_arrival_order_until_another_change_comes() -> None:
+    changes, sink = fold()
+    for n in ("1", "2", "3"):
+        changes.insert((n, "a", "x"))
+    assert changes.ops == {}
+    assert changes.grouped().inserts == [("1", "a", "x"), ("2", "a", "x"), ("3", "a", "x")]
+    changes.update(None, ("2", "b", U))  # needs the keys: the list is folded first
+    assert changes.appended == []
+    assert changes.ops == {
+        ("1",): (INSERT, ("1", "a", "x")),
+        ("2",): (INSERT, ("2", "b", "x")),
+        ("3",): (INSERT, ("3", "a", "x")),
+    }
+    changes.insert(("4", "a", "x"))  # keyed from now on
+    assert changes.appended == [] and ("4",) in changes.ops
+    assert sink.events == []
+
+
 def test_an_insert_of_a_buffered_key_applies_what_came_before_first() -> None:
     changes, sink = fold()
     changes.insert(("1", "a", "x"))
-    changes.insert(("1", "b", "y"))  # the source refused nothing: apply in order
+    changes.insert(("1", "b", "y"))  # a deferrable key: the source held both for a moment
+    changes.delete(("2", None, None))  # keys the inserts: the first goes before the second
     assert sink.events == [("flush", {("1",): (INSERT, ("1", "a", "x"))})]
-    assert changes.ops == {("1",): (INSERT, ("1", "b", "y"))}
+    assert changes.ops == {("1",): (INSERT, ("1", "b", "y")), ("2",): (DELETE, ("2",))}
 
 
 def test_update_of_a_deleted_row_is_applied_in_order() -> None:
@@ -163,4 +183,4 @@ def test_counted_changes_and_clear() -> None:
     changes.counted(5)
     assert (changes.changes, changes.size) == (2, 15)
     changes.clear()
-    assert (changes.ops, changes.changes, changes.size) == ({}, 0, 0)
+    assert (changes.ops, changes.appended, changes.changes, changes.size) == ({}, [], 0, 0)

@@ -69,6 +69,10 @@ class NetChanges:
     sink: Sink
     key_positions: tuple[int, ...] = ()
     ops: dict[Key, tuple[int, Row]] = field(default_factory=dict)
+    # Inserts while nothing else came, not keyed yet (a bulk load's rows stay a plain list):
+    # the source's primary key makes them distinct. Keyed into ``ops`` when another change
+    # comes; never both non-empty.
+    appended: list[Row] = field(default_factory=list)
     changes: int = 0  # source changes folded in (for rows_applied)
     size: int = 0  # about the bytes they hold
 
@@ -78,6 +82,7 @@ class NetChanges:
 
     def clear(self) -> None:
         self.ops.clear()
+        self.appended = []  # a new list: ``grouped`` handed the old one out
         self.changes = self.size = 0
 
     def _flush(self) -> None:
@@ -88,6 +93,18 @@ class NetChanges:
         return tuple([row[i] for i in self.key_positions])
 
     def insert(self, row: Row) -> None:
+        if not self.ops:
+            self.appended.append(row)
+        else:
+            self._insert_keyed(row)
+
+    def _keyed(self) -> None:
+        """Bring the appended inserts into ``ops``: another kind of change needs the keys."""
+        rows, self.appended = self.appended, []
+        for row in rows:
+            self._insert_keyed(row)
+
+    def _insert_keyed(self, row: Row) -> None:
         key = self.key(row)
         previous = self.ops.get(key)
         if previous is None:
@@ -100,6 +117,8 @@ class NetChanges:
 
     def update(self, old: Row | None, row: Row) -> None:
         """``old``: the old key ('K', the key changed) or old row ('O', identity full), or None."""
+        if self.appended:
+            self._keyed()
         positions = self.key_positions
         new_key = self.key(row)
         old_key = new_key if old is None else self.key(old)
@@ -114,6 +133,8 @@ class NetChanges:
             self._update_key(old_key, new_key, row)
 
     def delete(self, old: Row) -> None:
+        if self.appended:
+            self._keyed()
         key = self.key(old)
         previous = self.ops.get(key)
         if previous is not None and previous[0] == INSERT:
@@ -162,7 +183,7 @@ class NetChanges:
     def grouped(self) -> Grouped:
         """The net changes by kind; an update's ``changed`` positions leave out the key and
         UNCHANGED_TOAST columns (an update changing nothing else is dropped)."""
-        grouped = Grouped()
+        grouped = Grouped(inserts=self.appended)
         keys = set(self.key_positions)
         for kind, row in self.ops.values():
             if kind == INSERT:
