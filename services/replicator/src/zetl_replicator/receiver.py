@@ -131,7 +131,9 @@ class Receiver(threading.Thread):
                     in_stream = True
                 elif isinstance(decoded, pgoutput.StreamStop):
                     in_stream = False
-            self.received_lsn = max(self.received_lsn, int(message.data_start))
+            start = message.data_start
+            if start > self.received_lsn:
+                self.received_lsn = start
             batch.append(decoded)
             if len(batch) >= LIST_SIZE:
                 self._put(batch)
