@@ -108,8 +108,8 @@ def test_text_of_any_kind_arrives_as_it_was_in_every_statement_kind(
 def test_a_copy_brings_every_value_as_it_was(
     replica_conn: psycopg2.extensions.connection, odd: str | None
 ) -> None:
-    """A COPY chunk is joined whole when no value needs escaping; one odd value among plain
-    ones must still arrive as it was."""
+    """A COPY line is escaped only when one of its values needs it: one odd value among plain
+    rows must still arrive as it was."""
     dest = destination(replica_conn)
     plain = [(str(i), f"v{i}", "1.00") for i in range(COPY_MIN_ROWS)]
     for row in plain:

@@ -162,28 +162,7 @@ class _HistoryChanges:
     size: int = 0
 
 
-def copy_text(rows: Sequence[Row]) -> str:
-    """``rows`` as COPY text input. Most rows need no escaping and hold no NULL: all of them are
-    joined at once and checked once, else row by row."""
-    if not rows:
-        return ""
-    try:
-        lines = ["\t".join(row) for row in rows]  # type: ignore[arg-type]  # None: TypeError
-    except TypeError:
-        return "".join([_copy_line(row) for row in rows])
-    lines.append("")  # the last line's end
-    text = "\n".join(lines)
-    if (
-        "\\" in text
-        or "\r" in text
-        or text.count("\n") != len(rows)
-        or text.count("\t") != len(rows) * (len(rows[0]) - 1)
-    ):
-        return "".join([_copy_line(row) for row in rows])
-    return text
-
-
-def _copy_line(row: Sequence[Value]) -> str:
+def copy_line(row: Sequence[Value]) -> str:
     line = "\t".join(["\\N" if v is None else v for v in row])
     if "\\" in line or "\n" in line or "\r" in line or line.count("\t") != len(row) - 1:
         line = "\t".join("\\N" if v is None else v.translate(_COPY_ESCAPES) for v in row)
@@ -472,7 +451,7 @@ class PostgresDestination:
         if 0 < len(inserts) < COPY_MIN_ROWS:
             self._script_rows(table, "insert", (), inserts)
         elif inserts:
-            text = copy_text(inserts)  # while the last COPY runs
+            text = "".join([copy_line(row) for row in inserts])  # while the last COPY runs
             self._send_script()
             self._copy_in_background(table, text)
 
