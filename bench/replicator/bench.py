@@ -340,15 +340,16 @@ def drop_slot(src: Server, db: str, slot: str) -> None:
     src.sql(db, f"SELECT pg_drop_replication_slot('{slot}')")
 
 
-def bulk_native(src: Server, wh: Server, db: str) -> float:
-    """Seconds after commit for native logical replication of ``db``."""
+def subscribe(src: Server, wh: Server, db: str, tables: list[str], publication: str) -> str:
+    """A warehouse database with ``tables``, subscribed natively to ``publication`` of ``db``
+    and streaming; its name (the subscription's too)."""
     target = f"{db}_native"
     wh.sql("postgres", f"CREATE DATABASE {target}")
-    wh.sql(target, LINE_ITEMS)
+    wh.sql(target, *tables)
     conninfo = f"host={src.internal_ip} port=5432 user=zetl password={PASSWORD} dbname={db}"
     wh.sql(
         target,
-        f"CREATE SUBSCRIPTION {target} CONNECTION '{conninfo}' PUBLICATION bench_pub"
+        f"CREATE SUBSCRIPTION {target} CONNECTION '{conninfo}' PUBLICATION {publication}"
         f" WITH ({NATIVE_OPTIONS})",
     )
     wait_until(
@@ -357,6 +358,12 @@ def bulk_native(src: Server, wh: Server, db: str) -> float:
         ),
         timeout=60,
     )
+    return target
+
+
+def bulk_native(src: Server, wh: Server, db: str) -> float:
+    """Seconds after commit for native logical replication of ``db``."""
+    target = subscribe(src, wh, db, [LINE_ITEMS], "bench_pub")
     probe = Probe(wh, target)
     try:
         committed = load(src, db)
@@ -549,21 +556,7 @@ def oltp_zetl(
 
 def oltp_native(src: Server, wh: Server, db: str, script: Path) -> tuple[float, list[float]]:
     """(tps, heartbeat lags) of pgbench on ``db`` while native replication replicates it."""
-    target = f"{db}_native"
-    wh.sql("postgres", f"CREATE DATABASE {target}")
-    wh.sql(target, *OLTP_TABLES)
-    conninfo = f"host={src.internal_ip} port=5432 user=zetl password={PASSWORD} dbname={db}"
-    wh.sql(
-        target,
-        f"CREATE SUBSCRIPTION {target} CONNECTION '{conninfo}' PUBLICATION oltp_pub"
-        f" WITH ({NATIVE_OPTIONS})",
-    )
-    wait_until(
-        lambda: bool(
-            src.sql(db, f"SELECT 1 FROM pg_stat_replication WHERE application_name = '{target}'")
-        ),
-        timeout=60,
-    )
+    target = subscribe(src, wh, db, OLTP_TABLES, "oltp_pub")
     probe = Probe(wh, target)
     try:
         tps = pgbench_tps(src.url(db), script)
