@@ -192,6 +192,7 @@ class Zetl:
         if python_path:  # another version of the replicator, imported first
             self.env["PYTHONPATH"] = python_path
         self.process: subprocess.Popen[bytes] | None = None
+        self.peak_rss_mb = float("nan")
 
     def start(self) -> None:
         self.process = subprocess.Popen([sys.executable, "-m", "zetl", "replicate"], env=self.env)
@@ -201,11 +202,12 @@ class Zetl:
         return cpu_seconds(self.process.pid)
 
     def stop(self) -> float:
+        """Stop it; return (and keep in ``peak_rss_mb``) its peak RSS in MB."""
         assert self.process is not None
-        rss = peak_rss_mb(self.process.pid)
+        self.peak_rss_mb = peak_rss_mb(self.process.pid)
         self.process.terminate()
         self.process.wait(timeout=60)
-        return rss
+        return self.peak_rss_mb
 
 
 class Probe:
@@ -309,22 +311,32 @@ def load(src: Server, db: str) -> float:
 
 def bulk_zetl(src: Server, wh: Server, db: str, python_path: str) -> tuple[float, float, float]:
     """(seconds after commit, CPU seconds, peak RSS MB) of one zetl version on ``db``."""
-    replica = f"{db}_replica"
-    zetl = Zetl(src, wh, db, replica, python_path)
-    zetl.start()
-    probe = Probe(wh, replica)
-    try:
-        wait_until(lambda: probe.max_id("line_items") == 0, timeout=120)
+    with replicating(src, wh, db, python_path, "line_items") as (zetl, probe):
         time.sleep(1)
         cpu_before = zetl.cpu_s()
         committed = load(src, db)
         done = wait_until(lambda: probe.has_row("line_items", ROWS))
         cpu = zetl.cpu_s() - cpu_before  # from before the load: it streams while it runs
+    return round(done - committed, 2), round(cpu, 2), round(zetl.peak_rss_mb, 1)
+
+
+@contextmanager
+def replicating(
+    src: Server, wh: Server, db: str, python_path: str, table: str
+) -> Iterator[tuple[Zetl, Probe]]:
+    """One zetl version replicating ``db`` into a replica of its own, from when ``table`` is
+    there (copied, empty); stopped, and its slot dropped, on the way out."""
+    replica = f"{db}_replica"
+    zetl = Zetl(src, wh, db, replica, python_path)
+    zetl.start()
+    probe = Probe(wh, replica)
+    try:
+        wait_until(lambda: probe.max_id(table) == 0, timeout=120)
+        yield zetl, probe
     finally:
         probe.close()
-        rss = zetl.stop()
+        zetl.stop()
     drop_slot(src, db, f"zetl_{replica}")  # it would keep the WAL
-    return round(done - committed, 2), round(cpu, 2), round(rss, 1)
 
 
 def drop_slot(src: Server, db: str, slot: str) -> None:
@@ -535,22 +547,13 @@ def oltp_zetl(
 ) -> tuple[float, list[float], float, int]:
     """(tps, heartbeat lags, CPU seconds, row changes) of pgbench on ``db`` while one zetl
     version replicates it."""
-    replica = f"{db}_replica"
-    zetl = Zetl(src, wh, db, replica, python_path)
-    zetl.start()
-    probe = Probe(wh, replica)
-    try:
-        wait_until(lambda: probe.max_id("heartbeat") == 0, timeout=120)
+    with replicating(src, wh, db, python_path, "heartbeat") as (zetl, probe):
         cpu_before, changes_before = zetl.cpu_s(), row_changes(src, db)
         tps = pgbench_tps(src.url(db), script)
         lags = heartbeat_lags(src, db, probe, OLTP_SECONDS)
         run_tps = tps()
         cpu = zetl.cpu_s() - cpu_before
         changes = row_changes(src, db) - changes_before
-    finally:
-        probe.close()
-        zetl.stop()
-    drop_slot(src, db, f"zetl_{replica}")
     return run_tps, lags, cpu, changes
 
 
