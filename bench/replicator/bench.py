@@ -89,6 +89,9 @@ OLTP_TABLES = [
 ]
 BULK_INSERT = f"""INSERT INTO line_items SELECT g, g / 4, g % 5000, 1 + g % 7,
     (g % 10000) / 100.0, 0, 'EUR', now(), now() FROM generate_series(1, {ROWS}) g"""
+# A source database's schema and publication, per step
+BULK_SOURCE = [LINE_ITEMS, "CREATE PUBLICATION bench_pub FOR TABLE line_items"]
+OLTP_SOURCE = [*OLTP_TABLES, "CREATE PUBLICATION oltp_pub FOR TABLE oltp_items, heartbeat"]
 PGBENCH_SCRIPT = """\\set order random(1, 100000000)
 BEGIN;
 INSERT INTO oltp_items (order_id, product_id, quantity, unit_price, discount, currency,
@@ -252,10 +255,25 @@ def zetl_versions() -> list[tuple[str, str]]:
     return [("zetl", "")] + ([("zetl_baseline", BASELINE_SRC)] if BASELINE_SRC else [])
 
 
-def turns(labels: list[str], round_no: int) -> list[str]:
-    """The consumers in this round's order: reversed every other round, so that none always
-    runs first (or right after another one's load) on a machine whose speed drifts."""
-    return labels if round_no % 2 == 0 else labels[::-1]
+def runs(
+    src: Server, step: str, labels: list[str], schema: list[str]
+) -> Iterator[tuple[int, str, str]]:
+    """(round, consumer, its source database) for every run of ``step``: BENCH_ROUNDS rounds,
+    the order reversed every other round, so that none always runs first (or right after
+    another one's load) on a machine whose speed drifts. Each run gets a fresh database
+    holding ``schema``."""
+    for round_no in range(ROUNDS):
+        for label in labels if round_no % 2 == 0 else labels[::-1]:
+            db = f"{step}_{label}_{round_no}"
+            src.sql("postgres", f"CREATE DATABASE {db}")
+            src.sql(db, *schema)
+            yield round_no, label, db
+
+
+def ratios(measured: list[float], native: list[float], digits: int) -> tuple[list[float], float]:
+    """Each round's ratio to native's (the two ran back to back) and the median of them."""
+    each = [m / n for m, n in zip(measured, native, strict=True)]
+    return [round(r, digits) for r in each], median(each)
 
 
 def median(values: list[float]) -> float:
@@ -268,23 +286,19 @@ def bulk(src: Server, wh: Server) -> dict[str, Any]:
     seconds: dict[str, list[float]] = {label: [] for label in labels}
     cpu: dict[str, list[float]] = {label: [] for label in versions}
     rss: dict[str, list[float]] = {label: [] for label in versions}
-    for round_no in range(ROUNDS):
-        for label in turns(labels, round_no):
-            db = f"bulk_{label}_{round_no}"
-            src.sql("postgres", f"CREATE DATABASE {db}")
-            src.sql(db, LINE_ITEMS, "CREATE PUBLICATION bench_pub FOR TABLE line_items")
-            if label == "native":
-                seconds[label].append(bulk_native(src, wh, db))
-                log(f"bulk round {round_no + 1} native: {seconds[label][-1]} s after commit")
-                continue
-            took, cpu_s, rss_mb = bulk_zetl(src, wh, db, versions[label])
-            seconds[label].append(took)
-            cpu[label].append(cpu_s)
-            rss[label].append(rss_mb)
-            log(
-                f"bulk round {round_no + 1} {label}: {took} s after commit, peak RSS"
-                f" {rss_mb} MB, CPU {cpu_s} s"
-            )
+    for round_no, label, db in runs(src, "bulk", labels, BULK_SOURCE):
+        if label == "native":
+            seconds[label].append(bulk_native(src, wh, db))
+            log(f"bulk round {round_no + 1} native: {seconds[label][-1]} s after commit")
+            continue
+        took, cpu_s, rss_mb = bulk_zetl(src, wh, db, versions[label])
+        seconds[label].append(took)
+        cpu[label].append(cpu_s)
+        rss[label].append(rss_mb)
+        log(
+            f"bulk round {round_no + 1} {label}: {took} s after commit, peak RSS"
+            f" {rss_mb} MB, CPU {cpu_s} s"
+        )
     results: dict[str, Any] = {}
     for label in labels:
         results[f"{label}_s"] = median(seconds[label])
@@ -292,10 +306,8 @@ def bulk(src: Server, wh: Server) -> dict[str, Any]:
     for label in versions:
         results[f"{label}_cpu_ms_per_1000_changes"] = ms_per_1000(median(cpu[label]), ROWS)
         results[f"{label}_peak_rss_mb"] = max(rss[label])
-        # Each round's own ratio (the consumers ran back to back), and the median of them.
-        ratios = [z / n for z, n in zip(seconds[label], seconds["native"], strict=True)]
-        results[f"{label}_vs_native_rounds"] = [round(r, 2) for r in ratios]
-        results[f"{label}_vs_native"] = median(ratios)
+        each, middle = ratios(seconds[label], seconds["native"], 2)
+        results[f"{label}_vs_native_rounds"], results[f"{label}_vs_native"] = each, middle
     results["pg_recvlogical_s"] = bulk_pg_recvlogical(src)
     return results
 
@@ -390,7 +402,7 @@ def bulk_pg_recvlogical(src: Server) -> float:
     """pg_recvlogical to /dev/null: done when its reported position passes the commit."""
     db = "bulk_recvlogical"
     src.sql("postgres", f"CREATE DATABASE {db}")
-    src.sql(db, LINE_ITEMS, "CREATE PUBLICATION bench_pub FOR TABLE line_items")
+    src.sql(db, *BULK_SOURCE)
     slot = "bench_recvlogical"
     base = [str(PG_BIN / "pg_recvlogical"), "-d", src.url(db), "--slot", slot]
     subprocess.run([*base, "--create-slot", "-P", "pgoutput"], check=True)
@@ -513,22 +525,18 @@ def oltp(src: Server, wh: Server) -> dict[str, Any]:
     lags: dict[str, list[float]] = {label: [] for label in labels}
     cpu: dict[str, float] = dict.fromkeys(versions, 0.0)
     changes: dict[str, int] = dict.fromkeys(versions, 0)
-    for round_no in range(ROUNDS):
-        for label in turns(labels, round_no):
-            db = f"oltp_{label}_{round_no}"
-            src.sql("postgres", f"CREATE DATABASE {db}")
-            src.sql(db, *OLTP_TABLES, "CREATE PUBLICATION oltp_pub FOR TABLE oltp_items, heartbeat")
-            if label == "native":
-                run_tps, run_lags = oltp_native(src, wh, db, script)
-            else:
-                run_tps, run_lags, run_cpu, run_changes = oltp_zetl(
-                    src, wh, db, script, versions[label]
-                )
-                cpu[label] += run_cpu
-                changes[label] += run_changes
-            tps[label].append(round(run_tps, 1))
-            lags[label] += run_lags
-            log(f"oltp round {round_no + 1} {label}: {run_tps:.0f} tps, {lag_summary(run_lags)}")
+    for round_no, label, db in runs(src, "oltp", labels, OLTP_SOURCE):
+        if label == "native":
+            run_tps, run_lags = oltp_native(src, wh, db, script)
+        else:
+            run_tps, run_lags, run_cpu, run_changes = oltp_zetl(
+                src, wh, db, script, versions[label]
+            )
+            cpu[label] += run_cpu
+            changes[label] += run_changes
+        tps[label].append(round(run_tps, 1))
+        lags[label] += run_lags
+        log(f"oltp round {round_no + 1} {label}: {run_tps:.0f} tps, {lag_summary(run_lags)}")
     results: dict[str, Any] = {}
     for label in labels:
         results[label] = {**lag_summary(lags[label]), "tps": median(tps[label])}
@@ -536,9 +544,8 @@ def oltp(src: Server, wh: Server) -> dict[str, Any]:
     for label in versions:
         results[f"{label}_cpu_ms_per_1000_changes"] = ms_per_1000(cpu[label], changes[label])
         # The source's tps while this version replicated, against native's in the same round.
-        ratios = [z / n for z, n in zip(tps[label], tps["native"], strict=True)]
-        results[f"{label}_tps_vs_native_rounds"] = [round(r, 3) for r in ratios]
-        results[f"{label}_tps_vs_native"] = median(ratios)
+        each, middle = ratios(tps[label], tps["native"], 3)
+        results[f"{label}_tps_vs_native_rounds"], results[f"{label}_tps_vs_native"] = each, middle
     return results
 
 
