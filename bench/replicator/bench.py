@@ -3,7 +3,9 @@
 1. bulk: one transaction inserting N line-item rows; seconds from source commit until the
    replica has every row, for zetl and native logical replication (CREATE SUBSCRIPTION into a
    database on the warehouse server), and once pg_recvlogical to /dev/null (the decoding
-   ceiling; it reports its position once a second, so its figure is ±1 s). Each consumer runs
+   ceiling; it reports its position once a second, so its figure is ±1 s). Each run also
+   gives when the source's walsender had sent the whole transaction: what is left after that
+   is the consumer's own tail (the time before it, waiting on the source). Each consumer runs
    alone, on a source database of its own, connected before the load, so they do not share the
    two cores. Peak RSS of zetl, and its CPU time (user + system) per 1,000 row changes from
    before the load until the rows are visible.
@@ -24,9 +26,10 @@ Run with `make bench-replicator` (BENCH_ROWS, BENCH_OLTP_SECONDS and BENCH_ROUND
 it, BENCH_STEPS to run some of bulk,copy,oltp). With BENCH_BASELINE_SRC set to another
 version's `services/replicator/src` (e.g. a `git worktree` of an older commit), that version
 runs too, as "zetl_baseline", in the same rounds, so both are measured under the same
-conditions. BENCH_NATIVE_STREAMING sets the native subscription's `streaming` (off, the
-default before PostgreSQL 18, decodes a large transaction after its commit; on or parallel
-(16+) apply it while it runs: the fair comparison for bulk).
+conditions. BENCH_NATIVE_STREAMING sets the native subscription's `streaming`: parallel by
+default (16+; PostgreSQL 18's own default), which applies a large transaction while it runs,
+as zetl does: the fair comparison for bulk. `on` streams it to one apply worker (14+); `off`,
+the default before 18, decodes it only after its commit (a far slower native figure).
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ BASELINE_SRC = os.environ.get("BENCH_BASELINE_SRC", "")
 OLTP_SECONDS = int(os.environ.get("BENCH_OLTP_SECONDS", "30"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 IMAGE = os.environ.get("POSTGRES_IMAGE") or "postgres:17"
-NATIVE_STREAMING = os.environ.get("BENCH_NATIVE_STREAMING", "off")
+NATIVE_STREAMING = os.environ.get("BENCH_NATIVE_STREAMING", "parallel")
 if NATIVE_STREAMING not in ("off", "on", "parallel"):
     sys.exit(f"BENCH_NATIVE_STREAMING is off, on or parallel, not {NATIVE_STREAMING!r}")
 STEPS = os.environ.get("BENCH_STEPS", "bulk,copy,oltp").split(",")
@@ -214,7 +217,7 @@ class Zetl:
 
 
 class Probe:
-    """Queries on a replica database over one kept connection (reopened after an error: the
+    """Queries on one database over one kept connection (reopened after an error: the
     database or table may not exist yet)."""
 
     def __init__(self, server: Server, db: str) -> None:
@@ -286,23 +289,27 @@ def bulk(src: Server, wh: Server) -> dict[str, Any]:
     seconds: dict[str, list[float]] = {label: [] for label in labels}
     cpu: dict[str, list[float]] = {label: [] for label in versions}
     rss: dict[str, list[float]] = {label: [] for label in versions}
+    sent: dict[str, list[float]] = {label: [] for label in labels}
     for round_no, label, db in runs(src, "bulk", labels, BULK_SOURCE):
         if label == "native":
-            seconds[label].append(bulk_native(src, wh, db))
-            log(f"bulk round {round_no + 1} native: {seconds[label][-1]} s after commit")
-            continue
-        took, cpu_s, rss_mb = bulk_zetl(src, wh, db, versions[label])
+            (sent_s, took) = bulk_native(src, wh, db)
+            usage = ""
+        else:
+            (sent_s, took), cpu_s, rss_mb = bulk_zetl(src, wh, db, versions[label])
+            cpu[label].append(cpu_s)
+            rss[label].append(rss_mb)
+            usage = f", peak RSS {rss_mb} MB, CPU {cpu_s} s"
         seconds[label].append(took)
-        cpu[label].append(cpu_s)
-        rss[label].append(rss_mb)
-        log(
-            f"bulk round {round_no + 1} {label}: {took} s after commit, peak RSS"
-            f" {rss_mb} MB, CPU {cpu_s} s"
-        )
+        sent[label].append(sent_s)
+        log(f"bulk round {round_no + 1} {label}: {took} s after commit (sent {sent_s} s){usage}")
     results: dict[str, Any] = {}
     for label in labels:
         results[f"{label}_s"] = median(seconds[label])
         results[f"{label}_rounds_s"] = seconds[label]
+        results[f"{label}_sent_rounds_s"] = sent[label]
+        results[f"{label}_after_sent_s"] = median(
+            [round(t - s, 2) for t, s in zip(seconds[label], sent[label], strict=True)]
+        )
     for label in versions:
         results[f"{label}_cpu_ms_per_1000_changes"] = ms_per_1000(median(cpu[label]), ROWS)
         results[f"{label}_peak_rss_mb"] = max(rss[label])
@@ -321,15 +328,37 @@ def load(src: Server, db: str) -> float:
     return committed
 
 
-def bulk_zetl(src: Server, wh: Server, db: str, python_path: str) -> tuple[float, float, float]:
-    """(seconds after commit, CPU seconds, peak RSS MB) of one zetl version on ``db``."""
+# Whether the walsender of this database's slot has sent (decoded) the WAL up to a position
+SENT_PAST = """SELECT count(*) FROM pg_stat_replication r
+    JOIN pg_replication_slots s ON s.active_pid = r.pid
+    WHERE s.database = current_database() AND r.sent_lsn >= '{lsn}'"""
+
+
+def load_and_wait(src: Server, db: str, replica: Probe) -> tuple[float, float]:
+    """The bulk load into ``db``, then (seconds after its commit until the source's walsender
+    had sent all of it, seconds until its last row was visible through ``replica``). The first
+    is how long the consumer waited for the source; the rest of the second is its own."""
+    source = Probe(src, db)
+    try:
+        committed = load(src, db)
+        end = source.value("SELECT pg_current_wal_lsn()")  # just after the commit record
+        sent = wait_until(lambda: bool(source.value(SENT_PAST.format(lsn=end))))
+        done = wait_until(lambda: replica.has_row("line_items", ROWS))
+    finally:
+        source.close()
+    return round(sent - committed, 2), round(done - committed, 2)
+
+
+def bulk_zetl(
+    src: Server, wh: Server, db: str, python_path: str
+) -> tuple[tuple[float, float], float, float]:
+    """(``load_and_wait``'s seconds, CPU seconds, peak RSS MB) of one zetl version on ``db``."""
     with replicating(src, wh, db, python_path, "line_items") as (zetl, probe):
         time.sleep(1)
         cpu_before = zetl.cpu_s()
-        committed = load(src, db)
-        done = wait_until(lambda: probe.has_row("line_items", ROWS))
+        after_commit = load_and_wait(src, db, probe)
         cpu = zetl.cpu_s() - cpu_before  # from before the load: it streams while it runs
-    return round(done - committed, 2), round(cpu, 2), round(zetl.peak_rss_mb, 1)
+    return after_commit, round(cpu, 2), round(zetl.peak_rss_mb, 1)
 
 
 @contextmanager
@@ -385,17 +414,16 @@ def subscribe(src: Server, wh: Server, db: str, tables: list[str], publication: 
     return target
 
 
-def bulk_native(src: Server, wh: Server, db: str) -> float:
-    """Seconds after commit for native logical replication of ``db``."""
+def bulk_native(src: Server, wh: Server, db: str) -> tuple[float, float]:
+    """``load_and_wait``'s seconds for native logical replication of ``db``."""
     target = subscribe(src, wh, db, [LINE_ITEMS], "bench_pub")
     probe = Probe(wh, target)
     try:
-        committed = load(src, db)
-        done = wait_until(lambda: probe.has_row("line_items", ROWS))
+        after_commit = load_and_wait(src, db, probe)
     finally:
         probe.close()
     wh.sql(target, f"DROP SUBSCRIPTION {target}")  # and its slot
-    return round(done - committed, 2)
+    return after_commit
 
 
 def bulk_pg_recvlogical(src: Server) -> float:
