@@ -23,13 +23,14 @@ from zetl_replicator import pgoutput
 
 QUEUE_LISTS = 64  # lists of up to LIST_SIZE messages between receiver and applier
 LIST_SIZE = 512
-HOLD_POLL_SECONDS = 0.005  # how often the receiver reads while data flows
+HOLD_POLL_SECONDS = 0.005  # how often the receiver reads while a large transaction flows
 # The replication socket's receive buffer. The walsender sends each message as it is decoded,
 # with one send() each; read at once, every message is a TCP segment of its own, and sending
 # them costs the walsender about as much CPU as decoding. A small window, read every
-# HOLD_POLL_SECONDS, makes the kernel gather the messages into full segments (about four per
-# segment): the walsender then streams a large transaction about twice as fast. Enough for
-# the local network this replicator runs on; a long round trip would want it larger.
+# HOLD_POLL_SECONDS while a streamed transaction flows, makes the kernel gather the messages
+# into full segments (about four per segment): the walsender then streams a large
+# transaction about twice as fast. Enough for the local network this replicator runs on; a
+# long round trip would want it larger.
 RECEIVE_WINDOW_BYTES = 32 * 1024
 
 
@@ -123,9 +124,10 @@ class Receiver(threading.Thread):
                         self._put(Idle(idle))
                         last_idle, idle = idle, 0
                 self._feedback()
-                if batch or idle or flowing:
+                if batch or idle or (flowing and in_stream):
                     # Read again shortly rather than wake for each packet (the server sends
-                    # one per message): see RECEIVE_WINDOW_BYTES.
+                    # one per message): see RECEIVE_WINDOW_BYTES. Only inside a streamed
+                    # transaction: between small transactions, polling cost CPU (measured).
                     time.sleep(HOLD_POLL_SECONDS)
                 else:
                     select.select([stream], [], [], 0.2)
