@@ -207,13 +207,12 @@ class Zetl:
         assert self.process is not None
         return cpu_seconds(self.process.pid)
 
-    def stop(self) -> float:
-        """Stop it; return (and keep in ``peak_rss_mb``) its peak RSS in MB."""
+    def stop(self) -> None:
+        """Stop it, keeping its peak RSS in MB in ``peak_rss_mb``."""
         assert self.process is not None
         self.peak_rss_mb = peak_rss_mb(self.process.pid)
         self.process.terminate()
         self.process.wait(timeout=60)
-        return self.peak_rss_mb
 
 
 class Probe:

@@ -104,7 +104,7 @@ class Receiver(threading.Thread):
 
     def _receive(self) -> None:
         batch: list[pgoutput.Message] = []
-        in_transaction = in_stream = flowing = False
+        in_transaction = in_stream = False
         last_idle = idle = 0  # the idle position handed over last, and one not handed over yet
         stream = self.cursor.connection.fileno()
         while not self.stopping.is_set():
@@ -124,16 +124,14 @@ class Receiver(threading.Thread):
                         self._put(Idle(idle))
                         last_idle, idle = idle, 0
                 self._feedback()
-                if batch or idle or (flowing and in_stream):
+                if batch or idle or in_stream:
                     # Read again shortly rather than wake for each packet (the server sends
                     # one per message): see RECEIVE_WINDOW_BYTES. Only inside a streamed
                     # transaction: between small transactions, polling cost CPU (measured).
                     time.sleep(HOLD_POLL_SECONDS)
                 else:
                     select.select([stream], [], [], 0.2)
-                flowing = False
                 continue
-            flowing = True
             decoded = pgoutput.decode(
                 message.payload, in_stream=in_stream, parallel_abort=self.parallel_abort
             )
