@@ -12,6 +12,7 @@ import pytest
 from zetl_loader.sink import BackgroundSpool
 
 
+@pytest.mark.docker
 def test_the_spooled_rows_arrive_as_written(source_url: str) -> None:
     rows = [(1, "plain"), (2, 'a "quoted", text\nover two lines'), (3, None)]
     with psycopg2.connect(source_url) as conn, conn.cursor() as cur:
@@ -22,6 +23,7 @@ def test_the_spooled_rows_arrive_as_written(source_url: str) -> None:
         assert cur.fetchall() == rows
 
 
+@pytest.mark.docker
 def test_an_error_on_the_worker_is_raised_by_copy_into(source_url: str) -> None:
     def failing() -> Iterator[tuple[Any, ...]]:
         yield (1, "fine")
