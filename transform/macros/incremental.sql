@@ -9,7 +9,7 @@
        mart holds. Deletes leave no trace in a zero-ETL replica, so this comparison is how they
        (and rows moved from one unit to another) are found, at any age. It runs only when one
        count and sum over all the units that did not change differs between source and mart
-       (zetl_affected_units below): most runs see no delete and skip it;
+       (zetl_incremental_units below): most runs see no delete and skip it;
     3. the units' rows are deleted from the mart and their recomputed rows inserted, in one
        transaction (strategy `zetl_replace_units` below).
   The unit list is rendered into the model as literals so the replica-side filter is pushed down
@@ -23,55 +23,55 @@
 {%- endmacro %}
 
 {#-
-  Find the units to recompute and return a SQL list of literals for `unit IN (...)`.
-    changed:      SQL selecting column `unit` for rows changed after the timestamp `__WATERMARK__`
-    source_fp:    SQL selecting `unit, n, total` per unit from the source
-    target_fp:    SQL selecting `unit, n, total` per unit from the mart
-    source_total: SQL selecting one row `n, total` from the source, over the rows where the
-                  condition `__UNCHANGED__` holds (their unit is not among the changed ones)
-    target_total: the same from the mart
-    source_unit:  the unit's expression over the source's columns (the mart's is the config's
-                  unit_expression)
-  The drift comparison per unit (source_fp against target_fp) reads and groups the whole fact
-  table, so it runs only when it can find something: when the units that did not change hold,
-  all together, a different row count or amount total in the source than in the mart. Outside
-  the changed units a row can only disappear (a delete, or an update that moved it to another
-  unit, which is then a changed unit); it cannot appear without a new updated_at. So one
-  ungrouped count and sum, which the replica computes and ships back as one row, says whether a
-  delete happened anywhere, at any age.
-  Only called when is_incremental(); offline rendering (the Redshift check) gets a placeholder.
+  The unit spec of an incremental mart: what it recomputes by, declared once in the model, and
+  turned into the queries of steps 1 and 2 by zetl_incremental_units below. A dict:
+    changed:    where changed units come from, a list of sources, each
+                  {'relation': r, 'unit': the unit's expression over r's columns}: a unit of r's
+                  rows whose updated_at is newer than the watermark;
+                  'through': {'relation': c, 'key': k} instead takes the units of r's rows whose
+                  rows in c (joined on k) changed; then `unit` reads r as `parent`
+    dimensions: optional, a list of {'relation': d, 'key': k}: the mart's units holding a row of
+                d (k is a column of both) changed since the watermark, e.g. a renamed game
+    facts:      what the mart counts and sums, in the replica, a list of
+                  {'relation': r, 'unit': the unit over r, 'measure': the amount one row adds,
+                   'where': optional filter}: n = rows, total = sum(measure), per unit
+    mart:       the same count and total over the mart's own rows: {'count': how many fact rows
+                one mart row stands for, 'measure': their amount}
+  The mart's own unit is its config's unit_expression (the strategy deletes by it).
+  A unit drifted when n or total differ between facts and mart (deletes). The drift comparison
+  per unit reads and groups the whole fact table, so it runs only when it can find something:
+  when the units that did not change hold, all together, a different n or total in the source
+  than in the mart. Outside the changed units a row can only disappear (a delete, or an update
+  that moved it to another unit, which is then a changed unit); it cannot appear without a new
+  updated_at. So one ungrouped count and sum, which the replica computes and ships back as one
+  row, says whether a delete happened anywhere, at any age.
+  Returns the units as a SQL list of literals for `unit IN (...)`. Only called when
+  is_incremental(); offline rendering (the Redshift check) gets a placeholder.
 -#}
-{% macro zetl_affected_units(changed, source_fp, target_fp, source_total, target_total, source_unit) -%}
+{% macro zetl_incremental_units(spec) -%}
   {%- if var('zetl_offline_render') or not execute -%}
     {{ return('(0)') }}
   {%- endif -%}
-  {%- set watermark_sql -%}
-    select max(source_updated_at) - interval '{{ env_var('ZETL_LOOKBACK_MINUTES', var('zetl_lookback_minutes') | string) }} minutes' from {{ this }}
-  {%- endset -%}
-  {%- set watermark = run_query(watermark_sql).columns[0].values()[0] -%}
-  {#- A literal, so the filter on updated_at is shipped to the replica as it is. -#}
-  {%- set since = "cast('" ~ (watermark if watermark is not none else '1900-01-01 00:00:00+00') ~ "' as timestamptz)" -%}
   {%- set units = zetl_units_relation() -%}
   {%- set build_units -%}
     drop table if exists {{ units }};
     create temporary table {{ units }} as
-    select unit from ({{ changed | replace('__WATERMARK__', since) }}) as changed
+    select unit from ({{ zetl_changed_units_sql(spec, zetl_watermark()) }}) as changed
   {%- endset -%}
   {%- do run_query(build_units) -%}
   {%- set changed_units = zetl_unit_literals(units) -%}
-  {%- set source_check = source_total | replace('__UNCHANGED__', zetl_not_in(source_unit, changed_units)) -%}
-  {%- set target_check = target_total | replace('__UNCHANGED__', zetl_not_in(config.require('unit_expression'), changed_units)) -%}
   {%- set check_sql -%}
     select coalesce(s.n, 0) = coalesce(t.n, 0) and coalesce(s.total, 0) = coalesce(t.total, 0)
-    from ({{ source_check }}) as s cross join ({{ target_check }}) as t
+    from ({{ zetl_facts_sql(spec['facts'], outside=changed_units) }}) as s
+    cross join ({{ zetl_mart_sql(spec['mart'], outside=changed_units) }}) as t
   {%- endset -%}
   {%- set settled = run_query(check_sql).columns[0].values()[0] -%}
   {%- if not settled -%}
     {%- set add_drifted -%}
       insert into {{ units }} (unit)
       select coalesce(s.unit, t.unit) as unit
-      from ({{ source_fp }}) as s
-      full outer join ({{ target_fp }}) as t on s.unit = t.unit
+      from ({{ zetl_facts_sql(spec['facts']) }}) as s
+      full outer join ({{ zetl_mart_sql(spec['mart']) }}) as t on s.unit = t.unit
       where coalesce(s.n, -1) <> coalesce(t.n, -1) or coalesce(s.total, 0) <> coalesce(t.total, 0)
     {%- endset -%}
     {%- do run_query(add_drifted) -%}
@@ -79,10 +79,72 @@
   {%- set literals = zetl_unit_literals(units) -%}
   {%- do log('zetl: ' ~ this.identifier ~ ' recomputes ' ~ (literals | length) ~ ' units ('
       ~ ('no delete found' if settled else 'drift compared per unit') ~ ')', info=True) -%}
-  {%- if literals | length == 0 -%}
-    {{ return('(null)') }}
+  {{ return(zetl_unit_list(literals)) }}
+{%- endmacro %}
+
+{#- The watermark minus the lookback, as a timestamptz literal (so the filter on updated_at is
+    shipped to the replica as it is): the largest source updated_at the mart holds. -#}
+{% macro zetl_watermark() -%}
+  {%- set watermark_sql -%}
+    select max(source_updated_at) - interval '{{ env_var('ZETL_LOOKBACK_MINUTES', var('zetl_lookback_minutes') | string) }} minutes' from {{ this }}
+  {%- endset -%}
+  {%- set watermark = run_query(watermark_sql).columns[0].values()[0] -%}
+  {{ return("cast('" ~ (watermark if watermark is not none else '1900-01-01 00:00:00+00') ~ "' as timestamptz)") }}
+{%- endmacro %}
+
+{#- Step 1 of a unit spec: SQL selecting column `unit` of every unit changed after `since`. -#}
+{% macro zetl_changed_units_sql(spec, since) -%}
+  {%- for source in spec['changed'] -%}
+    {%- if not loop.first %} union {% endif -%}
+    {%- set through = source.get('through') -%}
+    {%- if through -%}
+      select {{ source['unit'] }} as unit from {{ source['relation'] }} as parent
+      inner join {{ through['relation'] }} as child on child.{{ through['key'] }} = parent.{{ through['key'] }}
+      where child.updated_at > {{ since }}
+    {%- else -%}
+      select {{ source['unit'] }} as unit from {{ source['relation'] }} where updated_at > {{ since }}
+    {%- endif -%}
+  {%- endfor -%}
+  {%- set dimensions = spec.get('dimensions') or [] -%}
+  {%- if dimensions %}
+    union select {{ config.require('unit_expression') }} from {{ this }} where
+    {%- for dimension in dimensions %}
+      {{ 'or ' if not loop.first else '' }}{{ dimension['key'] }} in (select {{ dimension['key'] }} from {{ dimension['relation'] }} where updated_at > {{ since }})
+    {%- endfor -%}
   {%- endif -%}
-  {{ return('(' ~ (literals | join(', ')) ~ ')') }}
+{%- endmacro %}
+
+{#- Step 2 of a unit spec, the replica's side: `unit, n, total` per unit, or with `outside` (a
+    list of unit literals) one row `n, total` over the rows of every other unit. -#}
+{% macro zetl_facts_sql(facts, outside=none) -%}
+  {%- set several = facts | length > 1 -%}
+  {%- if several -%}
+    select {{ 'unit, ' if outside is none else '' }}sum(n) as n, sum(total) as total from (
+  {%- endif -%}
+  {%- for fact in facts -%}
+    {%- if not loop.first %} union all {% endif -%}
+    {%- set conditions = [fact['where']] if fact.get('where') else [] -%}
+    {%- if outside is not none -%}
+      {%- do conditions.append(zetl_not_in(fact['unit'], outside)) -%}
+    {%- endif -%}
+    select {{ fact['unit'] ~ ' as unit, ' if outside is none else '' }}count(*) as n, sum({{ fact['measure'] }}) as total
+    from {{ fact['relation'] }}
+    {%- if conditions %} where {{ conditions | join(' and ') }}{% endif -%}
+    {%- if outside is none %} group by {{ fact['unit'] }}{% endif -%}
+  {%- endfor -%}
+  {%- if several -%}
+    ) as facts{{ ' group by unit' if outside is none else '' }}
+  {%- endif -%}
+{%- endmacro %}
+
+{#- Step 2 of a unit spec, the mart's side: the same shape as zetl_facts_sql, from {{ this }}. -#}
+{% macro zetl_mart_sql(mart, outside=none) -%}
+  {%- set unit = config.require('unit_expression') -%}
+  select {{ unit ~ ' as unit, ' if outside is none else '' }}sum({{ mart['count'] }}) as n, sum({{ mart['measure'] }}) as total
+  from {{ this }}
+  {%- if outside is none %} group by {{ unit }}
+  {%- else %} where {{ zetl_not_in(unit, outside) }}
+  {%- endif -%}
 {%- endmacro %}
 
 {#- The distinct units of the temporary units table, as SQL literals. -#}
@@ -90,13 +152,26 @@
   {%- set values = run_query('select distinct unit from ' ~ units ~ ' where unit is not null order by unit').columns[0].values() -%}
   {%- set literals = [] -%}
   {%- for value in values -%}
-    {%- if value is number -%}
-      {%- do literals.append(value | string) -%}
-    {%- else -%}
-      {%- do literals.append("'" ~ value ~ "'") -%}
-    {%- endif -%}
+    {%- do literals.append(zetl_literal(value)) -%}
   {%- endfor -%}
   {{ return(literals) }}
+{%- endmacro %}
+
+{#- A value as a SQL literal: a number as it is, anything else (a date, a text) quoted, with
+    its quotes doubled. -#}
+{% macro zetl_literal(value) -%}
+  {%- if value is number and value is not boolean -%}
+    {{ return(value | string) }}
+  {%- endif -%}
+  {{ return("'" ~ (value | string | replace("'", "''")) ~ "'") }}
+{%- endmacro %}
+
+{#- A list of literals for `unit IN (...)`: `(null)`, which matches no row, when it is empty. -#}
+{% macro zetl_unit_list(literals) -%}
+  {%- if literals | length == 0 -%}
+    {{ return('(null)') }}
+  {%- endif -%}
+  {{ return('(' ~ (literals | join(', ')) ~ ')') }}
 {%- endmacro %}
 
 {#- `expression NOT IN (literals)`, or true when there are none (NOT IN of an empty or null list
@@ -138,7 +213,7 @@
   earlier run's whose summary build failed or was skipped), or one the summary holds and the
   parent no longer does (every row of it gone). The parent is read through its unit index for
   the second part only; the first reads its ids, not its amounts. Literals, as
-  zetl_affected_units returns them.
+  zetl_incremental_units returns them.
 -#}
 {% macro zetl_rewritten_units(parent, unit) -%}
   {%- if var('zetl_offline_render') or not execute -%}
@@ -159,8 +234,5 @@
   {%- do run_query(build_units) -%}
   {%- set literals = zetl_unit_literals(units) -%}
   {%- do log('zetl: ' ~ this.identifier ~ ' recomputes ' ~ (literals | length) ~ ' units', info=True) -%}
-  {%- if literals | length == 0 -%}
-    {{ return('(null)') }}
-  {%- endif -%}
-  {{ return('(' ~ (literals | join(', ')) ~ ')') }}
+  {{ return(zetl_unit_list(literals)) }}
 {%- endmacro %}

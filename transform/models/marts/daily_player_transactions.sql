@@ -8,9 +8,16 @@
 ) }}
 {#- Incremental unit: one customer (all their days). See README.md, "Incremental builds". -#}
 {%- if is_incremental() %}
-  {%- set units = zetl_customer_units(
-      wallet_filter=none, target_n='deposit_count + withdrawal_count', target_total='total_deposits + total_withdrawals'
-  ) -%}
+  {%- set units = zetl_incremental_units({
+      'changed': [
+          {'relation': ref('stg_wallet_transaction'), 'unit': 'customer_id'},
+          {'relation': ref('stg_customer'), 'unit': 'customer_id'},
+      ],
+      'facts': [
+          {'relation': ref('stg_wallet_transaction'), 'unit': 'customer_id', 'measure': 'amount'},
+      ],
+      'mart': {'count': 'deposit_count + withdrawal_count', 'measure': 'total_deposits + total_withdrawals'},
+  }) -%}
 {%- endif %}
 
 with wallet as (

@@ -11,31 +11,26 @@
     of a publisher or game whose name changed. Drifted days: line count or gross total of the
     day differs from the replica's (deletes). See README.md. -#}
 {%- if is_incremental() %}
-  {%- set lines = ref('int_store_transaction_lines') -%}
-  {%- set headers = ref('stg_store_transaction') -%}
   {#- A line's updated_at on the intermediate view is the later of its own and its header's:
       filtered on each table by itself (changed headers; headers of changed lines), so the
       replica reads only the changed rows instead of joining every line to its header first. A
       changed header without lines adds its day for nothing (recomputing a day is always
       right). -#}
-  {%- set units = zetl_affected_units(
-      changed="select " ~ utc_date('occurred_at') ~ " as unit from " ~ headers
-          ~ " where updated_at > __WATERMARK__"
-          ~ " union select " ~ utc_date('h.occurred_at') ~ " from " ~ headers ~ " as h inner join "
-          ~ ref('stg_store_transaction_line') ~ " as l on l.transaction_id = h.transaction_id"
-          ~ " where l.updated_at > __WATERMARK__"
-          ~ " union select revenue_date from " ~ this ~ " where publisher_id in (select publisher_id from "
-          ~ ref('stg_publisher') ~ " where updated_at > __WATERMARK__) or game_id in (select game_id from "
-          ~ ref('stg_game') ~ " where updated_at > __WATERMARK__)",
-      source_fp="select revenue_date as unit, count(*) as n, sum(gross_amount) as total from " ~ lines
-          ~ " group by revenue_date",
-      target_fp="select revenue_date as unit, sum(line_count) as n,"
-          ~ " sum(gross_amount + payout_amount) as total from " ~ this ~ " group by revenue_date",
-      source_total="select count(*) as n, sum(gross_amount) as total from " ~ lines ~ " where __UNCHANGED__",
-      target_total="select sum(line_count) as n, sum(gross_amount + payout_amount) as total from "
-          ~ this ~ " where __UNCHANGED__",
-      source_unit="revenue_date",
-  ) -%}
+  {%- set units = zetl_incremental_units({
+      'changed': [
+          {'relation': ref('stg_store_transaction'), 'unit': utc_date('occurred_at')},
+          {'relation': ref('stg_store_transaction'), 'unit': utc_date('parent.occurred_at'),
+           'through': {'relation': ref('stg_store_transaction_line'), 'key': 'transaction_id'}},
+      ],
+      'dimensions': [
+          {'relation': ref('stg_publisher'), 'key': 'publisher_id'},
+          {'relation': ref('stg_game'), 'key': 'game_id'},
+      ],
+      'facts': [
+          {'relation': ref('int_store_transaction_lines'), 'unit': 'revenue_date', 'measure': 'gross_amount'},
+      ],
+      'mart': {'count': 'line_count', 'measure': 'gross_amount + payout_amount'},
+  }) -%}
 {%- endif %}
 
 with lines as (

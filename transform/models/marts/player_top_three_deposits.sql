@@ -11,9 +11,17 @@
     columns are null where the player made fewer deposits in that currency. Incremental unit:
     one customer. See README.md. -#}
 {%- if is_incremental() %}
-  {%- set units = zetl_customer_units(
-      wallet_filter="transaction_type = 'deposit'", target_n='deposit_count', target_total='deposit_total'
-  ) -%}
+  {%- set units = zetl_incremental_units({
+      'changed': [
+          {'relation': ref('stg_wallet_transaction'), 'unit': 'customer_id'},
+          {'relation': ref('stg_customer'), 'unit': 'customer_id'},
+      ],
+      'facts': [
+          {'relation': ref('stg_wallet_transaction'), 'unit': 'customer_id', 'measure': 'amount',
+           'where': "transaction_type = 'deposit'"},
+      ],
+      'mart': {'count': 'deposit_count', 'measure': 'deposit_total'},
+  }) -%}
 {%- endif %}
 
 with deposits as (

@@ -10,25 +10,17 @@
     blocks of changed headers or lines. Drifted blocks: header and line counts or totals differ
     from the replica's (deletes). See README.md. -#}
 {%- if is_incremental() %}
-  {%- set headers = ref('stg_store_transaction') -%}
-  {%- set lines = ref('stg_store_transaction_line') -%}
-  {%- set units = zetl_affected_units(
-      changed="select transaction_id / 1000 as unit from " ~ headers ~ " where updated_at > __WATERMARK__"
-          ~ " union select transaction_id / 1000 from " ~ lines ~ " where updated_at > __WATERMARK__",
-      source_fp="select unit, sum(n) as n, sum(total) as total from ("
-          ~ "select transaction_id / 1000 as unit, count(*) as n, sum(total_amount) as total from " ~ headers
-          ~ " group by transaction_id / 1000 union all "
-          ~ "select transaction_id / 1000 as unit, count(*) as n, sum(gross_amount) as total from " ~ lines
-          ~ " group by transaction_id / 1000) as fp group by unit",
-      target_fp="select transaction_id / 1000 as unit, count(*) + sum(line_count) as n,"
-          ~ " sum(header_total) + sum(lines_total) as total from " ~ this ~ " group by transaction_id / 1000",
-      source_total="select sum(n) as n, sum(total) as total from ("
-          ~ "select count(*) as n, sum(total_amount) as total from " ~ headers ~ " where __UNCHANGED__ union all "
-          ~ "select count(*) as n, sum(gross_amount) as total from " ~ lines ~ " where __UNCHANGED__) as fp",
-      target_total="select count(*) + sum(line_count) as n, sum(header_total) + sum(lines_total) as total from "
-          ~ this ~ " where __UNCHANGED__",
-      source_unit="transaction_id / 1000",
-  ) -%}
+  {%- set units = zetl_incremental_units({
+      'changed': [
+          {'relation': ref('stg_store_transaction'), 'unit': 'transaction_id / 1000'},
+          {'relation': ref('stg_store_transaction_line'), 'unit': 'transaction_id / 1000'},
+      ],
+      'facts': [
+          {'relation': ref('stg_store_transaction'), 'unit': 'transaction_id / 1000', 'measure': 'total_amount'},
+          {'relation': ref('stg_store_transaction_line'), 'unit': 'transaction_id / 1000', 'measure': 'gross_amount'},
+      ],
+      'mart': {'count': '1 + line_count', 'measure': 'header_total + lines_total'},
+  }) -%}
 {%- endif %}
 
 with headers as (

@@ -58,7 +58,7 @@ where
   {%- if keys | length <= limit -%}
     {%- set few = [] -%}
     {%- for key in keys -%}
-      {%- do few.append(key | string if key is number else "'" ~ (key | string | replace("'", "''")) ~ "'") -%}
+      {%- do few.append(zetl_literal(key)) -%}
     {%- endfor -%}
   {%- endif -%}
 {%- endif %}
