@@ -12,6 +12,7 @@ from typing import Any
 
 import psycopg2
 import pytest
+import yaml
 
 from tests.support import MARTS, build_marts, query
 from tests.transform.conftest import Platform
@@ -21,6 +22,10 @@ from zetl_transform.runner import RunOutcome
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 UTC_DAY = "(occurred_at AT TIME ZONE 'UTC')::date"
 MODELS = len(list((project_dir() / "models").rglob("*.sql")))  # every model of the project
+UNIT_TESTS = sum(  # every dbt unit test of the project
+    len(yaml.safe_load(path.read_text()).get("unit_tests") or [])
+    for path in (project_dir() / "models").rglob("*.yml")
+)
 
 
 def transform(platform: Platform, *, full_refresh: bool = False) -> RunOutcome:
@@ -28,10 +33,20 @@ def transform(platform: Platform, *, full_refresh: bool = False) -> RunOutcome:
 
 
 @pytest.fixture(scope="module")
-def built(platform: Platform) -> Iterator[Platform]:
-    run = transform(platform)
+def first_run(platform: Platform) -> RunOutcome:
+    return transform(platform)
+
+
+@pytest.fixture(scope="module")
+def built(platform: Platform, first_run: RunOutcome) -> Iterator[Platform]:
+    run = first_run
     assert run.models_ok == MODELS and run.models_error == 0 and run.tests_failed == 0
     yield platform
+
+
+def test_the_dbt_unit_tests_run_in_the_build_and_pass(first_run: RunOutcome) -> None:
+    assert UNIT_TESTS >= 4
+    assert first_run.unit_tests_ok == UNIT_TESTS and first_run.tests_failed == 0
 
 
 def one(url: str, statement: str) -> Any:

@@ -50,6 +50,8 @@ class RunOutcome:
     models_ok: int = 0
     models_error: int = 0
     tests_failed: int = 0
+    # dbt unit tests that passed (a failed one counts in tests_failed); not in run_log
+    unit_tests_ok: int = 0
     message: str = ""
     failures: list[str] = field(default_factory=list)
     node_seconds: dict[str, float] = field(default_factory=dict)
@@ -194,9 +196,11 @@ def _count(run: RunOutcome, result: Any) -> None:
             else:
                 run.models_error += 1
                 run.failures.append(f"{node.name}: skipped (an upstream node failed)")
-        elif kind == "test" and status in ("fail", "error"):
+        elif kind in ("test", "unit_test") and status in ("fail", "error"):
             run.tests_failed += 1
             run.failures.append(f"{node.name}: {(item.message or status).strip()}")
+        elif kind == "unit_test" and status == "pass":
+            run.unit_tests_ok += 1
 
 
 def _record(url: str, run: RunOutcome) -> None:
@@ -221,7 +225,11 @@ def _record(url: str, run: RunOutcome) -> None:
                     models_error = EXCLUDED.models_error, tests_failed = EXCLUDED.tests_failed,
                     message = EXCLUDED.message
                 """,
-                {k: v for k, v in vars(run).items() if k not in ("failures", "node_seconds")}
+                {
+                    k: v
+                    for k, v in vars(run).items()
+                    if k not in ("failures", "node_seconds", "unit_tests_ok")
+                }
                 | {"success": run.success if run.finished_at else None},
             )
     finally:
