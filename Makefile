@@ -14,7 +14,7 @@ SERVICES := common schema aws loader generator replicator dashboard transform qu
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 export DOCKER_BUILDKIT ?= 0
 
-.PHONY: help install test unit lint format up down images images-offline e2e clean
+.PHONY: help install test unit lint typecheck lint-sql format up down images images-offline e2e clean
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -37,12 +37,19 @@ test: install ## run the whole test suite against real Postgres in containers
 unit: install ## the fast loop: every test that needs no Docker and no platform, in under a minute
 	$(BIN)/pytest -q -m "not docker and not e2e"
 
-lint: install ## ruff and mypy, as CI runs them
+lint: install ## ruff, mypy and sqlfluff, as CI runs them (and the pre-commit hooks)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	@$(MAKE) --no-print-directory typecheck lint-sql
+
+typecheck: install ## mypy strict over the services, tests, benchmarks and the DAG
 	$(BIN)/mypy $(foreach s,$(SERVICES),services/$(s)/src) tests bench conftest.py orchestration
 	@# each service's tests on their own: test modules of the same name may live in several
 	for d in $(sort $(dir $(wildcard services/*/tests/*.py))); do $(BIN)/mypy $$d || exit 1; done
+
+lint-sql: install ## sqlfluff over transform/models, in the Postgres and the Redshift dialect
+	cd transform && for dialect in postgres redshift; do \
+	  ../$(BIN)/sqlfluff lint models --dialect $$dialect --disable-progress-bar || exit 1; done
 
 format: install ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .

@@ -2,12 +2,15 @@
 -- currency. Built from the per-player deposit totals of player_top_three_deposits (incremental),
 -- so a run costs one row per player, not one per deposit.
 with players as (
-    select c.customer_id, c.country_code
+    select
+        c.customer_id,
+        c.country_code
     from {{ ref('stg_customer') }} as c
     inner join {{ ref('stg_affiliate') }} as a
         on a.affiliate_id = c.referred_by_affiliate_id
-    where c.kyc_status = 'approved'
-      and a.origin = 'discord'
+    where
+        c.kyc_status = 'approved'
+        and a.origin = 'discord'
 )
 
 select

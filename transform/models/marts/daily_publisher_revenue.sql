@@ -11,7 +11,7 @@
 -- a run recomputes the days daily_revenue rewrote since (macros/incremental.sql,
 -- zetl_rewritten_units).
 {%- if is_incremental() %}
-  {%- set units = zetl_rewritten_units(ref('daily_revenue'), 'revenue_date') -%}
+{%- set units = zetl_rewritten_units(ref('daily_revenue'), 'revenue_date') -%}
 {%- endif %}
 
 select

@@ -32,13 +32,14 @@ with deposits as (
         updated_at,
         row_number() over (
             partition by customer_id, currency
-            order by amount desc, wallet_transaction_id
+            order by amount desc, wallet_transaction_id asc
         ) as deposit_rank
     from {{ ref('stg_wallet_transaction') }}
-    where transaction_type = 'deposit'
-    {%- if is_incremental() %}
+    where
+        transaction_type = 'deposit'
+        {%- if is_incremental() %}
         and customer_id in {{ units }}
-    {%- endif %}
+        {%- endif %}
 ),
 
 customers as (

@@ -1,4 +1,5 @@
--- Lineage: a source publisher code and the canonical publisher it was merged into. Renames and types only.
+-- Lineage: a source publisher code and the canonical publisher it was merged into. Renames and
+-- types only.
 select
     cast(id as bigint) as publisher_source_key_id,
     cast(source_key as varchar(32)) as source_key,

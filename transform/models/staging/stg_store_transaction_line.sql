@@ -8,10 +8,11 @@ select
     cast(game_id as bigint) as game_id,
     cast(platform as varchar(32)) as platform,
     cast(publisher_id as bigint) as publisher_id,
-    cast(region as varchar(16)) as region,
-    cast(gross_amount as numeric(12,2)) as gross_amount,
-    cast(fee_amount as numeric(12,2)) as fee_amount,
-    cast(net_amount as numeric(12,2)) as net_amount,
+    -- `region` is a keyword in Redshift's grammar, and the source column's name.
+    cast(region as varchar(16)) as region,  -- noqa: RF04
+    cast(gross_amount as numeric(12, 2)) as gross_amount,
+    cast(fee_amount as numeric(12, 2)) as fee_amount,
+    cast(net_amount as numeric(12, 2)) as net_amount,
     cast(created_at as timestamptz) as created_at,
     cast(updated_at as timestamptz) as updated_at
 from {{ source('replica', 'store_transaction_line') }}
