@@ -10,23 +10,31 @@ export POSTGRES_IMAGE PYTHON_IMAGE TESTCONTAINERS_RYUK_DISABLED
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# The installer of both venvs (.venv and .venv-airflow), and the resolver of their locks.
+UV_VERSION := 0.13.9
 SERVICES := common schema aws loader generator replicator dashboard transform quality
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 export DOCKER_BUILDKIT ?= 0
 
-.PHONY: help install test unit lint typecheck lint-sql format up down images images-offline e2e clean
+.PHONY: help install lock test unit lint typecheck lint-sql format up down images images-offline e2e clean
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-install: $(VENV)/.installed ## create .venv with every service and the dev tools (zetl on .venv/bin)
+install: $(VENV)/.installed ## create .venv from requirements.lock: every service editable, the dev tools (zetl on .venv/bin)
 
-$(VENV)/.installed: pyproject.toml $(foreach s,$(SERVICES),services/$(s)/pyproject.toml)
+# requirements.lock pins every third-party package of .venv (compiled by uv from
+# requirements.in: every service's pyproject.toml and the workspace's extras), so two machines
+# get the same versions; the services themselves are editable installs of this checkout.
+$(VENV)/.installed: requirements.lock pyproject.toml $(foreach s,$(SERVICES),services/$(s)/pyproject.toml)
 	@# flock: two make runs at once (a test and a lint) must not install into one venv together
 	flock $(VENV).lock -c '$(PYTHON) -m venv $(VENV) \
-	  && $(BIN)/pip install --quiet --upgrade pip \
-	  && $(BIN)/pip install --quiet $(foreach s,$(SERVICES),-e services/$(s)) -e ".[dev,transform]"'
+	  && $(BIN)/pip install --quiet uv==$(UV_VERSION) \
+	  && $(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock'
 	touch $@
+
+lock: install ## re-resolve requirements.lock from requirements.in (after changing a pyproject.toml's dependencies)
+	$(BIN)/uv pip compile requirements.in --universal --python-version 3.11 -o requirements.lock
 
 test: install ## run the whole test suite against real Postgres in containers
 	$(BIN)/pytest
@@ -138,7 +146,6 @@ bench-dashboard: install ## dashboard pages against marts built from a 1M-line r
 # --- orchestration: the zetl_daily Airflow DAG, with Airflow in its own venv ---
 .PHONY: airflow-venv airflow-lock test-orchestration
 AIRFLOW_VENV := .venv-airflow
-UV_VERSION := 0.13.9
 
 airflow-venv: $(AIRFLOW_VENV)/.installed ## Airflow, Cosmos and dbt in .venv-airflow, from orchestration/requirements.lock
 
