@@ -17,7 +17,7 @@ from services.replicator.tests.conftest import env_for
 from services.replicator.tests.test_apply import fingerprint
 from services.replicator.tests.test_replication import execute, rows
 from zetl_replicator.config import ReplicatorConfig
-from zetl_replicator.verify import verify
+from zetl_replicator.ops.verify import verify
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

@@ -7,7 +7,7 @@ from services.replicator.tests.test_fidelity import count, dev, table_state
 from services.replicator.tests.test_replication import Query, execute
 from tests.support import running, wait_for
 from zetl_replicator.config import ReplicatorConfig
-from zetl_replicator.verify import verify
+from zetl_replicator.ops.verify import verify
 
 LONG = 70000  # characters: over VARCHAR(65535), the replica type of text
 

@@ -12,16 +12,16 @@ import pytest
 
 from services.replicator.tests.test_netchange import T
 from tests.harness import PostgresServer
-from zetl_replicator.destination import (
+from zetl_replicator.destination.postgres import (
     COPY_MIN_ROWS,
     ApplyError,
     Destination,
     PostgresDestination,
     statement_parts,
 )
-from zetl_replicator.pgoutput import UNCHANGED_TOAST
-from zetl_replicator.state import PostgresStateStore, TableState
-from zetl_replicator.warehouse import connect_replica, ensure_replica_database
+from zetl_replicator.destination.replica import connect_replica, ensure_replica_database
+from zetl_replicator.source.pgoutput import UNCHANGED_TOAST
+from zetl_replicator.state.store import PostgresStateStore, TableState
 
 pytestmark = pytest.mark.docker
 

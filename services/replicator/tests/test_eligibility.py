@@ -11,10 +11,10 @@ from services.replicator.tests.test_replication import Query, execute, rows, sta
 from tests.harness import PostgresServer
 from tests.support import running, wait_for
 from zetl.errors import ConfigError, DataError
-from zetl_replicator import catalog
 from zetl_replicator.config import ReplicatorConfig
-from zetl_replicator.copy import copy_table
-from zetl_replicator.doctor import check_tables
+from zetl_replicator.ops.doctor import check_tables
+from zetl_replicator.source import catalog
+from zetl_replicator.sync.copy import copy_table
 
 pytestmark = pytest.mark.docker
 

@@ -21,7 +21,7 @@ from tests.support import running, wait_for
 from zetl.errors import DataError
 from zetl.http import serve_metrics
 from zetl_replicator.config import ReplicatorConfig
-from zetl_replicator.verify import VerifyReport, verify
+from zetl_replicator.ops.verify import VerifyReport, verify
 
 pytestmark = pytest.mark.docker
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from zetl_replicator.catalog import ColumnInfo, TableInfo
-from zetl_replicator.netchange import DELETE, INSERT, UPDATE, UPSERT, Key, NetChanges, Row
-from zetl_replicator.pgoutput import UNCHANGED_TOAST
+from zetl_replicator.apply.netchange import DELETE, INSERT, UPDATE, UPSERT, Key, NetChanges, Row
+from zetl_replicator.source.catalog import ColumnInfo, TableInfo
+from zetl_replicator.source.pgoutput import UNCHANGED_TOAST
 
 # The table the destination's tests apply to as well: folding does not look at the types.
 T = TableInfo(

@@ -16,8 +16,8 @@ from tests.support import running, wait_for
 from zetl.errors import DataError
 from zetl.http import serve_metrics
 from zetl_replicator.config import ReplicatorConfig
+from zetl_replicator.ops.verify import verify
 from zetl_replicator.pipeline import Replicator, reset
-from zetl_replicator.verify import verify
 
 pytestmark = pytest.mark.docker
 

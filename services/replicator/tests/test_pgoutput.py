@@ -12,8 +12,8 @@ import psycopg2.extras
 import pytest
 
 from services.replicator.tests.test_replication import execute
-from zetl_replicator import pgoutput
-from zetl_replicator.pgoutput import (
+from zetl_replicator.source import pgoutput
+from zetl_replicator.source.pgoutput import (
     UNCHANGED_TOAST,
     Begin,
     Commit,

@@ -21,8 +21,8 @@ import psycopg2.extras
 import pytest
 
 from services.replicator.tests.test_replication import execute, rows
-from zetl_replicator import pgoutput
 from zetl_replicator.config import ReplicatorConfig
+from zetl_replicator.source import pgoutput
 
 pytestmark = pytest.mark.docker
 

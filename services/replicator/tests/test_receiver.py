@@ -14,8 +14,8 @@ import pytest
 
 from services.replicator.tests.test_replication import execute
 from tests.support import drop_slots
-from zetl_replicator import pgoutput
-from zetl_replicator.receiver import RECEIVE_WINDOW_BYTES, start_stream
+from zetl_replicator.source import pgoutput
+from zetl_replicator.source.receiver import RECEIVE_WINDOW_BYTES, start_stream
 
 pytestmark = pytest.mark.docker
 

@@ -10,7 +10,7 @@ import pytest
 from tests.harness import PostgresServer
 from tests.support import running, wait_for
 from zetl_replicator.config import ReplicatorConfig
-from zetl_replicator.verify import verify
+from zetl_replicator.ops.verify import verify
 
 pytestmark = pytest.mark.docker
 

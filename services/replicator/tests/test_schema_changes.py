@@ -6,9 +6,9 @@ import pytest
 
 from services.replicator.tests.test_replication import Query, columns, execute, states
 from tests.support import running, wait_for
+from zetl_replicator.apply.schema import is_widening
 from zetl_replicator.config import ReplicatorConfig
-from zetl_replicator.schema import is_widening
-from zetl_replicator.verify import verify
+from zetl_replicator.ops.verify import verify
 
 pytestmark = pytest.mark.docker
 

@@ -22,8 +22,8 @@ from services.replicator.tests.test_replication import Query, execute, rows
 from tests.harness import free_port
 from tests.support import running, wait_for
 from zetl_replicator.config import ReplicatorConfig
-from zetl_replicator.pgoutput import str_to_lsn
-from zetl_replicator.verify import verify
+from zetl_replicator.ops.verify import verify
+from zetl_replicator.source.pgoutput import str_to_lsn
 
 pytestmark = pytest.mark.docker
 

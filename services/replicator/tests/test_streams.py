@@ -14,19 +14,19 @@ from typing import cast
 import psycopg2.extensions
 from psycopg2 import sql
 
-from zetl_replicator import pgoutput
-from zetl_replicator.apply import DURABLE_EVERY_SECONDS, ApplyLoop, Isolation
-from zetl_replicator.catalog import ColumnInfo, TableInfo
+from zetl_replicator.apply.loop import DURABLE_EVERY_SECONDS, ApplyLoop, Isolation
+from zetl_replicator.apply.netchange import Row
+from zetl_replicator.apply.registry import TableRegistry
+from zetl_replicator.apply.streams import Spool
 from zetl_replicator.config import ReplicatorConfig
-from zetl_replicator.destination import Destination
-from zetl_replicator.metrics import Metrics
-from zetl_replicator.netchange import Row
-from zetl_replicator.receiver import Receiver
-from zetl_replicator.registry import TableRegistry
-from zetl_replicator.state import TableState
-from zetl_replicator.streams import Spool
-from zetl_replicator.tablesync import TableSync
-from zetl_replicator.warehouse import DatabaseOptions
+from zetl_replicator.destination.postgres import Destination
+from zetl_replicator.destination.replica import DatabaseOptions
+from zetl_replicator.ops.metrics import Metrics
+from zetl_replicator.source import pgoutput
+from zetl_replicator.source.catalog import ColumnInfo, TableInfo
+from zetl_replicator.source.receiver import Receiver
+from zetl_replicator.state.store import TableState
+from zetl_replicator.sync.tablesync import TableSync
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 T = TableInfo(

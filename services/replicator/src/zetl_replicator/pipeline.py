@@ -24,17 +24,21 @@ import psycopg2.extras
 
 from zetl.db import ConnectionLost, redact
 from zetl.errors import DataError
-from zetl_replicator import pgoutput, source
-from zetl_replicator.apply import ApplyLoop, Isolation
+from zetl_replicator.apply.loop import ApplyLoop, Isolation
+from zetl_replicator.apply.registry import TableRegistry
 from zetl_replicator.config import ReplicatorConfig
-from zetl_replicator.destination import ApplyError, PostgresDestination
-from zetl_replicator.metrics import Metrics
-from zetl_replicator.monitor import Monitor, Sample
-from zetl_replicator.receiver import QUEUE_LISTS, QueueItem, Receiver, start_stream
-from zetl_replicator.registry import TableRegistry
-from zetl_replicator.state import PostgresStateStore, TableState
-from zetl_replicator.tablesync import TableSync
-from zetl_replicator.warehouse import connect_replica, ensure_replica_database, refusal_reason
+from zetl_replicator.destination.postgres import ApplyError, PostgresDestination
+from zetl_replicator.destination.replica import (
+    connect_replica,
+    ensure_replica_database,
+    refusal_reason,
+)
+from zetl_replicator.ops.metrics import Metrics
+from zetl_replicator.ops.monitor import Monitor, Sample
+from zetl_replicator.source import pgoutput, server
+from zetl_replicator.source.receiver import QUEUE_LISTS, QueueItem, Receiver, start_stream
+from zetl_replicator.state.store import PostgresStateStore, TableState
+from zetl_replicator.sync.tablesync import TableSync
 
 log = logging.getLogger(__name__)
 
@@ -176,15 +180,15 @@ class Replicator:
         config = self.config
         ensure_replica_database(config.warehouse_url, config.replica_database)
         warehouse = connect_replica(config.warehouse_url, config.replica_database)
-        src = source.connect_source(config.source_url)
-        replication = source.connect_replication(config.source_url)
+        src = server.connect_source(config.source_url)
+        replication = server.connect_replication(config.source_url)
         try:
             store = PostgresStateStore(warehouse)
             table_sync = TableSync(
                 config, self.registry, store, src, state_changed=self.state_changed
             )
-            source.check_wal_level(src)
-            source.ensure_publication(src, config.publication)
+            server.check_wal_level(src)
+            server.ensure_publication(src, config.publication)
             progress = store.progress(config.slot)
             if progress is None:
                 self.metrics.integration_state = "SchemaDiscoveryState"
@@ -228,7 +232,7 @@ class Replicator:
         gc.freeze()
         gc.set_threshold(GC_THRESHOLD, 50, 100)
         config = self.config
-        version = pgoutput.protocol_version(source.server_version(src))
+        version = pgoutput.protocol_version(server.server_version(src))
         cursor = start_stream(
             replication, config.slot, config.publication, version, loop.applied_lsn
         )
@@ -261,7 +265,7 @@ class Replicator:
             loop.close()
 
     def _check_slot(self, src: psycopg2.extensions.connection, applied_lsn: int) -> None:
-        slot = source.slot_info(src, self.config.slot)
+        slot = server.slot_info(src, self.config.slot)
         if slot is None:
             raise DataError(
                 f"replication slot {self.config.slot} is missing on the source but the replica"
@@ -290,9 +294,9 @@ def _first_line(exc: BaseException) -> str:
 
 def reset(config: ReplicatorConfig) -> None:
     """Drop the slot and the stored progress: the next ``zetl replicate`` copies afresh."""
-    src = source.connect_source(config.source_url)
+    src = server.connect_source(config.source_url)
     try:
-        source.drop_slot(src, config.slot)
+        server.drop_slot(src, config.slot)
     finally:
         src.close()
     ensure_replica_database(config.warehouse_url, config.replica_database)

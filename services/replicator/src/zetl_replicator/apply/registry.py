@@ -14,9 +14,13 @@ from collections.abc import Iterable
 import psycopg2.extensions
 
 from zetl.errors import DataError
-from zetl_replicator import catalog, pgoutput
-from zetl_replicator.state import StateStore, TableState
-from zetl_replicator.warehouse import DatabaseOptions, history_tables, without_history_columns
+from zetl_replicator.destination.replica import (
+    DatabaseOptions,
+    history_tables,
+    without_history_columns,
+)
+from zetl_replicator.source import catalog, pgoutput
+from zetl_replicator.state.store import StateStore, TableState
 
 
 class TableRegistry:

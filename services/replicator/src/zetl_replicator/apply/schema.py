@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 from psycopg2 import sql
 
-from zetl_replicator.catalog import Backfill, ColumnInfo, TableInfo, type_problem
-from zetl_replicator.pgoutput import Relation
-from zetl_replicator.warehouse import column_sql, table_identifier
+from zetl_replicator.destination.replica import column_sql, table_identifier
+from zetl_replicator.source.catalog import Backfill, ColumnInfo, TableInfo, type_problem
+from zetl_replicator.source.pgoutput import Relation
 
 TypeLookup = Callable[[int, int], tuple[str, str]]  # (oid, modifier) -> (type_sql, typname)
 BackfillLookup = Callable[[str], Backfill]  # added column name -> what existing rows hold

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import psycopg2.extensions
 
-from zetl_replicator import catalog
-from zetl_replicator.datafilter import DataFilter
+from zetl_replicator.source import catalog
+from zetl_replicator.sync.datafilter import DataFilter
 
 
 @dataclass(frozen=True)

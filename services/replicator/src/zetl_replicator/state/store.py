@@ -29,7 +29,7 @@ from typing import Protocol
 
 import psycopg2.extensions
 
-from zetl_replicator.pgoutput import lsn_to_str, str_to_lsn
+from zetl_replicator.source.pgoutput import lsn_to_str, str_to_lsn
 
 
 class TableState(StrEnum):

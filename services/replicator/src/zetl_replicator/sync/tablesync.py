@@ -21,18 +21,18 @@ import psycopg2.extras
 import psycopg2.sql
 
 from zetl.errors import DataError
-from zetl_replicator import catalog, pgoutput, source
+from zetl_replicator.apply.registry import TableRegistry
 from zetl_replicator.config import ReplicatorConfig
-from zetl_replicator.copy import copy_table
-from zetl_replicator.registry import TableRegistry
-from zetl_replicator.state import PostgresStateStore, TableState, TableStatus
-from zetl_replicator.warehouse import (
+from zetl_replicator.destination.replica import (
     connect_replica,
     ensure_schema,
     is_history_table,
     read_options,
     refusal_reason,
 )
+from zetl_replicator.source import catalog, pgoutput, server
+from zetl_replicator.state.store import PostgresStateStore, TableState, TableStatus
+from zetl_replicator.sync.copy import copy_table
 
 log = logging.getLogger(__name__)
 
@@ -91,10 +91,10 @@ class TableSync:
         """Create the slot, copy every eligible table at its snapshot; return where to stream."""
         config, store = self.config, self.store
         # No progress stored: any slot of ours is left from a copy that never finished.
-        source.drop_slot(self.src, config.slot)
+        server.drop_slot(self.src, config.slot)
         eligible = self._classify()
-        published = source.published_tables(self.src, config.publication)
-        refused = source.publish(
+        published = server.published_tables(self.src, config.publication)
+        refused = server.publish(
             self.src, config.publication, [t for t in eligible if t.qualified not in published]
         )
         if refused:
@@ -108,7 +108,7 @@ class TableSync:
                             extra={"table": table.qualified, "reason": reason},
                         )
             eligible = [t for t in eligible if t.qualified not in refused]
-        point = source.create_slot(replication, config.slot, temporary=False)
+        point = server.create_slot(replication, config.slot, temporary=False)
         log.info(
             "initial copy started",
             extra={
@@ -190,8 +190,8 @@ class TableSync:
         from transactions that committed before Y: they are in the copy.
         """
         config, warehouse = self.config, self.warehouse
-        if table.qualified not in source.published_tables(self.src, config.publication):
-            refused = source.publish(self.src, config.publication, [table])
+        if table.qualified not in server.published_tables(self.src, config.publication):
+            refused = server.publish(self.src, config.publication, [table])
             if refused:
                 raise SourceRefusedError(
                     f"the source refused to publish it: {refused[table.qualified]}"
@@ -200,10 +200,10 @@ class TableSync:
             self.store.set_table_state(table.schema, table.name, TableState.INITIALIZING, "copying")
             with warehouse.cursor() as cur:
                 ensure_schema(cur, table.schema)
-        temporary = source.connect_replication(config.source_url)
+        temporary = server.connect_replication(config.source_url)
         try:
             with self.store.transaction():  # the copy and its Synced state, or neither
-                point = source.create_slot(
+                point = server.create_slot(
                     temporary, f"{config.slot}_sync_{uuid.uuid4().hex[:8]}", temporary=True
                 )
                 rows = copy_synced(config.source_url, point, table, self.store)
@@ -237,7 +237,7 @@ class TableSync:
                     # It was replicated and no longer can be (its primary key dropped, its
                     # replica identity changed): stop applying it and take it out of the
                     # publication, or the source itself refuses its UPDATEs and DELETEs.
-                    source.drop_from_publication(self.src, self.config.publication, table)
+                    server.drop_from_publication(self.src, self.config.publication, table)
                     registry.stop(table.qualified)
                 if status is None or status.reason != problem or replicated:
                     self._failed(table, problem)
@@ -292,7 +292,7 @@ class TableSync:
         gone = catalog.TableInfo(status.schema, status.name, (), ())
         if status.state != TableState.FAILED:
             # Still published when only the data filter left it out (a dropped one is not).
-            source.drop_from_publication(self.src, self.config.publication, gone)
+            server.drop_from_publication(self.src, self.config.publication, gone)
         try:
             with self.store.transaction():
                 with self.warehouse.cursor() as cur:
@@ -316,7 +316,7 @@ class TableSync:
 
 def copy_synced(
     source_url: str,
-    point: source.SnapshotPoint,
+    point: server.SnapshotPoint,
     table: catalog.TableInfo,
     store: PostgresStateStore,
 ) -> int:

@@ -17,8 +17,8 @@ from psycopg2 import sql
 
 from zetl.db import connect, with_database
 from zetl.errors import DataError
-from zetl_replicator.catalog import TEXT_FORMAT_OPTIONS, ColumnInfo, TableInfo
-from zetl_replicator.state import PostgresStateStore, TableStatus
+from zetl_replicator.source.catalog import TEXT_FORMAT_OPTIONS, ColumnInfo, TableInfo
+from zetl_replicator.state.store import PostgresStateStore, TableStatus
 
 _STATE_DDL = """
 CREATE SCHEMA IF NOT EXISTS zetl;

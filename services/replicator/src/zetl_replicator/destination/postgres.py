@@ -31,16 +31,16 @@ import psycopg2
 import psycopg2.extensions
 from psycopg2 import sql
 
-from zetl_replicator.catalog import TableInfo
-from zetl_replicator.netchange import Key, NetChanges, Row
-from zetl_replicator.pgoutput import UNCHANGED_TOAST, Value
-from zetl_replicator.state import (
+from zetl_replicator.apply.netchange import Key, NetChanges, Row
+from zetl_replicator.destination.replica import table_identifier
+from zetl_replicator.source.catalog import TableInfo
+from zetl_replicator.source.pgoutput import UNCHANGED_TOAST, Value
+from zetl_replicator.state.store import (
     PostgresStateStore,
     TableState,
     progress_statement,
     rows_applied_statement,
 )
-from zetl_replicator.warehouse import table_identifier
 
 FLUSH_BYTES = 8 * 1024 * 1024
 STATEMENT_PAGE = 1000  # rows per set-based statement

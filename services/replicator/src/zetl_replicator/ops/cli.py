@@ -43,7 +43,7 @@ def replicate(
     """Replicate the source's publication into the replica database until stopped."""
     from zetl.http import serve_metrics
     from zetl_replicator.config import ReplicatorConfig
-    from zetl_replicator.metrics import Metrics
+    from zetl_replicator.ops.metrics import Metrics
     from zetl_replicator.pipeline import Replicator, reset
 
     config = ReplicatorConfig.from_env()
@@ -89,8 +89,8 @@ def _status_data(config: ReplicatorConfig) -> dict[str, Any]:
     import psycopg2
 
     from zetl.db import connect
-    from zetl_replicator import source
-    from zetl_replicator.pgoutput import lsn_to_str, str_to_lsn
+    from zetl_replicator.source import server
+    from zetl_replicator.source.pgoutput import lsn_to_str, str_to_lsn
 
     not_initialised = DataError(
         f"replica database {config.replica_database} is not initialised: run zetl replicate"
@@ -141,12 +141,12 @@ def _status_data(config: ReplicatorConfig) -> dict[str, Any]:
         ],
     }
     try:
-        src = source.connect_source(config.source_url)
+        src = server.connect_source(config.source_url)
     except ConfigError as exc:  # the source is down: the replica's side still stands
         data["source_error"] = str(exc)
         return data
     try:
-        slot = source.slot_info(src, config.slot)
+        slot = server.slot_info(src, config.slot)
         with src.cursor() as cur:
             cur.execute("SELECT pg_current_wal_lsn()::text")
             row = cur.fetchone()
@@ -222,13 +222,13 @@ def doctor() -> None:
     """Check the source against every zero-ETL requirement and print what to fix."""
     from rich.table import Table
 
-    from zetl_replicator import catalog, source
     from zetl_replicator.config import ReplicatorConfig
-    from zetl_replicator.doctor import predicted_states, run_doctor
+    from zetl_replicator.ops.doctor import predicted_states, run_doctor
+    from zetl_replicator.source import catalog, server
 
     console = _console()
     config = ReplicatorConfig.from_env()
-    conn = source.connect_source(config.source_url)
+    conn = server.connect_source(config.source_url)
     try:
         findings = run_doctor(conn, config.scope, config.table_filter())
         tables = catalog.list_tables(conn, config.scope, config.table_filter())
@@ -254,8 +254,8 @@ def verify() -> None:
     from rich.table import Table
 
     from zetl_replicator.config import ReplicatorConfig
-    from zetl_replicator.pgoutput import lsn_to_str
-    from zetl_replicator.verify import verify as run_verify
+    from zetl_replicator.ops.verify import verify as run_verify
+    from zetl_replicator.source.pgoutput import lsn_to_str
 
     console = _console()
     report = run_verify(ReplicatorConfig.from_env())
@@ -290,8 +290,8 @@ def resync(
 ) -> None:
     """Re-copy one table while the others keep streaming (needs `zetl replicate` running)."""
     from zetl_replicator.config import ReplicatorConfig
-    from zetl_replicator.state import PostgresStateStore, TableState
-    from zetl_replicator.warehouse import connect_replica
+    from zetl_replicator.destination.replica import connect_replica
+    from zetl_replicator.state.store import PostgresStateStore, TableState
 
     console = _console()
     config = ReplicatorConfig.from_env()
@@ -360,8 +360,8 @@ def refresh(
     """Re-copy tables, as ALTER DATABASE ... INTEGRATION REFRESH does (the running replicator
     copies them while the others keep streaming)."""
     from zetl_replicator.config import ReplicatorConfig
-    from zetl_replicator.state import PostgresStateStore, TableState
-    from zetl_replicator.warehouse import connect_replica_read_only
+    from zetl_replicator.destination.replica import connect_replica_read_only
+    from zetl_replicator.state.store import PostgresStateStore, TableState
 
     kind, names = parse_refresh(clause)
     config = ReplicatorConfig.from_env()
@@ -382,7 +382,7 @@ def refresh(
             for n, s in states.items()
             if (kind == "all" or s.state in in_error) and (not names or s.schema in names)
         )
-    from zetl_replicator.warehouse import connect_replica
+    from zetl_replicator.destination.replica import connect_replica
 
     replica = connect_replica(config.warehouse_url, config.replica_database)
     try:
@@ -403,7 +403,7 @@ OPTIONS_USAGE = (
 
 def parse_options(words: list[str]) -> dict[str, bool | int | None]:
     """``ALTER DATABASE ... INTEGRATION SET`` 's options as words: {OPTION: value}."""
-    from zetl_replicator.warehouse import OPTIONS
+    from zetl_replicator.destination.replica import OPTIONS
 
     tokens = " ".join(words).replace("=", " = ").split()
     values: dict[str, bool | int | None] = {}
@@ -444,13 +444,13 @@ def database_set(
 ) -> None:
     """Set options of the replica database (the running replicator follows within seconds)."""
     from zetl_replicator.config import ReplicatorConfig
-    from zetl_replicator.warehouse import connect_replica_read_only, set_options
+    from zetl_replicator.destination.replica import connect_replica_read_only, set_options
 
     values = parse_options(options)
     config = ReplicatorConfig.from_env()
     replica = connect_replica_read_only(config.warehouse_url, config.replica_database)
     replica.close()  # it exists and has its state store: now change it
-    from zetl_replicator.warehouse import connect_replica
+    from zetl_replicator.destination.replica import connect_replica
 
     conn = connect_replica(config.warehouse_url, config.replica_database)
     try:
@@ -466,7 +466,7 @@ def database_show() -> None:
     from dataclasses import asdict
 
     from zetl_replicator.config import ReplicatorConfig
-    from zetl_replicator.warehouse import connect_replica_read_only, read_options
+    from zetl_replicator.destination.replica import connect_replica_read_only, read_options
 
     config = ReplicatorConfig.from_env()
     replica = connect_replica_read_only(config.warehouse_url, config.replica_database)

@@ -26,7 +26,7 @@ import psycopg2.extensions
 
 from zetl.db import ConnectionLost, connect
 from zetl.errors import ConfigError, MissingDatabaseError
-from zetl_replicator.warehouse import connect_replica
+from zetl_replicator.destination.replica import connect_replica
 
 log = logging.getLogger(__name__)
 

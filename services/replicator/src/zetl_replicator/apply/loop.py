@@ -23,17 +23,17 @@ from datetime import UTC, datetime
 
 import psycopg2.extensions
 
-from zetl_replicator import catalog, pgoutput
+from zetl_replicator.apply.netchange import Row
+from zetl_replicator.apply.registry import TableRegistry
+from zetl_replicator.apply.schema import SchemaChange, plan
+from zetl_replicator.apply.streams import STREAM_MESSAGES, StreamedTransactions
 from zetl_replicator.config import ReplicatorConfig
-from zetl_replicator.destination import Destination, utc_text
-from zetl_replicator.metrics import Metrics
-from zetl_replicator.netchange import Row
-from zetl_replicator.receiver import Idle, QueueItem, ReceiveFailed, Receiver
-from zetl_replicator.registry import TableRegistry
-from zetl_replicator.schema import SchemaChange, plan
-from zetl_replicator.state import TableState
-from zetl_replicator.streams import STREAM_MESSAGES, StreamedTransactions
-from zetl_replicator.tablesync import TableSync
+from zetl_replicator.destination.postgres import Destination, utc_text
+from zetl_replicator.ops.metrics import Metrics
+from zetl_replicator.source import catalog, pgoutput
+from zetl_replicator.source.receiver import Idle, QueueItem, ReceiveFailed, Receiver
+from zetl_replicator.state.store import TableState
+from zetl_replicator.sync.tablesync import TableSync
 
 log = logging.getLogger(__name__)
 

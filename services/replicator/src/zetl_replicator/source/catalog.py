@@ -15,7 +15,7 @@ from typing import Any
 
 import psycopg2.extensions
 
-from zetl_replicator.datafilter import DataFilter
+from zetl_replicator.sync.datafilter import DataFilter
 
 # Session settings for every connection that reads or writes column values as text, so both
 # sides agree on the text form (timestamps in UTC, ISO dates, exact floats, hex bytea), and

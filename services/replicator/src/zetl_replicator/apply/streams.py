@@ -22,11 +22,11 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from zetl.errors import DataError
-from zetl_replicator import pgoutput
-from zetl_replicator.destination import utc_text
+from zetl_replicator.destination.postgres import utc_text
+from zetl_replicator.source import pgoutput
 
 if TYPE_CHECKING:
-    from zetl_replicator.apply import ApplyLoop
+    from zetl_replicator.apply.loop import ApplyLoop
 
 SPOOL_MEMORY_BYTES = 16 * 1024 * 1024  # per spool; beyond it, a temporary file
 SPOOL_CHUNK = 1024  # messages pickled together

@@ -16,15 +16,15 @@ import psycopg2.extensions
 from psycopg2 import sql
 
 from zetl.errors import DataError
-from zetl_replicator import catalog, source
 from zetl_replicator.config import ReplicatorConfig
-from zetl_replicator.pgoutput import lsn_to_str, str_to_lsn
-from zetl_replicator.state import TableState
-from zetl_replicator.warehouse import (
+from zetl_replicator.destination.replica import (
     HISTORY_COLUMNS,
     connect_replica_read_only,
     read_table_states,
 )
+from zetl_replicator.source import catalog, server
+from zetl_replicator.source.pgoutput import lsn_to_str, str_to_lsn
+from zetl_replicator.state.store import TableState
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,7 @@ def _missing(synced: list[str], source_tables: set[str], replica_tables: set[str
 
 def verify_once(config: ReplicatorConfig, wait_seconds: float = 60.0) -> VerifyReport:
     replica = connect_replica_read_only(config.warehouse_url, config.replica_database)
-    src = source.connect_source(config.source_url)
+    src = server.connect_source(config.source_url)
     try:
         states = read_table_states(replica)
         synced = sorted(n for n, s in states.items() if s.state == TableState.SYNCED)

@@ -21,8 +21,7 @@ from psycopg2 import sql
 
 from zetl.db import connect
 from zetl.errors import DataError
-from zetl_replicator.catalog import TEXT_FORMAT_OPTIONS, TableInfo, find_table, varchar_sizes
-from zetl_replicator.warehouse import (
+from zetl_replicator.destination.replica import (
     HISTORY_COLUMNS,
     DatabaseOptions,
     create_table_sql,
@@ -31,6 +30,7 @@ from zetl_replicator.warehouse import (
     read_only_grants,
     table_identifier,
 )
+from zetl_replicator.source.catalog import TEXT_FORMAT_OPTIONS, TableInfo, find_table, varchar_sizes
 
 PIPE_CHUNK = 1 << 16
 
