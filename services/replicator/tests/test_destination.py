@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import psycopg2
 import pytest
 
-from services.replicator.tests.test_netchange import T
+from services.replicator.tests.support import T
 from tests.harness import PostgresServer
 from zetl_replicator.destination.postgres import (
     COPY_MIN_ROWS,
@@ -22,8 +22,6 @@ from zetl_replicator.destination.postgres import (
 from zetl_replicator.destination.replica import connect_replica, ensure_replica_database
 from zetl_replicator.source.pgoutput import UNCHANGED_TOAST
 from zetl_replicator.state.store import PostgresStateStore, TableState
-
-pytestmark = pytest.mark.docker
 
 SLOT = "zetl_test"
 
