@@ -12,7 +12,8 @@ import pytest
 
 from tests.harness import PostgresServer
 from zetl_replicator.destination.replica import connect_replica, ensure_replica_database
-from zetl_replicator.state.store import MemoryStateStore, PostgresStateStore, StateStore, TableState
+from zetl_replicator.state.store import PostgresStateStore, StateStore, TableState
+from zetl_replicator.testing import MemoryStateStore
 
 WHEN = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 

@@ -6,16 +6,13 @@ subtransactions, and the apply loop's handling of stream aborts and commits, and
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import cast
 
 import psycopg2.extensions
-from psycopg2 import sql
 
 from zetl_replicator.apply.loop import DURABLE_EVERY_SECONDS, ApplyLoop, Isolation
-from zetl_replicator.apply.netchange import Row
 from zetl_replicator.apply.registry import TableRegistry
 from zetl_replicator.apply.streams import Spool
 from zetl_replicator.config import ReplicatorConfig
@@ -25,8 +22,8 @@ from zetl_replicator.ops.metrics import Metrics
 from zetl_replicator.source import pgoutput
 from zetl_replicator.source.catalog import ColumnInfo, TableInfo
 from zetl_replicator.source.receiver import Receiver
-from zetl_replicator.state.store import TableState
 from zetl_replicator.sync.tablesync import TableSync
+from zetl_replicator.testing import MemoryDestination
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 T = TableInfo(
@@ -87,75 +84,6 @@ def test_a_spool_spills_to_disk_past_its_memory() -> None:
 
 
 # --- streamed transactions in the apply loop ---------------------------------------------------
-
-
-class MemoryDestination:
-    """The destination contract over dicts: a batch, savepoints, commit with the LSN."""
-
-    def __init__(self) -> None:
-        self.change_time = ""
-        self.isolate = False
-        self.committed: dict[str, dict[str, Row]] = {}
-        self.batch: dict[str, dict[str, Row]] = {}
-        self.savepoints: dict[str, dict[str, dict[str, Row]]] = {}
-        self.states: dict[str, tuple[TableState, str]] = {}
-        self.lsn = 0
-        self.changes = 0
-        self.durable: list[bool] = []  # each commit's durable flag
-
-    @property
-    def pending_bytes(self) -> int:
-        return 0
-
-    def _rows(self, table: TableInfo) -> dict[str, Row]:
-        if table.qualified not in self.batch:
-            self.batch[table.qualified] = dict(self.committed.get(table.qualified, {}))
-        return self.batch[table.qualified]
-
-    def insert(self, table: TableInfo, row: Row, size: int) -> None:
-        self._rows(table)[str(row[0])] = row
-        self.changes += 1
-
-    def update(self, table: TableInfo, old: Row | None, row: Row, size: int) -> None:
-        rows = self._rows(table)
-        rows.pop(str((old or row)[0]), None)
-        rows[str(row[0])] = row
-        self.changes += 1
-
-    def delete(self, table: TableInfo, old: Row, size: int) -> None:
-        self._rows(table).pop(str(old[0]), None)
-        self.changes += 1
-
-    def truncate(self, tables: Sequence[TableInfo]) -> None:
-        for table in tables:
-            self._rows(table).clear()
-
-    def execute(self, statement: sql.Composable, table: TableInfo | None = None) -> None:
-        raise AssertionError("no schema change here")
-
-    def set_table_state(self, table: TableInfo, state: TableState, reason: str) -> None:
-        self.states[table.qualified] = (state, reason)
-
-    def savepoint(self, name: str) -> None:
-        self.savepoints[name] = {t: dict(rows) for t, rows in self.batch.items()}
-
-    def rollback_to(self, name: str) -> None:
-        self.batch = {t: dict(rows) for t, rows in self.savepoints[name].items()}
-
-    def commit(
-        self, lsn: int, commit_time: datetime | None, *, durable: bool = True
-    ) -> dict[tuple[str, str], int]:
-        self.committed.update(self.batch)
-        self.batch, self.savepoints, self.lsn = {}, {}, lsn
-        self.durable.append(durable)
-        changes, self.changes = self.changes, 0
-        return {("public", "t"): changes} if changes else {}
-
-    def rollback(self) -> None:
-        self.batch, self.savepoints, self.changes = {}, {}, 0
-
-    def keys(self) -> list[int]:
-        return sorted(int(k) for k in self.committed.get("public.t", {}))
 
 
 class Discovery:
