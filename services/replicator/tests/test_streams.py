@@ -16,12 +16,12 @@ from zetl_replicator.apply.loop import DURABLE_EVERY_SECONDS, ApplyLoop, Isolati
 from zetl_replicator.apply.registry import TableRegistry
 from zetl_replicator.apply.streams import Spool
 from zetl_replicator.config import ReplicatorConfig
-from zetl_replicator.destination.postgres import Destination
-from zetl_replicator.destination.replica import DatabaseOptions
+from zetl_replicator.destination.interface import Destination
 from zetl_replicator.ops.metrics import Metrics
 from zetl_replicator.source import pgoutput
 from zetl_replicator.source.catalog import ColumnInfo, TableInfo
 from zetl_replicator.source.receiver import Receiver
+from zetl_replicator.state.options import DatabaseOptions
 from zetl_replicator.sync.tablesync import TableSync
 from zetl_replicator.testing import MemoryDestination
 

@@ -27,12 +27,10 @@ from zetl.errors import DataError
 from zetl_replicator.apply.loop import ApplyLoop, Isolation
 from zetl_replicator.apply.registry import TableRegistry
 from zetl_replicator.config import ReplicatorConfig
-from zetl_replicator.destination.postgres import ApplyError, PostgresDestination
-from zetl_replicator.destination.replica import (
-    connect_replica,
-    ensure_replica_database,
-    refusal_reason,
-)
+from zetl_replicator.destination.ddl import refusal_reason
+from zetl_replicator.destination.interface import ApplyError
+from zetl_replicator.destination.postgres import PostgresDestination
+from zetl_replicator.destination.replica import connect_replica, ensure_replica_database
 from zetl_replicator.ops.metrics import Metrics
 from zetl_replicator.ops.monitor import Monitor, Sample
 from zetl_replicator.source import pgoutput, server

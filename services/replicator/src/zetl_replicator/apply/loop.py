@@ -28,7 +28,7 @@ from zetl_replicator.apply.registry import TableRegistry
 from zetl_replicator.apply.schema import SchemaChange, plan
 from zetl_replicator.apply.streams import STREAM_MESSAGES, StreamedTransactions
 from zetl_replicator.config import ReplicatorConfig
-from zetl_replicator.destination.postgres import Destination, utc_text
+from zetl_replicator.destination.interface import Destination, utc_text
 from zetl_replicator.ops.metrics import Metrics
 from zetl_replicator.source import catalog, pgoutput
 from zetl_replicator.source.receiver import Idle, QueueItem, ReceiveFailed, Receiver

@@ -14,12 +14,9 @@ from collections.abc import Iterable
 import psycopg2.extensions
 
 from zetl.errors import DataError
-from zetl_replicator.destination.replica import (
-    DatabaseOptions,
-    history_tables,
-    without_history_columns,
-)
+from zetl_replicator.destination.history import history_tables, without_history_columns
 from zetl_replicator.source import catalog, pgoutput
+from zetl_replicator.state.options import DatabaseOptions
 from zetl_replicator.state.store import StateStore, TableState
 
 

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from psycopg2 import sql
 
-from zetl_replicator.destination.replica import column_sql, table_identifier
+from zetl_replicator.destination.ddl import column_sql
+from zetl_replicator.destination.statements import table_identifier
 from zetl_replicator.source.catalog import Backfill, ColumnInfo, TableInfo, type_problem
 from zetl_replicator.source.pgoutput import Relation
 

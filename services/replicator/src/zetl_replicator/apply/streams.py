@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from zetl.errors import DataError
-from zetl_replicator.destination.postgres import utc_text
+from zetl_replicator.destination.interface import utc_text
 from zetl_replicator.source import pgoutput
 
 if TYPE_CHECKING:

@@ -403,7 +403,7 @@ OPTIONS_USAGE = (
 
 def parse_options(words: list[str]) -> dict[str, bool | int | None]:
     """``ALTER DATABASE ... INTEGRATION SET`` 's options as words: {OPTION: value}."""
-    from zetl_replicator.destination.replica import OPTIONS
+    from zetl_replicator.state.options import OPTIONS
 
     tokens = " ".join(words).replace("=", " = ").split()
     values: dict[str, bool | int | None] = {}
@@ -444,7 +444,8 @@ def database_set(
 ) -> None:
     """Set options of the replica database (the running replicator follows within seconds)."""
     from zetl_replicator.config import ReplicatorConfig
-    from zetl_replicator.destination.replica import connect_replica_read_only, set_options
+    from zetl_replicator.destination.replica import connect_replica_read_only
+    from zetl_replicator.state.options import set_options
 
     values = parse_options(options)
     config = ReplicatorConfig.from_env()
@@ -466,7 +467,8 @@ def database_show() -> None:
     from dataclasses import asdict
 
     from zetl_replicator.config import ReplicatorConfig
-    from zetl_replicator.destination.replica import connect_replica_read_only, read_options
+    from zetl_replicator.destination.replica import connect_replica_read_only
+    from zetl_replicator.state.options import read_options
 
     config = ReplicatorConfig.from_env()
     replica = connect_replica_read_only(config.warehouse_url, config.replica_database)

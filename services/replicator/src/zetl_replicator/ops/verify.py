@@ -17,14 +17,11 @@ from psycopg2 import sql
 
 from zetl.errors import DataError
 from zetl_replicator.config import ReplicatorConfig
-from zetl_replicator.destination.replica import (
-    HISTORY_COLUMNS,
-    connect_replica_read_only,
-    read_table_states,
-)
+from zetl_replicator.destination.history import HISTORY_COLUMNS
+from zetl_replicator.destination.replica import connect_replica_read_only
 from zetl_replicator.source import catalog, server
 from zetl_replicator.source.pgoutput import lsn_to_str, str_to_lsn
-from zetl_replicator.state.store import TableState
+from zetl_replicator.state.store import TableState, read_table_states
 
 
 @dataclass(frozen=True)

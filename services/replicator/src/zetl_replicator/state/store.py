@@ -318,3 +318,8 @@ def rows_applied_statement(
         b" updated_at = now() FROM (VALUES " + values + b") AS v (schema_name, table_name, n)"
         b" WHERE t.schema_name = v.schema_name AND t.table_name = v.table_name"
     )
+
+
+def read_table_states(conn: psycopg2.extensions.connection) -> dict[str, TableStatus]:
+    """Every table's state (for readers outside the replicator: the state store's own read)."""
+    return PostgresStateStore(conn).table_states()

@@ -23,14 +23,11 @@ import psycopg2.sql
 from zetl.errors import DataError
 from zetl_replicator.apply.registry import TableRegistry
 from zetl_replicator.config import ReplicatorConfig
-from zetl_replicator.destination.replica import (
-    connect_replica,
-    ensure_schema,
-    is_history_table,
-    read_options,
-    refusal_reason,
-)
+from zetl_replicator.destination.ddl import ensure_schema, refusal_reason
+from zetl_replicator.destination.history import is_history_table
+from zetl_replicator.destination.replica import connect_replica
 from zetl_replicator.source import catalog, pgoutput, server
+from zetl_replicator.state.options import read_options
 from zetl_replicator.state.store import PostgresStateStore, TableState, TableStatus
 from zetl_replicator.sync.copy import copy_table
 
