@@ -62,5 +62,5 @@ def test_relations_are_restored_as_they_were() -> None:
     tables.remember(pgoutput.Relation(None, 8, "public", "u", "d", ()))
     tables.restore_relations(before)
     assert set(tables.relations) == {7}
-    assert tables.applies("public.t", 200) == T
-    assert tables.applies("public.t", 50) is None
+    assert tables.target_table("public.t", 200) == T
+    assert tables.target_table("public.t", 50) is None

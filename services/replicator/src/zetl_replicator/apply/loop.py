@@ -158,9 +158,8 @@ class ApplyLoop:
         if kind is pgoutput.Insert or kind is pgoutput.Update or kind is pgoutput.Delete:
             self._on_row(message)  # type: ignore[arg-type]  # narrowed by the line above
         elif isinstance(message, pgoutput.Begin):
-            self.begin(message)
             # The server starts at the stored LSN; this guards against a resend all the same.
-            self.transaction.skipping = message.final_lsn < self.applied_lsn
+            self.enter_transaction(message, skipping=message.final_lsn < self.applied_lsn)
             self.destination.change_time = utc_text(message.commit_time)
             if self.batch.lsn is None:
                 self.batch.started = time.monotonic()
@@ -176,9 +175,14 @@ class ApplyLoop:
                 self.destination.truncate(tables)
         # Origin, Type, logical messages: nothing to apply.
 
-    def begin(self, begin: pgoutput.Begin | None, *, skipping: bool = False) -> None:
-        """Changes from now on belong to ``begin``'s transaction (None: to none)."""
+    def enter_transaction(self, begin: pgoutput.Begin, *, skipping: bool = False) -> None:
+        """Changes from now on belong to ``begin``'s transaction (``skipping``: drop them)."""
         self.transaction = Transaction(begin, skipping)
+        self.registry.new_transaction()
+
+    def leave_transaction(self) -> None:
+        """Changes from now on belong to no transaction (until the next one is entered)."""
+        self.transaction = Transaction()
         self.registry.new_transaction()
 
     def _target(self, relation_id: int) -> catalog.TableInfo | None:
@@ -229,7 +233,7 @@ class ApplyLoop:
         if self.transaction.skipping or begin is None:
             return
         name = f"{message.namespace}.{message.name}"
-        current = registry.applies(name, begin.final_lsn)
+        current = registry.target_table(name, begin.final_lsn)
         if current is None:
             return  # not replicated, paused, or an older shape than the copy already has
         change = plan(
@@ -265,7 +269,7 @@ class ApplyLoop:
 
     def _on_commit(self, message: pgoutput.Commit, end_of_input: bool) -> None:
         skipped = self.transaction.skipping
-        self.begin(None)
+        self.leave_transaction()
         if skipped:
             return
         self.add_to_batch(message.end_lsn, message.commit_time)

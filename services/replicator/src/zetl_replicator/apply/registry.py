@@ -140,8 +140,9 @@ class TableRegistry:
         self._routes[relation_id] = table
         return table
 
-    def applies(self, name: str, final_lsn: int) -> catalog.TableInfo | None:
-        """The replicated table ``name`` when changes committing at ``final_lsn`` apply."""
+    def target_table(self, name: str, final_lsn: int) -> catalog.TableInfo | None:
+        """The replica table a change of ``name`` committing at ``final_lsn`` goes to, or None
+        when it must not be applied (as ``route``, by the table's name)."""
         table = self.tables.get(name)
         if table is None or name in self.paused or final_lsn < self.sync_lsn.get(name, 0):
             return None

@@ -138,7 +138,8 @@ class StreamedTransactions:
         elif isinstance(message, pgoutput.StreamStop):
             self.stream_xid = None
             if self.live is not None:
-                self.loop.begin(None)  # until the next block: committed transactions may come
+                # Until the next block: transactions that commit meanwhile may come.
+                self.loop.leave_transaction()
         elif isinstance(message, pgoutput.StreamCommit):
             self._on_commit(message)
         elif isinstance(message, pgoutput.StreamAbort):
@@ -151,7 +152,7 @@ class StreamedTransactions:
         xid = message.xid
         self.stream_xid = xid
         if self.live is not None and self.live.xid == xid:
-            loop.begin(self.live.begin)
+            loop.enter_transaction(self.live.begin)
             return
         if xid in self.spools:
             return
@@ -169,7 +170,7 @@ class StreamedTransactions:
         # Not known yet: the commit LSN. "Later than anything applied" is what the checks need.
         begin = pgoutput.Begin(LIVE_FINAL_LSN, datetime.now(UTC), xid)
         self.live = LiveStream(xid, begin, loop.registry.relations_snapshot(), Spool())
-        loop.begin(begin)
+        loop.enter_transaction(begin)
         loop.batch.started = time.monotonic()
 
     def on_change(self, xid: int, message: pgoutput.Message) -> None:
@@ -200,7 +201,7 @@ class StreamedTransactions:
         live = self.live
         if live is not None and live.xid == message.xid:
             self.live = None
-            loop.begin(None)
+            loop.leave_transaction()
             if message.commit_lsn < loop.applied_lsn:  # a resend of something applied
                 self._roll_back_live(live)
                 return
@@ -219,7 +220,7 @@ class StreamedTransactions:
         if live is not None and live.xid == message.xid:
             if message.subxid == message.xid:
                 self.live = None
-                self.loop.begin(None)
+                self.loop.leave_transaction()
                 self._roll_back_live(live)
             elif message.subxid in live.savepoints:
                 self._roll_back_subtransaction(live, message.subxid)
@@ -250,13 +251,16 @@ class StreamedTransactions:
         loop.registry.new_transaction()
         if live.schema_changed:
             loop.table_sync.reload(in_open_transaction=True)
-        begin = loop.transaction.begin
+        begin = loop.transaction.begin  # replaying leaves it: return to it after
         for message in live.log.replay(start=logged):
             if isinstance(message, pgoutput.StreamCommit):
                 self._apply_spooled(message, keep=True)
             else:
                 loop.apply(message, end_of_input=False)
-        loop.begin(begin)
+        if begin is None:
+            loop.leave_transaction()
+        else:
+            loop.enter_transaction(begin)
 
     def _apply_spooled(self, commit: pgoutput.StreamCommit, *, keep: bool = False) -> None:
         """A spooled streamed transaction committed: apply it like any other transaction."""
