@@ -17,7 +17,7 @@ import psycopg2
 import psycopg2.errors
 
 from zetl_replicator.config import ReplicatorConfig
-from zetl_replicator.source.catalog import ColumnInfo, TableInfo
+from zetl_replicator.source.tables import ColumnInfo, TableInfo
 
 Query = Callable[[str], list]  # type: ignore[type-arg]
 

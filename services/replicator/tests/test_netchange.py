@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from services.replicator.tests.support import T
 from zetl_replicator.apply.netchange import DELETE, INSERT, UPDATE, UPSERT, Key, NetChanges, Row
-from zetl_replicator.source.catalog import TableInfo
 from zetl_replicator.source.pgoutput import UNCHANGED_TOAST
+from zetl_replicator.source.tables import TableInfo
 
 U = UNCHANGED_TOAST
 

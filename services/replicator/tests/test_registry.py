@@ -8,7 +8,7 @@ import pytest
 from zetl.errors import DataError
 from zetl_replicator.apply.registry import TableRegistry
 from zetl_replicator.source import pgoutput
-from zetl_replicator.source.catalog import ColumnInfo, TableInfo
+from zetl_replicator.source.tables import ColumnInfo, TableInfo
 
 T = TableInfo("public", "t", (ColumnInfo("id", "integer", "int4", True),), ("id",))
 RELATION = pgoutput.Relation(None, 7, "public", "t", "d", (pgoutput.Column("id", 23, -1, True),))

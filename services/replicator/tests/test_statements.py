@@ -17,7 +17,7 @@ from zetl_replicator.destination.statements import (
     literals,
     statement_parts,
 )
-from zetl_replicator.source.catalog import TableInfo
+from zetl_replicator.source.tables import TableInfo
 
 
 @pytest.fixture

@@ -19,8 +19,8 @@ from zetl_replicator.config import ReplicatorConfig
 from zetl_replicator.destination.interface import Destination
 from zetl_replicator.ops.metrics import Metrics
 from zetl_replicator.source import pgoutput
-from zetl_replicator.source.catalog import ColumnInfo, TableInfo
 from zetl_replicator.source.receiver import Receiver
+from zetl_replicator.source.tables import ColumnInfo, TableInfo
 from zetl_replicator.state.options import DatabaseOptions
 from zetl_replicator.sync.tablesync import TableSync
 from zetl_replicator.testing import MemoryDestination

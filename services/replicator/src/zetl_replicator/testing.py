@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from psycopg2 import sql
 
 from zetl_replicator.apply.netchange import Row
-from zetl_replicator.source.catalog import TableInfo
+from zetl_replicator.source.tables import TableInfo
 from zetl_replicator.state.store import Progress, TableState, TableStatus
 
 

@@ -31,7 +31,10 @@ from zetl_replicator.config import ReplicatorConfig
 from zetl_replicator.destination.interface import Destination, utc_text
 from zetl_replicator.ops.metrics import Metrics
 from zetl_replicator.source import catalog, pgoutput
+from zetl_replicator.source.column_changes import added_column_backfill, is_renamed_in_place
 from zetl_replicator.source.receiver import Idle, QueueItem, ReceiveFailed, Receiver
+from zetl_replicator.source.tables import TableInfo
+from zetl_replicator.source.types import varchar_sizes
 from zetl_replicator.state.store import TableState
 from zetl_replicator.sync.tablesync import TableSync
 
@@ -108,7 +111,7 @@ class ApplyLoop:
         self.idle_wal_end = 0  # the newest idle position the server reported, to record
         self.types: dict[tuple[int, int], tuple[str, str]] = {}
         # replica table -> its VARCHAR(n) columns, for TRUNCATECOLUMNS
-        self.varchar_sizes: dict[int, tuple[catalog.TableInfo, tuple[tuple[int, int], ...]]] = {}
+        self.varchar_sizes: dict[int, tuple[TableInfo, tuple[tuple[int, int], ...]]] = {}
 
     def run(self, receiver: Receiver, inbox: queue.Queue[QueueItem], stop: threading.Event) -> None:
         """Apply what ``receiver`` puts in ``inbox`` until ``stop``; the open batch is committed
@@ -185,7 +188,7 @@ class ApplyLoop:
         self.transaction = Transaction()
         self.registry.new_transaction()
 
-    def _target(self, relation_id: int) -> catalog.TableInfo | None:
+    def _target(self, relation_id: int) -> TableInfo | None:
         """The replica table a change goes to, or None when this change must not be applied."""
         begin = self.transaction.begin
         if self.transaction.skipping or begin is None:
@@ -212,11 +215,11 @@ class ApplyLoop:
         else:
             self.destination.delete(table, message.old, message.size)
 
-    def _truncated(self, table: catalog.TableInfo, row: Row) -> Row:
+    def _truncated(self, table: TableInfo, row: Row) -> Row:
         """``row`` with values longer than their VARCHAR(n) column cut to n (TRUNCATECOLUMNS)."""
         cached = self.varchar_sizes.get(id(table))
         if cached is None or cached[0] is not table:
-            cached = self.varchar_sizes[id(table)] = (table, catalog.varchar_sizes(table))
+            cached = self.varchar_sizes[id(table)] = (table, varchar_sizes(table))
         cut: list[pgoutput.Value] | None = None
         for i, n in cached[1]:
             value = row[i]
@@ -240,12 +243,8 @@ class ApplyLoop:
             current,
             message,
             self._type_of,
-            lambda column: catalog.added_column_backfill(
-                self.src, message.namespace, message.name, column
-            ),
-            lambda column: catalog.is_renamed_in_place(
-                self.src, message.namespace, message.name, column
-            ),
+            lambda column: added_column_backfill(self.src, message.namespace, message.name, column),
+            lambda column: is_renamed_in_place(self.src, message.namespace, message.name, column),
         )
         if change is None:
             return

@@ -15,8 +15,10 @@ from psycopg2 import sql
 
 from zetl_replicator.destination.ddl import column_sql
 from zetl_replicator.destination.statements import table_identifier
-from zetl_replicator.source.catalog import Backfill, ColumnInfo, TableInfo, type_problem
+from zetl_replicator.source.column_changes import Backfill
+from zetl_replicator.source.eligibility import type_problem
 from zetl_replicator.source.pgoutput import Relation
+from zetl_replicator.source.tables import ColumnInfo, TableInfo
 
 TypeLookup = Callable[[int, int], tuple[str, str]]  # (oid, modifier) -> (type_sql, typname)
 BackfillLookup = Callable[[str], Backfill]  # added column name -> what existing rows hold

@@ -8,7 +8,7 @@ from psycopg2 import sql
 
 from zetl_replicator.destination.history import HISTORY_COLUMNS_SQL
 from zetl_replicator.destination.statements import table_identifier
-from zetl_replicator.source.catalog import ColumnInfo, TableInfo
+from zetl_replicator.source.tables import ColumnInfo, TableInfo
 
 
 def create_table_sql(table: TableInfo, *, with_key: bool, history: bool = False) -> sql.Composed:

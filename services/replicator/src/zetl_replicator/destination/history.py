@@ -13,7 +13,7 @@ from psycopg2 import sql
 
 from zetl_replicator.apply.netchange import Key, Row
 from zetl_replicator.destination.statements import table_identifier
-from zetl_replicator.source.catalog import TableInfo
+from zetl_replicator.source.tables import TableInfo
 
 
 @dataclass

@@ -17,7 +17,7 @@ import psycopg2
 from psycopg2 import sql
 
 from zetl_replicator.apply.netchange import Row
-from zetl_replicator.source.catalog import TableInfo
+from zetl_replicator.source.tables import TableInfo
 from zetl_replicator.state.store import TableState
 
 

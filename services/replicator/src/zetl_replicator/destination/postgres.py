@@ -39,8 +39,8 @@ from zetl_replicator.destination.statements import (
     statement_parts,
     table_identifier,
 )
-from zetl_replicator.source.catalog import TableInfo
 from zetl_replicator.source.pgoutput import UNCHANGED_TOAST
+from zetl_replicator.source.tables import TableInfo
 from zetl_replicator.state.store import (
     PostgresStateStore,
     TableState,

@@ -15,7 +15,7 @@ from psycopg2 import sql
 
 from zetl.db import connect, with_database
 from zetl.errors import DataError
-from zetl_replicator.source.catalog import TEXT_FORMAT_OPTIONS
+from zetl_replicator.source.types import TEXT_FORMAT_OPTIONS
 
 _STATE_DDL = """
 CREATE SCHEMA IF NOT EXISTS zetl;

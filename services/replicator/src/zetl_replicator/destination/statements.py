@@ -15,8 +15,8 @@ from enum import Enum
 from psycopg2 import sql
 
 from zetl_replicator.apply.netchange import Row
-from zetl_replicator.source.catalog import TableInfo
 from zetl_replicator.source.pgoutput import Value
+from zetl_replicator.source.tables import TableInfo
 
 
 class Statement(Enum):

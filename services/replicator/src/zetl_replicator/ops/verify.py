@@ -21,6 +21,7 @@ from zetl_replicator.destination.history import HISTORY_COLUMNS
 from zetl_replicator.destination.replica import connect_replica_read_only
 from zetl_replicator.source import catalog, server
 from zetl_replicator.source.pgoutput import lsn_to_str, str_to_lsn
+from zetl_replicator.source.tables import TableInfo
 from zetl_replicator.state.store import TableState, read_table_states
 
 
@@ -54,7 +55,7 @@ class VerifyReport:
         return all(c.ok for c in self.checks) and not self.not_in_step and not self.missing
 
 
-def checksum_sql(table: catalog.TableInfo) -> sql.Composed:
+def checksum_sql(table: TableInfo) -> sql.Composed:
     """count(*) and the sum of a 64-bit hash of every row's text, columns in name order.
 
     A HISTORY_MODE table is compared by its active versions, without the history columns:
@@ -73,7 +74,7 @@ def checksum_sql(table: catalog.TableInfo) -> sql.Composed:
 
 
 def _checksums(
-    conn: psycopg2.extensions.connection, tables: list[catalog.TableInfo]
+    conn: psycopg2.extensions.connection, tables: list[TableInfo]
 ) -> dict[str, tuple[int, str]]:
     out = {}
     with conn.cursor() as cur:

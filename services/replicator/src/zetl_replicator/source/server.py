@@ -12,8 +12,9 @@ from psycopg2 import sql
 
 from zetl.db import connect, connection_edge
 from zetl.errors import ConfigError
-from zetl_replicator.source.catalog import TEXT_FORMAT_OPTIONS, TableInfo
 from zetl_replicator.source.pgoutput import str_to_lsn
+from zetl_replicator.source.tables import TableInfo
+from zetl_replicator.source.types import TEXT_FORMAT_OPTIONS
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,9 @@ from zetl.errors import DataError
 from zetl_replicator.destination.ddl import create_table_sql, primary_key_sql, read_only_grants
 from zetl_replicator.destination.history import HISTORY_COLUMNS, history_key_sql
 from zetl_replicator.destination.statements import table_identifier
-from zetl_replicator.source.catalog import TEXT_FORMAT_OPTIONS, TableInfo, find_table, varchar_sizes
+from zetl_replicator.source.catalog import find_table
+from zetl_replicator.source.tables import TableInfo
+from zetl_replicator.source.types import TEXT_FORMAT_OPTIONS, varchar_sizes
 from zetl_replicator.state.options import DatabaseOptions
 
 PIPE_CHUNK = 1 << 16

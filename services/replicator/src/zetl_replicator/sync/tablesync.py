@@ -27,6 +27,7 @@ from zetl_replicator.destination.ddl import ensure_schema, refusal_reason
 from zetl_replicator.destination.history import is_history_table
 from zetl_replicator.destination.replica import connect_replica
 from zetl_replicator.source import catalog, pgoutput, server
+from zetl_replicator.source.tables import TableInfo
 from zetl_replicator.state.options import read_options
 from zetl_replicator.state.store import PostgresStateStore, TableState, TableStatus
 from zetl_replicator.sync.copy import copy_table
@@ -78,7 +79,7 @@ class TableSync:
     def read_options(self) -> None:
         self.registry.options = read_options(self.warehouse)
 
-    def _failed(self, table: catalog.TableInfo, reason: str, **how: bool) -> None:
+    def _failed(self, table: TableInfo, reason: str, **how: bool) -> None:
         self.store.set_table_state(table.schema, table.name, TableState.FAILED, reason, **how)
         self.state_changed()
 
@@ -116,7 +117,7 @@ class TableSync:
 
         copy_refused: dict[str, str] = {}
 
-        def copy_one(table: catalog.TableInfo) -> None:
+        def copy_one(table: TableInfo) -> None:
             conn = connect_replica(config.warehouse_url, config.replica_database)
             try:
                 started = time.monotonic()
@@ -159,7 +160,7 @@ class TableSync:
         )
         return point.consistent_point
 
-    def _classify(self) -> list[catalog.TableInfo]:
+    def _classify(self) -> list[TableInfo]:
         """Record every source table's state: Failed with the reason, or Initializing."""
         eligible = []
         with self.store.transaction():
@@ -179,7 +180,7 @@ class TableSync:
 
     # --- re-copy -----------------------------------------------------------------------------
 
-    def resync(self, table: catalog.TableInfo) -> None:
+    def resync(self, table: TableInfo) -> None:
         """Copy one table again (or for the first time) while the slot keeps its place.
 
         A temporary slot exports a snapshot at LSN Y, later than anything applied so far; the
@@ -258,7 +259,7 @@ class TableSync:
             if needs_copy:
                 self._copy_again(table)
 
-    def _copy_again(self, table: catalog.TableInfo) -> None:
+    def _copy_again(self, table: TableInfo) -> None:
         try:
             self.resync(table)
         except CopyRefusedError as exc:
@@ -286,7 +287,7 @@ class TableSync:
         the replica too. Its changes still on their way need not be applied: it is going."""
         name = status.qualified
         self.registry.drop(name)
-        gone = catalog.TableInfo(status.schema, status.name, (), ())
+        gone = TableInfo(status.schema, status.name, (), ())
         if status.state != TableState.FAILED:
             # Still published when only the data filter left it out (a dropped one is not).
             server.drop_from_publication(self.src, self.config.publication, gone)
@@ -314,7 +315,7 @@ class TableSync:
 def copy_synced(
     source_url: str,
     point: server.SnapshotPoint,
-    table: catalog.TableInfo,
+    table: TableInfo,
     store: PostgresStateStore,
 ) -> int:
     """Copy ``table`` as of the slot's snapshot and mark it Synced at the slot's consistent
