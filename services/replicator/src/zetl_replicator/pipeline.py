@@ -23,7 +23,7 @@ import psycopg2.extensions
 import psycopg2.extras
 
 from zetl.db import ConnectionLost, redact
-from zetl.errors import DataError
+from zetl.errors import DataError, first_line
 from zetl_replicator.apply.loop import ApplyLoop, Isolation
 from zetl_replicator.apply.registry import TableRegistry
 from zetl_replicator.config import ReplicatorConfig
@@ -88,7 +88,7 @@ class Replicator:
             self._run(stop)
         except BaseException as exc:
             self.metrics.integration_state = "ErrorState"
-            self.metrics.last_error = _first_line(exc)
+            self.metrics.last_error = first_line(exc)
             raise
         finally:
             self.metrics.streaming = False
@@ -129,7 +129,7 @@ class Replicator:
                 self.metrics.streaming = False
                 self.metrics.integration_state = "PendingDbConnectState"
                 self.metrics.reconnects += 1
-                self.metrics.last_error = str(exc).strip().splitlines()[0] if str(exc) else ""
+                self.metrics.last_error = first_line(exc)
                 log.warning(
                     "connection lost; reconnecting",
                     extra={"error": self.metrics.last_error, "retry_in_s": delay},
@@ -283,11 +283,6 @@ class Replicator:
                 f" ({pgoutput.lsn_to_str(applied_lsn)}): someone else consumed it."
                 f" Recover with: {recovery_command(self.config)}"
             )
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def reset(config: ReplicatorConfig) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import psycopg2.extensions
 from psycopg2 import sql
 
+from zetl.errors import first_line
 from zetl_replicator.destination.history import HISTORY_COLUMNS_SQL
 from zetl_replicator.destination.statements import table_identifier
 from zetl_replicator.source.tables import ColumnInfo, TableInfo
@@ -60,7 +61,7 @@ VALUE_RULES = {
 
 def refusal_reason(error: BaseException) -> str:
     """Why the replica refused a value, in zero-ETL's terms where it is one of its rules."""
-    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    text = first_line(error)
     diag = getattr(error, "diag", None)
     name = getattr(diag, "constraint_name", None) or ""
     if name.startswith(VALUE_CHECK_PREFIX):

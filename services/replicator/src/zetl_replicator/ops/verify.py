@@ -15,7 +15,7 @@ import psycopg2
 import psycopg2.extensions
 from psycopg2 import sql
 
-from zetl.errors import DataError
+from zetl.errors import DataError, first_line
 from zetl_replicator.config import ReplicatorConfig
 from zetl_replicator.destination.history import HISTORY_COLUMNS
 from zetl_replicator.destination.replica import connect_replica_read_only
@@ -186,6 +186,5 @@ def verify(config: ReplicatorConfig, rounds: int = 3) -> VerifyReport:
             time.sleep(1.0)
             report = verify_once(config)
     except psycopg2.Error as exc:  # e.g. a table dropped on either side while it was read
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(f"verify could not read source or replica: {first_line}") from exc
+        raise DataError(f"verify could not read source or replica: {first_line(exc)}") from exc
     return report
