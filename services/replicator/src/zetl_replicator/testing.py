@@ -1,5 +1,6 @@
 """Test doubles that keep the replicator's contracts, for unit tests without a database:
-the state store and the destination in memory."""
+the state store and the destination in memory, a receiver's position, and a clock that moves
+only when told."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import copy
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from psycopg2 import sql
@@ -179,3 +180,24 @@ class MemoryDestination:
     def keys(self) -> list[int]:
         """The committed rows' keys, every table's (integers), sorted."""
         return sorted(int(k) for rows in self.committed.values() for k in rows)
+
+
+@dataclass
+class ReceivedPosition:
+    """The receiver's side of the apply loop (``apply.loop.StreamPosition``), without a stream."""
+
+    flush_lsn: int = 0
+    received_lsn: int = 0
+
+
+class ManualClock:
+    """Monotonic seconds that move only with ``advance``: the apply loop's clock in tests."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start  # far from 0: "never" (0.0) is long ago, as with time.monotonic
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
