@@ -104,6 +104,18 @@ class MemoryStateStore:
         )
         return True
 
+    def request_resync_of_all(self, reason: str) -> None:
+        now = datetime.now(UTC)
+        for name, before in self.tables.items():
+            if before.state != TableState.FAILED:
+                self.tables[name] = replace(
+                    before,
+                    resync_requested=True,
+                    state=TableState.RESYNC_REQUIRED,
+                    reason=reason,
+                    updated_at=now,
+                )
+
 
 class MemoryDestination:
     """The destination contract over dicts: a batch, savepoints, commit with the LSN. Rows

@@ -16,73 +16,7 @@ from psycopg2 import sql
 from zetl.db import connect, with_database
 from zetl.errors import DataError
 from zetl_replicator.source.types import TEXT_FORMAT_OPTIONS
-
-_STATE_DDL = """
-CREATE SCHEMA IF NOT EXISTS zetl;
-CREATE TABLE IF NOT EXISTS zetl.replication_progress (
-    slot_name text PRIMARY KEY,
-    applied_lsn pg_lsn NOT NULL,
-    source_commit_time timestamptz,
-    applied_at timestamptz NOT NULL DEFAULT now()
-);
-CREATE TABLE IF NOT EXISTS zetl.table_state (
-    schema_name text NOT NULL,
-    table_name text NOT NULL,
-    state text NOT NULL
-        CHECK (state IN ('Synced', 'Initializing', 'ResyncRequired', 'Failed')),
-    reason text,
-    sync_lsn pg_lsn,
-    rows_applied bigint NOT NULL DEFAULT 0,
-    resync_requested boolean NOT NULL DEFAULT false,
-    updated_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (schema_name, table_name)
-);
--- Failed because the warehouse refused its changes (not for an eligibility rule): a re-copy
--- is asked for by hand, not taken whenever the table looks eligible.
-ALTER TABLE zetl.table_state ADD COLUMN IF NOT EXISTS apply_failed boolean NOT NULL DEFAULT false;
--- The integration this database is the target of (CREATE DATABASE ... FROM INTEGRATION).
-CREATE TABLE IF NOT EXISTS zetl.integration (
-    integration_id uuid PRIMARY KEY,
-    creation_time timestamptz NOT NULL DEFAULT now()
-);
-INSERT INTO zetl.integration (integration_id)
-SELECT gen_random_uuid()
-WHERE NOT EXISTS (SELECT FROM zetl.integration);
--- The target database's options (CREATE / ALTER DATABASE ... INTEGRATION SET ...).
-ALTER TABLE zetl.integration
-    ADD COLUMN IF NOT EXISTS query_all_states boolean NOT NULL DEFAULT false,
-    ADD COLUMN IF NOT EXISTS truncatecolumns boolean NOT NULL DEFAULT false,
-    ADD COLUMN IF NOT EXISTS acceptinvchars boolean NOT NULL DEFAULT false,
-    ADD COLUMN IF NOT EXISTS refresh_interval integer CHECK (refresh_interval >= 0),
-    ADD COLUMN IF NOT EXISTS history_mode boolean NOT NULL DEFAULT false;
--- Only Synced tables can be queried (unless QUERY_ALL_STATES): called with every state change
--- and for every table when the option changes. The replicator owns the tables and reads them
--- whatever their state.
-CREATE OR REPLACE FUNCTION zetl.apply_visibility(s text, t text) RETURNS void
-LANGUAGE plpgsql AS $$
-DECLARE
-    visible boolean;
-BEGIN
-    IF to_regclass(format('%I.%I', s, t)) IS NULL THEN
-        RETURN;
-    END IF;
-    SELECT ts.state = 'Synced'
-           OR coalesce((SELECT i.query_all_states FROM zetl.integration i LIMIT 1), false)
-      INTO visible
-      FROM zetl.table_state ts WHERE ts.schema_name = s AND ts.table_name = t;
-    IF coalesce(visible, false) THEN
-        EXECUTE format('GRANT SELECT ON %I.%I TO PUBLIC', s, t);
-    ELSE
-        EXECUTE format('REVOKE SELECT ON %I.%I FROM PUBLIC', s, t);
-    END IF;
-END
-$$;
--- Monitoring moved to svv_integration_table_state / svv_integration in the warehouse database.
-DROP VIEW IF EXISTS zetl.integration_table_state;
-REVOKE CREATE ON SCHEMA public FROM PUBLIC;
-GRANT USAGE ON SCHEMA zetl TO PUBLIC;
-GRANT SELECT ON ALL TABLES IN SCHEMA zetl TO PUBLIC;
-"""
+from zetl_replicator.state.migrations import migrate
 
 
 def replica_url(warehouse_url: str, replica_database: str) -> str:
@@ -128,7 +62,8 @@ def connect_replica_read_only(
 
 
 def ensure_replica_database(warehouse_url: str, replica_database: str) -> None:
-    """Create the replica database (from the maintenance database) and the state store."""
+    """Create the replica database (from the maintenance database) and bring its state store
+    to the current version (``state.migrations``)."""
     admin = connect(warehouse_url, raise_lost=True)
     admin.autocommit = True
     try:
@@ -140,9 +75,6 @@ def ensure_replica_database(warehouse_url: str, replica_database: str) -> None:
         admin.close()
     conn = connect_replica(warehouse_url, replica_database)
     try:
-        with conn, conn.cursor() as cur:
-            # One replicator at a time creates the store (CREATE ... IF NOT EXISTS can race).
-            cur.execute("SELECT pg_advisory_xact_lock(hashtext('zetl.state_store'))")
-            cur.execute(_STATE_DDL)
+        migrate(conn)
     finally:
         conn.close()

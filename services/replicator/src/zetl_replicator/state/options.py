@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import psycopg2.extensions
 from psycopg2 import sql
 
+from zetl_replicator.state.store import PostgresStateStore
+
 OPTIONS = {  # the target database's options: name -> (column, kind)
     "QUERY_ALL_STATES": "query_all_states",
     "TRUNCATECOLUMNS": "truncatecolumns",
@@ -44,16 +46,13 @@ def set_options(conn: psycopg2.extensions.connection, values: dict[str, bool | i
     Changing HISTORY_MODE re-copies every replicated table in the new form, as zero-ETL does
     when history mode is turned on or off for existing tables.
     """
-    with conn, conn.cursor() as cur:
+    store = PostgresStateStore(conn)
+    with store.transaction(), conn.cursor() as cur:  # options and states change together
         if "HISTORY_MODE" in values:
             cur.execute("SELECT history_mode FROM zetl.integration LIMIT 1")
             row = cur.fetchone()
             if row is not None and row[0] != values["HISTORY_MODE"]:
-                cur.execute(
-                    "UPDATE zetl.table_state SET resync_requested = true,"
-                    " state = 'ResyncRequired', reason = 'HISTORY_MODE changed',"
-                    " updated_at = now() WHERE state <> 'Failed'"
-                )
+                store.request_resync_of_all("HISTORY_MODE changed")
         for name, value in values.items():
             cur.execute(
                 sql.SQL("UPDATE zetl.integration SET {} = %s").format(
@@ -61,4 +60,4 @@ def set_options(conn: psycopg2.extensions.connection, values: dict[str, bool | i
                 ),
                 (value,),
             )
-        cur.execute("SELECT zetl.apply_visibility(schema_name, table_name) FROM zetl.table_state")
+        store.refresh_visibility()

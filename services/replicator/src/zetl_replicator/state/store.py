@@ -2,7 +2,7 @@
 
 Every write of progress and table state goes through a ``StateStore``. The Postgres store
 keeps them in the replica database, schema ``zetl`` (created by
-``warehouse.ensure_replica_database``):
+``destination.replica.ensure_replica_database``, its schema in ``migrations``):
 
 - ``zetl.replication_progress``: per slot, the end LSN of the last source transaction applied,
   written in the same warehouse transaction as the data it covers (exactly-once);
@@ -113,6 +113,10 @@ class StateStore(Protocol):
 
     def request_resync(self, schema: str, name: str) -> bool:
         """Ask for a re-copy of the table (False: not known)."""
+        ...
+
+    def request_resync_of_all(self, reason: str) -> None:
+        """Ask for a re-copy of every table that is not Failed (``reason``: why)."""
         ...
 
 
@@ -265,6 +269,27 @@ class PostgresStateStore:
             cur.execute("SELECT zetl.apply_visibility(%s, %s)", (schema, name))
         self._done()
         return known
+
+    def request_resync_of_all(self, reason: str) -> None:
+        with self.conn.cursor() as cur:
+            cur.execute(
+                "UPDATE zetl.table_state SET resync_requested = true, state = 'ResyncRequired',"
+                " reason = %s, updated_at = now() WHERE state <> 'Failed'",
+                (reason,),
+            )
+            cur.execute(
+                "SELECT zetl.apply_visibility(schema_name, table_name) FROM zetl.table_state"
+            )
+        self._done()
+
+    def refresh_visibility(self) -> None:
+        """Grant or revoke reading each replicated table as its state and QUERY_ALL_STATES
+        say (after the option changed)."""
+        with self.conn.cursor() as cur:
+            cur.execute(
+                "SELECT zetl.apply_visibility(schema_name, table_name) FROM zetl.table_state"
+            )
+        self._done()
 
 
 # Statements for writes that travel in someone else's transaction (the destination's batch).
