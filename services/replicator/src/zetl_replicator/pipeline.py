@@ -1,13 +1,13 @@
 """The replicator: setup → initial copy → streaming, reconnecting when a server goes away.
 
-The parts, one concern each: ``receiver`` reads and decodes the replication stream on its
-own thread; ``apply`` applies whole source transactions in batches to a ``destination``
-(committed with the LSN they cover: exactly-once); ``streams`` handles streamed in-progress
-transactions; ``tablesync`` copies tables and discovers new ones; ``registry`` knows the
-replicated tables; ``state`` keeps progress and table states. This module composes them for a
-session and supervises sessions: a lost connection (``ConnectionLost``, from any part) ends a
-session and the next one resumes from the stored LSN; a change the warehouse refuses fails its
-table and the others go on.
+The parts, one concern each: ``source.receiver`` reads and decodes the replication stream
+on its own thread; ``apply.loop`` applies whole source transactions in batches to a
+``destination`` (committed with the LSN they cover: exactly-once); ``apply.streams`` handles
+streamed in-progress transactions; ``sync.tablesync`` copies tables and discovers new ones;
+``apply.registry`` knows the replicated tables; ``state.store`` keeps progress and table
+states. This module composes them for a session and supervises sessions: a lost connection
+(``ConnectionLost``, from any part) ends a session and the next one resumes from the stored
+LSN; a change the warehouse refuses fails its table and the others go on.
 """
 
 from __future__ import annotations

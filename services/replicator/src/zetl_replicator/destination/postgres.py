@@ -71,7 +71,7 @@ class PostgresDestination:
         ):
             raise ValueError(
                 "the destination's connection needs client_encoding UTF8 and"
-                " standard_conforming_strings on (warehouse.connect_replica sets both)"
+                " standard_conforming_strings on (replica.connect_replica sets both)"
             )
         self._conn = conn
         self._copy: threading.Thread | None = None  # the COPY in flight

@@ -162,7 +162,7 @@ def check_identity(tables: Sequence[TableInfo]) -> list[Finding]:
 
 
 def check_tables(tables: Sequence[TableInfo]) -> list[Finding]:
-    """The eligibility rules (``TableInfo.problems``, as the replicator applies them) and the
+    """The eligibility rules (``source.eligibility``, as the replicator applies them) and the
     warnings zero-ETL would still replicate through."""
     findings = []
     for table in tables:
