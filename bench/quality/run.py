@@ -35,7 +35,7 @@ ROUNDS = 2
 
 def plain_sql(name: str, env: dict[str, str], replica: str) -> tuple[float, int]:
     """The checkpoint's checks as plain SQL: seconds, and how many checks found rows."""
-    from zetl_replicator.verify import verify
+    from zetl_replicator.ops.verify import verify
 
     started = time.monotonic()
     if name == "replica_parity":

@@ -7,7 +7,7 @@ is checked against the first one on every message before it is timed (CPU time, 
 
     python bench/replicator/decode.py [OTHER_DECODER.py ...]
 
-With no argument it measures the installed ``zetl_replicator.pgoutput``; give the path of
+With no argument it measures the installed ``zetl_replicator.source.pgoutput``; give the path of
 another version's ``pgoutput.py`` (e.g. from a ``git worktree`` of main), or of a built
 ``pgoutput_compiled`` extension, to compare them in one run.
 """
@@ -24,7 +24,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import zetl_replicator.pgoutput
+import zetl_replicator.source.pgoutput
 
 MESSAGES = 50_000
 
@@ -116,7 +116,9 @@ def cpu_time(decode: Callable[..., Any], messages: list[bytes], in_stream: bool)
 
 
 def main() -> None:
-    decoders = [("installed", zetl_replicator.pgoutput)] + [(p, load(p)) for p in sys.argv[1:]]
+    decoders = [("installed", zetl_replicator.source.pgoutput)] + [
+        (p, load(p)) for p in sys.argv[1:]
+    ]
     for label, (messages, in_stream) in workloads().items():
         reference = [fields(decoders[0][1].decode(m, in_stream=in_stream)) for m in messages]
         best: dict[str, float] = {}

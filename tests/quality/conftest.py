@@ -22,7 +22,7 @@ from tests.support import build_marts, drop_slots, running
 from zetl.schema.migrate import upgrade
 from zetl_generator.workload import Workload, WorkloadOptions
 from zetl_replicator.config import ReplicatorConfig
-from zetl_replicator.verify import verify
+from zetl_replicator.ops.verify import verify
 
 EVENTS = 3_000
 

@@ -1,9 +1,11 @@
-"""Fixtures for the replicator's tests: a config per test (tests.support runs a replicator)."""
+"""Fixtures for the replicator's tests: a config per test (tests.support runs a replicator),
+and the ``docker`` mark on every test here that starts a Postgres server."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -11,7 +13,20 @@ from tests.harness import PostgresServer
 from tests.support import drop_slots
 from zetl_replicator.config import ReplicatorConfig
 
-pytestmark = pytest.mark.docker
+# The fixtures that start a server in a container: the harness's (the URL and config fixtures
+# depend on them) and test_restarts' own.
+SERVER_FIXTURES = frozenset({"source_server", "warehouse_server", "restartable_servers"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``docker`` each test of this directory that needs a server, from the fixtures it
+    uses: pytest reads no ``pytestmark`` in a conftest, and a mark that follows the fixtures
+    cannot be forgotten on a new test, nor put on a module's tests that need no server."""
+    here = Path(__file__).parent
+    for item in items:
+        uses = set(getattr(item, "fixturenames", ()))
+        if item.path.is_relative_to(here) and uses & SERVER_FIXTURES:
+            item.add_marker(pytest.mark.docker)
 
 
 @pytest.fixture
@@ -48,17 +63,3 @@ def replica(config: ReplicatorConfig, warehouse_server: PostgresServer) -> Calla
             conn.close()
 
     return query
-
-
-def env_for(config: ReplicatorConfig) -> dict[str, str]:
-    """The environment that makes ``zetl`` commands use ``config``."""
-    return {
-        "SOURCE_DATABASE_URL": config.source_url,
-        "WAREHOUSE_DATABASE_URL": config.warehouse_url,
-        "ZETL_REPLICA_DATABASE": config.replica_database,
-        "ZETL_SLOT": config.slot,
-        "ZETL_PUBLICATION": config.publication,
-        "ZETL_BATCH_MAX_SECONDS": str(config.batch_max_seconds),
-        "ZETL_DISCOVERY_INTERVAL_SECONDS": str(config.discovery_interval_seconds),
-        "ZETL_DATA_FILTER": config.data_filter,
-    }

@@ -4,33 +4,9 @@ from __future__ import annotations
 
 import random
 
-import pytest
-
-from services.replicator.tests.test_replication import Query, execute, rows
+from services.replicator.tests.support import Query, execute, same_as_source
 from tests.support import running, wait_for
 from zetl_replicator.config import ReplicatorConfig
-
-pytestmark = pytest.mark.docker
-
-
-def replica_url(config: ReplicatorConfig) -> str:
-    return config.warehouse_url.rsplit("/", 1)[0] + "/" + config.replica_database
-
-
-def fingerprint(url: str, table: str) -> list[tuple[object, ...]]:
-    """Every row's text, sorted, hashed as one string: independent of the replicator."""
-    return rows(
-        url,
-        f"SELECT count(*), md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), ''))"
-        f" FROM {table} t",
-    )
-
-
-def same_as_source(config: ReplicatorConfig, *tables: str) -> bool:
-    return all(
-        fingerprint(config.source_url, t) == fingerprint(replica_url(config), f"public.{t}")
-        for t in tables
-    )
 
 
 def test_net_change_per_key_within_one_batch(config: ReplicatorConfig, replica: Query) -> None:

@@ -3,33 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from typing import Any
 
-import pytest
-
-from services.replicator.tests.conftest import env_for
-from services.replicator.tests.test_replication import Query, execute
+from services.replicator.tests.support import Query, execute, zetl
 from tests.harness import PostgresServer
 from tests.support import running, wait_for
 from zetl_replicator.config import ReplicatorConfig
-
-pytestmark = pytest.mark.docker
-
-
-def zetl(config: ReplicatorConfig, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run the real command line, as people do; output is stdout and stderr together."""
-    return subprocess.run(
-        [sys.executable, "-m", "zetl", *args],
-        env={**os.environ, **env_for(config), "COLUMNS": "200"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def test_status_and_verify(

@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess
-import sys
 import threading
 import time
 
 import psycopg2
 import pytest
 
-from services.replicator.tests.conftest import env_for
-from services.replicator.tests.test_apply import fingerprint
-from services.replicator.tests.test_replication import execute, rows
+from services.replicator.tests.support import (
+    applied_lsn,
+    execute,
+    fingerprint,
+    rows,
+    start_replicator,
+)
+from tests.support import wait_for
 from zetl_replicator.config import ReplicatorConfig
-from zetl_replicator.verify import verify
+from zetl_replicator.ops.verify import verify
 
-pytestmark = [pytest.mark.docker, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 KILLS = 5
 # How long a (re)started replicator may take to apply its first change: generous, because on a
@@ -54,25 +57,6 @@ def write_load(url: str, stop: threading.Event, seed: int, done: list[int]) -> N
         conn.close()
 
 
-def start_replicator(
-    config: ReplicatorConfig, extra_env: dict[str, str] | None = None
-) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "zetl", "replicate"],
-        env={**os.environ, **env_for(config), **(extra_env or {})},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
-def applied_lsn(replica_url: str) -> str | None:
-    try:
-        found = rows(replica_url, "SELECT applied_lsn::text FROM zetl.replication_progress")
-    except psycopg2.Error:  # killed before it created the replica database
-        return None
-    return str(found[0][0]) if found else None
-
-
 def lsn_value(lsn: str) -> int:
     high, low = lsn.split("/")
     return (int(high, 16) << 32) | int(low, 16)
@@ -84,18 +68,18 @@ def wait_for_new_progress(
     """The replica's applied LSN once it moved past ``before``: this replicator has applied
     something since it started. A wall-clock timer instead would kill a replicator that is
     still importing or connecting on a slow machine, and test nothing."""
-    deadline = time.monotonic() + FIRST_APPLY_TIMEOUT_S
-    while True:
-        now = applied_lsn(replica_url)
-        if now is not None and (before is None or lsn_value(now) > lsn_value(before)):
-            return now
+    moved: list[str] = []
+
+    def applied_since_start() -> bool:
         if replicator.poll() is not None:
             raise AssertionError(f"the replicator exited with {replicator.returncode}")
-        if time.monotonic() > deadline:
-            raise AssertionError(
-                f"no new applied LSN {FIRST_APPLY_TIMEOUT_S} s after a start (still {now})"
-            )
-        time.sleep(0.05)
+        now = applied_lsn(replica_url)
+        if now is not None and (before is None or lsn_value(now) > lsn_value(before)):
+            moved.append(now)
+        return bool(moved)
+
+    wait_for(applied_since_start, f"a new applied LSN after {before}", FIRST_APPLY_TIMEOUT_S)
+    return moved[0]
 
 
 def test_kill_9_under_load_then_verify(config: ReplicatorConfig) -> None:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from services.replicator.tests.test_commands import zetl
-from services.replicator.tests.test_fidelity import count, dev, table_state
-from services.replicator.tests.test_replication import Query, execute
+from services.replicator.tests.support import Query, count, dev, execute, table_state, zetl
 from tests.support import running, wait_for
 from zetl_replicator.config import ReplicatorConfig
-from zetl_replicator.verify import verify
+from zetl_replicator.ops.verify import verify
 
 LONG = 70000  # characters: over VARCHAR(65535), the replica type of text
 

@@ -1,6 +1,6 @@
 """The Postgres destination against a real replica database: the batch contract (durable with
-its LSN, undone with a rollback, table states inside it), refusals naming their table, and the
-SQL it emits, as strings."""
+its LSN, undone with a rollback, table states inside it), and refusals naming their table
+(the SQL it emits is tested as strings in test_statements)."""
 
 from __future__ import annotations
 
@@ -10,20 +10,13 @@ from collections.abc import Iterator
 import psycopg2
 import pytest
 
-from services.replicator.tests.test_netchange import T
+from services.replicator.tests.support import T
 from tests.harness import PostgresServer
-from zetl_replicator.destination import (
-    COPY_MIN_ROWS,
-    ApplyError,
-    Destination,
-    PostgresDestination,
-    statement_parts,
-)
-from zetl_replicator.pgoutput import UNCHANGED_TOAST
-from zetl_replicator.state import PostgresStateStore, TableState
-from zetl_replicator.warehouse import connect_replica, ensure_replica_database
-
-pytestmark = pytest.mark.docker
+from zetl_replicator.destination.interface import ApplyError, Destination
+from zetl_replicator.destination.postgres import COPY_MIN_ROWS, PostgresDestination
+from zetl_replicator.destination.replica import connect_replica, ensure_replica_database
+from zetl_replicator.source.pgoutput import UNCHANGED_TOAST
+from zetl_replicator.state.store import PostgresStateStore, TableState
 
 SLOT = "zetl_test"
 
@@ -195,22 +188,3 @@ def test_a_copy_refused_in_the_background_fails_the_batch_and_the_next_one_appli
     assert len(rows(replica_conn)) == COPY_MIN_ROWS + 1
     progress = PostgresStateStore(replica_conn).progress(SLOT)
     assert progress is not None and progress.applied_lsn == 600
-
-
-def test_emitted_sql(replica_conn: psycopg2.extensions.connection) -> None:
-    def text(kind: str, changed: tuple[int, ...] = ()) -> str:
-        return "".join(part.as_string(replica_conn) for part in statement_parts(T, kind, changed))
-
-    assert text("delete") == (
-        'DELETE FROM "public"."t" AS t USING (VALUES (%s::integer)) AS v ("id")'
-        ' WHERE t."id" = v."id"'
-    )
-    assert text("update", (1,)) == (
-        'UPDATE "public"."t" AS t SET "v" = v."v" FROM (VALUES (%s::integer, %s::text))'
-        ' AS v ("id", "v") WHERE t."id" = v."id"'
-    )
-    assert text("upsert") == (
-        'INSERT INTO "public"."t" ("id", "v", "n") VALUES (%s, %s, %s)'
-        ' ON CONFLICT ("id") DO UPDATE SET "v" = excluded."v", "n" = excluded."n"'
-    )
-    assert text("insert") == 'INSERT INTO "public"."t" ("id", "v", "n") VALUES (%s, %s, %s)'

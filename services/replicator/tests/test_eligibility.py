@@ -6,17 +6,14 @@ from __future__ import annotations
 import psycopg2
 import pytest
 
-from services.replicator.tests.test_commands import zetl
-from services.replicator.tests.test_replication import Query, execute, rows, states
+from services.replicator.tests.support import Query, execute, rows, states, zetl
 from tests.harness import PostgresServer
 from tests.support import running, wait_for
 from zetl.errors import ConfigError, DataError
-from zetl_replicator import catalog
 from zetl_replicator.config import ReplicatorConfig
-from zetl_replicator.copy import copy_table
-from zetl_replicator.doctor import check_tables
-
-pytestmark = pytest.mark.docker
+from zetl_replicator.ops.doctor import check_tables
+from zetl_replicator.source import catalog
+from zetl_replicator.sync.copy import copy_table
 
 
 def test_identity_index_and_partitioned_tables_are_failed_everywhere(

@@ -8,22 +8,26 @@ from __future__ import annotations
 import json
 import re
 import urllib.request
-from typing import Any
 
 import psycopg2
 import psycopg2.errors
-import pytest
 
-from services.replicator.tests.test_commands import zetl
-from services.replicator.tests.test_replication import Query, columns, execute, rows, states
+from services.replicator.tests.support import (
+    Query,
+    columns,
+    count,
+    dev,
+    execute,
+    states,
+    table_state,
+    zetl,
+)
 from tests.harness import PostgresServer, free_port
 from tests.support import running, wait_for
 from zetl.errors import DataError
 from zetl.http import serve_metrics
 from zetl_replicator.config import ReplicatorConfig
-from zetl_replicator.verify import VerifyReport, verify
-
-pytestmark = pytest.mark.docker
+from zetl_replicator.ops.verify import VerifyReport, verify
 
 # AWS's columns, in AWS's order (Redshift Database Developer Guide, SVV_INTEGRATION_TABLE_STATE
 # and SVV_INTEGRATION).
@@ -54,32 +58,6 @@ SVV_INTEGRATION = [
     "source_database",
     "is_history_mode",
 ]
-
-
-def dev(config: ReplicatorConfig, statement: str) -> list[Any]:
-    """Rows of ``statement`` in the warehouse database, unqualified names resolved as an
-    analyst's session resolves them (default search_path)."""
-    return rows(config.warehouse_url, statement)
-
-
-def count(replica: Query, table: str, where: str = "true") -> int | None:
-    """Rows of ``table`` in the replica matching ``where``; None while the table (or a column
-    ``where`` names) is not there yet."""
-    try:
-        found = replica(f"SELECT count(*) FROM {table} WHERE {where}")
-    except (psycopg2.errors.UndefinedTable, psycopg2.errors.UndefinedColumn):
-        return None
-    return int(found[0][0])
-
-
-def table_state(config: ReplicatorConfig, table: str) -> tuple[str, str | None] | None:
-    found = dev(
-        config,
-        "SELECT table_state, reason FROM svv_integration_table_state"
-        f" WHERE schema_name || '.' || table_name = '{table}'"
-        f" AND target_database = '{config.replica_database}'",
-    )
-    return (found[0][0], found[0][1]) if found else None
 
 
 def test_add_column_with_default_fills_existing_rows(

@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-from zetl_replicator.catalog import ColumnInfo, TableInfo
-from zetl_replicator.netchange import DELETE, INSERT, UPDATE, UPSERT, Key, NetChanges, Row
-from zetl_replicator.pgoutput import UNCHANGED_TOAST
+from services.replicator.tests.support import T
+from zetl_replicator.apply.netchange import DELETE, INSERT, UPDATE, UPSERT, Key, NetChanges, Row
+from zetl_replicator.source.pgoutput import UNCHANGED_TOAST
+from zetl_replicator.source.tables import TableInfo
 
-# The table the destination's tests apply to as well: folding does not look at the types.
-T = TableInfo(
-    "public",
-    "t",
-    (
-        ColumnInfo("id", "integer", "int4", True),
-        ColumnInfo("v", "text", "text", False),
-        ColumnInfo("n", "numeric(12,2)", "numeric", False),
-    ),
-    ("id",),
-)
 U = UNCHANGED_TOAST
 
 

@@ -9,17 +9,14 @@ import urllib.request
 import psycopg2
 import pytest
 
-from services.replicator.tests.test_commands import zetl
-from services.replicator.tests.test_replication import Query, execute
+from services.replicator.tests.support import Query, execute, zetl
 from tests.harness import PostgresServer
 from tests.support import running, wait_for
 from zetl.errors import DataError
 from zetl.http import serve_metrics
 from zetl_replicator.config import ReplicatorConfig
+from zetl_replicator.ops.verify import verify
 from zetl_replicator.pipeline import Replicator, reset
-from zetl_replicator.verify import verify
-
-pytestmark = pytest.mark.docker
 
 
 def terminate_others(server: PostgresServer, database: str) -> int:

@@ -11,9 +11,9 @@ import psycopg2
 import psycopg2.extras
 import pytest
 
-from services.replicator.tests.test_replication import execute
-from zetl_replicator import pgoutput
-from zetl_replicator.pgoutput import (
+from services.replicator.tests.support import execute
+from zetl_replicator.source import pgoutput
+from zetl_replicator.source.pgoutput import (
     UNCHANGED_TOAST,
     Begin,
     Commit,
@@ -29,8 +29,6 @@ from zetl_replicator.pgoutput import (
     Update,
     decode,
 )
-
-pytestmark = pytest.mark.docker
 
 BIG = "x" * 20000 + "".join(str(i) for i in range(3000))  # stored out of line (TOAST)
 

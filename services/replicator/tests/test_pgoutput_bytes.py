@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from zetl_replicator import pgoutput
-from zetl_replicator.pgoutput import (
+from zetl_replicator.source import pgoutput
+from zetl_replicator.source.pgoutput import (
     UNCHANGED_TOAST,
     Begin,
     Column,

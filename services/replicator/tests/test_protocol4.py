@@ -20,11 +20,9 @@ import psycopg2.extensions
 import psycopg2.extras
 import pytest
 
-from services.replicator.tests.test_replication import execute, rows
-from zetl_replicator import pgoutput
+from services.replicator.tests.support import execute, rows
 from zetl_replicator.config import ReplicatorConfig
-
-pytestmark = pytest.mark.docker
+from zetl_replicator.source import pgoutput
 
 STREAM_TIMEOUT_S = 180.0
 MARKER_ID = 999_999

@@ -5,19 +5,15 @@ from __future__ import annotations
 
 import select
 import socket
-import time
 import uuid
 
 import psycopg2
 import psycopg2.extras
-import pytest
 
-from services.replicator.tests.test_replication import execute
-from tests.support import drop_slots
-from zetl_replicator import pgoutput
-from zetl_replicator.receiver import RECEIVE_WINDOW_BYTES, start_stream
-
-pytestmark = pytest.mark.docker
+from services.replicator.tests.support import execute
+from tests.support import drop_slots, wait_for
+from zetl_replicator.source import pgoutput
+from zetl_replicator.source.receiver import RECEIVE_WINDOW_BYTES, start_stream
 
 VALUE_BYTES = 2_000_000  # thirty times the window and more
 
@@ -55,13 +51,17 @@ def first_insert(
     cursor: psycopg2.extras.ReplicationCursor, fileno: int, timeout: float = 60.0
 ) -> tuple[pgoutput.Value, ...]:
     """The new row of the first Insert the stream brings, read as the receiver reads."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    found: list[tuple[pgoutput.Value, ...]] = []
+
+    def an_insert_arrived() -> bool:
         message = cursor.read_message()
         if message is None:
             select.select([fileno], [], [], 0.5)
-            continue
+            return False
         decoded = pgoutput.decode(message.payload)
         if isinstance(decoded, pgoutput.Insert):
-            return decoded.new
-    raise AssertionError("no Insert arrived within the deadline")
+            found.append(decoded.new)
+        return bool(found)
+
+    wait_for(an_insert_arrived, "an Insert from the stream", timeout)
+    return found[0]

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from zetl.errors import DataError
-from zetl_replicator import pgoutput
-from zetl_replicator.catalog import ColumnInfo, TableInfo
-from zetl_replicator.registry import TableRegistry
+from zetl_replicator.apply.registry import TableRegistry
+from zetl_replicator.source import pgoutput
+from zetl_replicator.source.tables import ColumnInfo, TableInfo
 
 T = TableInfo("public", "t", (ColumnInfo("id", "integer", "int4", True),), ("id",))
 RELATION = pgoutput.Relation(None, 7, "public", "t", "d", (pgoutput.Column("id", 23, -1, True),))
@@ -62,5 +62,5 @@ def test_relations_are_restored_as_they_were() -> None:
     tables.remember(pgoutput.Relation(None, 8, "public", "u", "d", ()))
     tables.restore_relations(before)
     assert set(tables.relations) == {7}
-    assert tables.applies("public.t", 200) == T
-    assert tables.applies("public.t", 50) is None
+    assert tables.target_table("public.t", 200) == T
+    assert tables.target_table("public.t", 50) is None

@@ -2,60 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import psycopg2
 import pytest
 
+from services.replicator.tests.support import Query, execute, rows, states
 from tests.harness import PostgresServer
 from tests.support import running, wait_for
 from zetl_replicator.config import ReplicatorConfig
-from zetl_replicator.verify import verify
+from zetl_replicator.ops.verify import verify
 
-pytestmark = pytest.mark.docker
-
-Query = Callable[[str], list]  # type: ignore[type-arg]
 BIG = "toast-" * 5000
-
-
-def execute(url: str, *statements: str) -> None:
-    conn = psycopg2.connect(url)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            for statement in statements:
-                cur.execute(statement)
-    finally:
-        conn.close()
-
-
-def rows(url: str, statement: str) -> list:  # type: ignore[type-arg]
-    conn = psycopg2.connect(url)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(statement)
-            return cur.fetchall()
-    finally:
-        conn.close()
-
-
-def columns(replica: Query, table: str) -> list[tuple[str, str]]:
-    """The replica table's columns and their types, in order (``table``: schema.table)."""
-    return [
-        (r[0], r[1])
-        for r in replica(
-            "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute"
-            f" WHERE attrelid = '{table}'::regclass AND attnum > 0 AND NOT attisdropped"
-            " ORDER BY attnum"
-        )
-    ]
-
-
-def states(replica: Query) -> dict[str, tuple[str, str | None]]:
-    return {
-        f"{r[0]}.{r[1]}": (r[2], r[3])
-        for r in replica("SELECT schema_name, table_name, state, reason FROM zetl.table_state")
-    }
 
 
 def test_copy_then_stream_every_change_kind(config: ReplicatorConfig, replica: Query) -> None:

@@ -10,16 +10,14 @@ from collections.abc import Iterator
 import psycopg2
 import pytest
 
-from services.replicator.tests.test_replication import Query, execute
+from services.replicator.tests.support import Query, execute
 from tests.harness import SOURCE_SETTINGS, PostgresServer, running_postgres
 from tests.support import running, wait_for
 from zetl_replicator.config import ReplicatorConfig
 
-pytestmark = pytest.mark.docker
-
 
 @pytest.fixture(scope="module")
-def servers() -> Iterator[tuple[PostgresServer, PostgresServer]]:
+def restartable_servers() -> Iterator[tuple[PostgresServer, PostgresServer]]:
     with (
         running_postgres(SOURCE_SETTINGS, restartable=True) as source,
         running_postgres({}, restartable=True) as warehouse,
@@ -50,9 +48,9 @@ def count(url: str) -> int:
 
 @pytest.mark.parametrize("restarted", ["source", "warehouse"])
 def test_replicator_rides_through_a_server_restart(
-    servers: tuple[PostgresServer, PostgresServer], restarted: str
+    restartable_servers: tuple[PostgresServer, PostgresServer], restarted: str
 ) -> None:
-    source, warehouse = servers
+    source, warehouse = restartable_servers
     database = source.create_database("restart")
     source_url = source.url(database)
     source.execute(

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from services.replicator.tests.test_replication import Query, columns, execute, states
+from services.replicator.tests.support import Query, columns, execute, states
 from tests.support import running, wait_for
+from zetl_replicator.apply.schema import is_widening
 from zetl_replicator.config import ReplicatorConfig
-from zetl_replicator.schema import is_widening
-from zetl_replicator.verify import verify
-
-pytestmark = pytest.mark.docker
+from zetl_replicator.ops.verify import verify
 
 
 def test_added_dropped_widened_columns_and_new_tables(

@@ -11,8 +11,9 @@ import psycopg2.extensions
 import pytest
 
 from tests.harness import PostgresServer
-from zetl_replicator.state import MemoryStateStore, PostgresStateStore, StateStore, TableState
-from zetl_replicator.warehouse import connect_replica, ensure_replica_database
+from zetl_replicator.destination.replica import connect_replica, ensure_replica_database
+from zetl_replicator.state.store import PostgresStateStore, StateStore, TableState
+from zetl_replicator.testing import MemoryStateStore
 
 WHEN = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -80,6 +81,22 @@ def test_forget_table(store: StateStore) -> None:
     store.set_table_state("public", "t", TableState.SYNCED, sync_lsn=1)
     store.forget_table("public", "t")
     assert store.table_states() == {}
+
+
+def test_a_resync_of_every_table_spares_the_failed_ones(store: StateStore) -> None:
+    store.set_table_state("public", "a", TableState.SYNCED, sync_lsn=1)
+    store.set_table_state("public", "b", TableState.FAILED, "no primary key")
+    store.request_resync_of_all("HISTORY_MODE changed")
+    states = store.table_states()
+    assert (states["public.a"].state, states["public.a"].reason) == (
+        TableState.RESYNC_REQUIRED,
+        "HISTORY_MODE changed",
+    )
+    assert states["public.a"].resync_requested
+    assert (states["public.b"].state, states["public.b"].reason) == (
+        TableState.FAILED,
+        "no primary key",
+    )
 
 
 def test_a_transaction_keeps_all_of_its_writes_or_none(store: StateStore) -> None:

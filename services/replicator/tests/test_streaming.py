@@ -13,19 +13,22 @@ import urllib.error
 import urllib.request
 
 import psycopg2
-import pytest
 
-from services.replicator.tests.test_apply import fingerprint, replica_url, same_as_source
-from services.replicator.tests.test_crash import applied_lsn as stored_lsn
-from services.replicator.tests.test_crash import start_replicator
-from services.replicator.tests.test_replication import Query, execute, rows
+from services.replicator.tests.support import (
+    Query,
+    execute,
+    fingerprint,
+    replica_url,
+    rows,
+    same_as_source,
+    start_replicator,
+)
+from services.replicator.tests.support import applied_lsn as stored_lsn
 from tests.harness import free_port
 from tests.support import running, wait_for
 from zetl_replicator.config import ReplicatorConfig
-from zetl_replicator.pgoutput import str_to_lsn
-from zetl_replicator.verify import verify
-
-pytestmark = pytest.mark.docker
+from zetl_replicator.ops.verify import verify
+from zetl_replicator.source.pgoutput import str_to_lsn
 
 
 def stream_small_transactions(config: ReplicatorConfig) -> None:

@@ -5,28 +5,21 @@ subtransactions, and the apply loop's handling of stream aborts and commits, and
 
 from __future__ import annotations
 
-import time
-from collections.abc import Sequence
 from datetime import UTC, datetime
-from types import SimpleNamespace
 from typing import cast
 
 import psycopg2.extensions
-from psycopg2 import sql
 
-from zetl_replicator import pgoutput
-from zetl_replicator.apply import DURABLE_EVERY_SECONDS, ApplyLoop, Isolation
-from zetl_replicator.catalog import ColumnInfo, TableInfo
+from zetl_replicator.apply.loop import DURABLE_EVERY_SECONDS, ApplyLoop, Isolation
+from zetl_replicator.apply.registry import TableRegistry
+from zetl_replicator.apply.streams import Spool
 from zetl_replicator.config import ReplicatorConfig
-from zetl_replicator.destination import Destination
-from zetl_replicator.metrics import Metrics
-from zetl_replicator.netchange import Row
-from zetl_replicator.receiver import Receiver
-from zetl_replicator.registry import TableRegistry
-from zetl_replicator.state import TableState
-from zetl_replicator.streams import Spool
-from zetl_replicator.tablesync import TableSync
-from zetl_replicator.warehouse import DatabaseOptions
+from zetl_replicator.destination.interface import Destination
+from zetl_replicator.ops.metrics import Metrics
+from zetl_replicator.source import pgoutput
+from zetl_replicator.source.tables import ColumnInfo, TableInfo
+from zetl_replicator.state.options import DatabaseOptions
+from zetl_replicator.testing import ManualClock, MemoryDestination, ReceivedPosition
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 T = TableInfo(
@@ -89,75 +82,6 @@ def test_a_spool_spills_to_disk_past_its_memory() -> None:
 # --- streamed transactions in the apply loop ---------------------------------------------------
 
 
-class MemoryDestination:
-    """The destination contract over dicts: a batch, savepoints, commit with the LSN."""
-
-    def __init__(self) -> None:
-        self.change_time = ""
-        self.isolate = False
-        self.committed: dict[str, dict[str, Row]] = {}
-        self.batch: dict[str, dict[str, Row]] = {}
-        self.savepoints: dict[str, dict[str, dict[str, Row]]] = {}
-        self.states: dict[str, tuple[TableState, str]] = {}
-        self.lsn = 0
-        self.changes = 0
-        self.durable: list[bool] = []  # each commit's durable flag
-
-    @property
-    def pending_bytes(self) -> int:
-        return 0
-
-    def _rows(self, table: TableInfo) -> dict[str, Row]:
-        if table.qualified not in self.batch:
-            self.batch[table.qualified] = dict(self.committed.get(table.qualified, {}))
-        return self.batch[table.qualified]
-
-    def insert(self, table: TableInfo, row: Row, size: int) -> None:
-        self._rows(table)[str(row[0])] = row
-        self.changes += 1
-
-    def update(self, table: TableInfo, old: Row | None, row: Row, size: int) -> None:
-        rows = self._rows(table)
-        rows.pop(str((old or row)[0]), None)
-        rows[str(row[0])] = row
-        self.changes += 1
-
-    def delete(self, table: TableInfo, old: Row, size: int) -> None:
-        self._rows(table).pop(str(old[0]), None)
-        self.changes += 1
-
-    def truncate(self, tables: Sequence[TableInfo]) -> None:
-        for table in tables:
-            self._rows(table).clear()
-
-    def execute(self, statement: sql.Composable, table: TableInfo | None = None) -> None:
-        raise AssertionError("no schema change here")
-
-    def set_table_state(self, table: TableInfo, state: TableState, reason: str) -> None:
-        self.states[table.qualified] = (state, reason)
-
-    def savepoint(self, name: str) -> None:
-        self.savepoints[name] = {t: dict(rows) for t, rows in self.batch.items()}
-
-    def rollback_to(self, name: str) -> None:
-        self.batch = {t: dict(rows) for t, rows in self.savepoints[name].items()}
-
-    def commit(
-        self, lsn: int, commit_time: datetime | None, *, durable: bool = True
-    ) -> dict[tuple[str, str], int]:
-        self.committed.update(self.batch)
-        self.batch, self.savepoints, self.lsn = {}, {}, lsn
-        self.durable.append(durable)
-        changes, self.changes = self.changes, 0
-        return {("public", "t"): changes} if changes else {}
-
-    def rollback(self) -> None:
-        self.batch, self.savepoints, self.changes = {}, {}, 0
-
-    def keys(self) -> list[int]:
-        return sorted(int(k) for k in self.committed.get("public.t", {}))
-
-
 class Discovery:
     """Stands in for the table sync: counts the maintenance runs."""
 
@@ -167,9 +91,17 @@ class Discovery:
     def maintain(self) -> None:
         self.runs += 1
 
+    def reload(self, *, in_open_transaction: bool = False) -> None:
+        raise AssertionError("no schema change here")
+
 
 def loop_over(
-    destination: MemoryDestination, applied_lsn: int = 100, *, batch_min_seconds: float = 0.1
+    destination: MemoryDestination,
+    applied_lsn: int = 100,
+    *,
+    batch_min_seconds: float = 0.1,
+    clock: ManualClock | None = None,
+    discovery: Discovery | None = None,
 ) -> ApplyLoop:
     registry = TableRegistry()
     registry.start([T], 0, history=False)
@@ -180,13 +112,14 @@ def loop_over(
         metrics=Metrics(),
         registry=registry,
         destination=typed,
-        table_sync=cast(TableSync, Discovery()),
+        table_sync=discovery or Discovery(),
         src=cast(psycopg2.extensions.connection, None),  # no schema change either
         applied_lsn=applied_lsn,
         isolation=Isolation(),
         state_changed=lambda: None,
+        clock=clock or ManualClock(),
     )
-    loop.receiver = cast(Receiver, SimpleNamespace(flush_lsn=0, received_lsn=0))
+    loop.receiver = ReceivedPosition()
     return loop
 
 
@@ -291,7 +224,8 @@ def transaction(lsn: int, key: int) -> list[pgoutput.Message]:
 
 def test_the_source_hears_only_of_flushed_commits() -> None:
     dest = MemoryDestination()
-    loop = loop_over(dest, batch_min_seconds=0)
+    clock = ManualClock()
+    loop = loop_over(dest, batch_min_seconds=0, clock=clock)
     feed(loop, *transaction(200, 1))
     assert dest.durable == [True]  # the first waits for the flush
     assert loop.receiver is not None and loop.receiver.flush_lsn == 208
@@ -299,7 +233,7 @@ def test_the_source_hears_only_of_flushed_commits() -> None:
     assert dest.durable == [True, False]  # visible at once, flushed later
     assert dest.keys() == [1, 2] and loop.applied_lsn == 308
     assert loop.receiver.flush_lsn == 208  # the source must keep what is not flushed yet
-    loop.last_durable -= DURABLE_EVERY_SECONDS  # a quiet second later
+    clock.advance(DURABLE_EVERY_SECONDS)  # a quiet second later
     loop.between_transactions(None)
     assert dest.durable == [True, False, True] and dest.lsn == 308
     assert loop.receiver.flush_lsn == 308
@@ -307,25 +241,27 @@ def test_the_source_hears_only_of_flushed_commits() -> None:
 
 def test_a_batch_waits_for_more_transactions_before_it_commits() -> None:
     dest = MemoryDestination()
-    loop = loop_over(dest, batch_min_seconds=3600)
-    loop.last_maintenance = time.monotonic()  # (due maintenance commits the batch first)
+    clock = ManualClock()
+    loop = loop_over(dest, batch_min_seconds=3600, clock=clock)
+    loop.between_transactions(None)  # due maintenance runs now (it would commit the batch)
     feed(loop, *transaction(200, 1), *transaction(300, 2))
     loop.between_transactions(None)
     assert dest.keys() == [] and loop.batch.transactions == 2  # nothing waited long enough
-    loop.batch.started -= 3600
+    clock.advance(3600)
     loop.between_transactions(None)
     assert dest.keys() == [1, 2] and dest.lsn == 308
 
 
 def test_discovery_never_runs_inside_a_batch_held_open_by_refresh_interval() -> None:
     dest = MemoryDestination()
-    loop = loop_over(dest, batch_min_seconds=0)
-    discovery = cast(Discovery, loop.table_sync)
+    clock, discovery = ManualClock(), Discovery()
+    loop = loop_over(dest, batch_min_seconds=0, clock=clock, discovery=discovery)
     loop.registry.options = DatabaseOptions(refresh_interval=3600)
-    loop.last_commit = time.monotonic()  # the replica moved just now: the next batch is held
+    # The replica moved just now (a transaction with no changes of ours): the next batch is held.
+    feed(loop, pgoutput.Begin(100, NOW, 1), pgoutput.Commit(0, 100, 108, NOW))
     feed(loop, *transaction(200, 1))
     loop.between_transactions(None)  # discovery is due (never ran), the batch is open
     assert discovery.runs == 0 and dest.keys() == []
-    loop.last_commit -= 3600
+    clock.advance(3600)
     loop.between_transactions(None)
     assert dest.keys() == [1] and discovery.runs == 1  # committed first, then discovery

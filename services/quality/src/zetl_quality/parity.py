@@ -39,9 +39,10 @@ def snapshot(
     config: ReplicatorConfig, run_id: str, warehouse: psycopg2.extensions.connection
 ) -> int:
     """Compare source and replica (verify) and store one row per table; returns the row count."""
-    from zetl_replicator.pgoutput import lsn_to_str
-    from zetl_replicator.verify import verify
-    from zetl_replicator.warehouse import connect_replica_read_only, read_table_states
+    from zetl_replicator.destination.replica import connect_replica_read_only
+    from zetl_replicator.ops.verify import verify
+    from zetl_replicator.source.pgoutput import lsn_to_str
+    from zetl_replicator.state.store import read_table_states
 
     report = verify(config)
     replica = connect_replica_read_only(config.warehouse_url, config.replica_database)

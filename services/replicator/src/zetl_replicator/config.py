@@ -13,8 +13,8 @@ from typing import Any
 
 from zetl.errors import ConfigError
 from zetl.settings import Settings, read_env
-from zetl_replicator.datafilter import DataFilter, from_include_patterns
-from zetl_replicator.datafilter import parse as parse_filter
+from zetl_replicator.sync.datafilter import DataFilter, from_include_patterns
+from zetl_replicator.sync.datafilter import parse as parse_filter
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 

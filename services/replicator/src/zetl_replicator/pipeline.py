@@ -1,13 +1,13 @@
 """The replicator: setup → initial copy → streaming, reconnecting when a server goes away.
 
-The parts, one concern each: ``receiver`` reads and decodes the replication stream on its
-own thread; ``apply`` applies whole source transactions in batches to a ``destination``
-(committed with the LSN they cover: exactly-once); ``streams`` handles streamed in-progress
-transactions; ``tablesync`` copies tables and discovers new ones; ``registry`` knows the
-replicated tables; ``state`` keeps progress and table states. This module composes them for a
-session and supervises sessions: a lost connection (``ConnectionLost``, from any part) ends a
-session and the next one resumes from the stored LSN; a change the warehouse refuses fails its
-table and the others go on.
+The parts, one concern each: ``source.receiver`` reads and decodes the replication stream
+on its own thread; ``apply.loop`` applies whole source transactions in batches to a
+``destination`` (committed with the LSN they cover: exactly-once); ``apply.streams`` handles
+streamed in-progress transactions; ``sync.tablesync`` copies tables and discovers new ones;
+``apply.registry`` knows the replicated tables; ``state.store`` keeps progress and table
+states. This module composes them for a session and supervises sessions: a lost connection
+(``ConnectionLost``, from any part) ends a session and the next one resumes from the stored
+LSN; a change the warehouse refuses fails its table and the others go on.
 """
 
 from __future__ import annotations
@@ -23,18 +23,20 @@ import psycopg2.extensions
 import psycopg2.extras
 
 from zetl.db import ConnectionLost, redact
-from zetl.errors import DataError
-from zetl_replicator import pgoutput, source
-from zetl_replicator.apply import ApplyLoop, Isolation
+from zetl.errors import DataError, first_line
+from zetl_replicator.apply.loop import ApplyLoop, Isolation
+from zetl_replicator.apply.registry import TableRegistry
 from zetl_replicator.config import ReplicatorConfig
-from zetl_replicator.destination import ApplyError, PostgresDestination
-from zetl_replicator.metrics import Metrics
-from zetl_replicator.monitor import Monitor, Sample
-from zetl_replicator.receiver import QUEUE_LISTS, QueueItem, Receiver, start_stream
-from zetl_replicator.registry import TableRegistry
-from zetl_replicator.state import PostgresStateStore, TableState
-from zetl_replicator.tablesync import TableSync
-from zetl_replicator.warehouse import connect_replica, ensure_replica_database, refusal_reason
+from zetl_replicator.destination.ddl import refusal_reason
+from zetl_replicator.destination.interface import ApplyError
+from zetl_replicator.destination.postgres import PostgresDestination
+from zetl_replicator.destination.replica import connect_replica, ensure_replica_database
+from zetl_replicator.ops.metrics import Metrics
+from zetl_replicator.ops.monitor import Monitor, Sample
+from zetl_replicator.source import pgoutput, server
+from zetl_replicator.source.receiver import QUEUE_LISTS, QueueItem, Receiver, start_stream
+from zetl_replicator.state.store import PostgresStateStore, TableState
+from zetl_replicator.sync.tablesync import TableSync
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +88,7 @@ class Replicator:
             self._run(stop)
         except BaseException as exc:
             self.metrics.integration_state = "ErrorState"
-            self.metrics.last_error = _first_line(exc)
+            self.metrics.last_error = first_line(exc)
             raise
         finally:
             self.metrics.streaming = False
@@ -127,7 +129,7 @@ class Replicator:
                 self.metrics.streaming = False
                 self.metrics.integration_state = "PendingDbConnectState"
                 self.metrics.reconnects += 1
-                self.metrics.last_error = str(exc).strip().splitlines()[0] if str(exc) else ""
+                self.metrics.last_error = first_line(exc)
                 log.warning(
                     "connection lost; reconnecting",
                     extra={"error": self.metrics.last_error, "retry_in_s": delay},
@@ -176,15 +178,15 @@ class Replicator:
         config = self.config
         ensure_replica_database(config.warehouse_url, config.replica_database)
         warehouse = connect_replica(config.warehouse_url, config.replica_database)
-        src = source.connect_source(config.source_url)
-        replication = source.connect_replication(config.source_url)
+        src = server.connect_source(config.source_url)
+        replication = server.connect_replication(config.source_url)
         try:
             store = PostgresStateStore(warehouse)
             table_sync = TableSync(
                 config, self.registry, store, src, state_changed=self.state_changed
             )
-            source.check_wal_level(src)
-            source.ensure_publication(src, config.publication)
+            server.check_wal_level(src)
+            server.ensure_publication(src, config.publication)
             progress = store.progress(config.slot)
             if progress is None:
                 self.metrics.integration_state = "SchemaDiscoveryState"
@@ -228,7 +230,7 @@ class Replicator:
         gc.freeze()
         gc.set_threshold(GC_THRESHOLD, 50, 100)
         config = self.config
-        version = pgoutput.protocol_version(source.server_version(src))
+        version = pgoutput.protocol_version(server.server_version(src))
         cursor = start_stream(
             replication, config.slot, config.publication, version, loop.applied_lsn
         )
@@ -261,7 +263,7 @@ class Replicator:
             loop.close()
 
     def _check_slot(self, src: psycopg2.extensions.connection, applied_lsn: int) -> None:
-        slot = source.slot_info(src, self.config.slot)
+        slot = server.slot_info(src, self.config.slot)
         if slot is None:
             raise DataError(
                 f"replication slot {self.config.slot} is missing on the source but the replica"
@@ -283,16 +285,11 @@ class Replicator:
             )
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def reset(config: ReplicatorConfig) -> None:
     """Drop the slot and the stored progress: the next ``zetl replicate`` copies afresh."""
-    src = source.connect_source(config.source_url)
+    src = server.connect_source(config.source_url)
     try:
-        source.drop_slot(src, config.slot)
+        server.drop_slot(src, config.slot)
     finally:
         src.close()
     ensure_replica_database(config.warehouse_url, config.replica_database)

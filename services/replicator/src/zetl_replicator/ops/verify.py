@@ -15,16 +15,14 @@ import psycopg2
 import psycopg2.extensions
 from psycopg2 import sql
 
-from zetl.errors import DataError
-from zetl_replicator import catalog, source
+from zetl.errors import DataError, first_line
 from zetl_replicator.config import ReplicatorConfig
-from zetl_replicator.pgoutput import lsn_to_str, str_to_lsn
-from zetl_replicator.state import TableState
-from zetl_replicator.warehouse import (
-    HISTORY_COLUMNS,
-    connect_replica_read_only,
-    read_table_states,
-)
+from zetl_replicator.destination.history import HISTORY_COLUMNS
+from zetl_replicator.destination.replica import connect_replica_read_only
+from zetl_replicator.source import catalog, server
+from zetl_replicator.source.pgoutput import lsn_to_str, str_to_lsn
+from zetl_replicator.source.tables import TableInfo
+from zetl_replicator.state.store import TableState, read_table_states
 
 
 @dataclass(frozen=True)
@@ -57,7 +55,7 @@ class VerifyReport:
         return all(c.ok for c in self.checks) and not self.not_in_step and not self.missing
 
 
-def checksum_sql(table: catalog.TableInfo) -> sql.Composed:
+def checksum_sql(table: TableInfo) -> sql.Composed:
     """count(*) and the sum of a 64-bit hash of every row's text, columns in name order.
 
     A HISTORY_MODE table is compared by its active versions, without the history columns:
@@ -76,7 +74,7 @@ def checksum_sql(table: catalog.TableInfo) -> sql.Composed:
 
 
 def _checksums(
-    conn: psycopg2.extensions.connection, tables: list[catalog.TableInfo]
+    conn: psycopg2.extensions.connection, tables: list[TableInfo]
 ) -> dict[str, tuple[int, str]]:
     out = {}
     with conn.cursor() as cur:
@@ -114,7 +112,7 @@ def _missing(synced: list[str], source_tables: set[str], replica_tables: set[str
 
 def verify_once(config: ReplicatorConfig, wait_seconds: float = 60.0) -> VerifyReport:
     replica = connect_replica_read_only(config.warehouse_url, config.replica_database)
-    src = source.connect_source(config.source_url)
+    src = server.connect_source(config.source_url)
     try:
         states = read_table_states(replica)
         synced = sorted(n for n, s in states.items() if s.state == TableState.SYNCED)
@@ -188,6 +186,5 @@ def verify(config: ReplicatorConfig, rounds: int = 3) -> VerifyReport:
             time.sleep(1.0)
             report = verify_once(config)
     except psycopg2.Error as exc:  # e.g. a table dropped on either side while it was read
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(f"verify could not read source or replica: {first_line}") from exc
+        raise DataError(f"verify could not read source or replica: {first_line(exc)}") from exc
     return report

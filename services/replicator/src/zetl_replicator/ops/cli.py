@@ -12,16 +12,15 @@ import signal
 import threading
 import time
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
 
-from zetl.errors import ConfigError, DataError
+from zetl.errors import ConfigError, DataError, first_line
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from zetl_replicator.config import ReplicatorConfig
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +42,7 @@ def replicate(
     """Replicate the source's publication into the replica database until stopped."""
     from zetl.http import serve_metrics
     from zetl_replicator.config import ReplicatorConfig
-    from zetl_replicator.metrics import Metrics
+    from zetl_replicator.ops.metrics import Metrics
     from zetl_replicator.pipeline import Replicator, reset
 
     config = ReplicatorConfig.from_env()
@@ -66,155 +65,56 @@ def replicate(
     Replicator(config, metrics).run(stop)
 
 
-_INTEGRATION_SQL = """
-SELECT i.integration_id, i.state, i.current_lag, i.last_replicated_checkpoint,
-       i.total_tables_replicated, i.total_tables_failed, s.last_error, s.heartbeat
-FROM svv_integration i
-JOIN zetl.integration_status s USING (target_database)
-WHERE i.target_database = %s
-"""
-_TABLES_SQL = """
-SELECT v.schema_name || '.' || v.table_name, v.table_state, v.reason, v.table_rows,
-       v.last_updated_timestamp, t.rows_applied
-FROM svv_integration_table_state v
-JOIN zetl.integration_table_status t USING (target_database, schema_name, table_name)
-WHERE v.target_database = %s
-ORDER BY 1
-"""
-
-
-def _status_data(config: ReplicatorConfig) -> dict[str, Any]:
-    """What the monitoring views in the warehouse database say, plus the slot's health when
-    the source answers (when it does not, the replica's side is shown all the same)."""
-    import psycopg2
-
-    from zetl.db import connect
-    from zetl_replicator import source
-    from zetl_replicator.pgoutput import lsn_to_str, str_to_lsn
-
-    not_initialised = DataError(
-        f"replica database {config.replica_database} is not initialised: run zetl replicate"
-    )
-    dev = connect(config.warehouse_url)
-    try:
-        dev.set_session(readonly=True)
-        with dev.cursor() as cur:
-            cur.execute("SELECT to_regclass('svv_integration') IS NOT NULL")
-            row = cur.fetchone()
-            if not (row and row[0]):
-                raise not_initialised
-            cur.execute(_INTEGRATION_SQL, (config.replica_database,))
-            integration = cur.fetchone()
-            if integration is None:
-                raise not_initialised
-            cur.execute(_TABLES_SQL, (config.replica_database,))
-            tables = cur.fetchall()
-    finally:
-        dev.close()
-    applied_text: str | None = integration[3]
-    applied = str_to_lsn(applied_text) if applied_text else None
-    data: dict[str, Any] = {
-        "integration_id": str(integration[0]),
-        "integration_state": integration[1],
-        "last_error": integration[6],
-        "reported_at": integration[7].isoformat(),
-        "slot": config.slot,
-        "slot_health": None,
-        "slot_active": None,
-        "source_lsn": None,
-        "source_error": None,
-        "applied_lsn": applied_text,
-        "lag_bytes": None,
-        "lag_seconds": None if integration[2] is None else integration[2] / 1000,
-        "tables_replicated": integration[4],
-        "tables_failed": integration[5],
-        "tables": [
-            {
-                "table": r[0],
-                "state": r[1],
-                "reason": r[2],
-                "table_rows": r[3],
-                "rows_applied": r[5],
-                "updated_at": r[4].isoformat(),
-            }
-            for r in tables
-        ],
-    }
-    try:
-        src = source.connect_source(config.source_url)
-    except ConfigError as exc:  # the source is down: the replica's side still stands
-        data["source_error"] = str(exc)
-        return data
-    try:
-        slot = source.slot_info(src, config.slot)
-        with src.cursor() as cur:
-            cur.execute("SELECT pg_current_wal_lsn()::text")
-            row = cur.fetchone()
-    except (psycopg2.Error, ConfigError) as exc:  # ConfigError: ConnectionLost, say
-        data["source_error"] = _first_line(exc)
-        return data
-    finally:
-        src.close()
-    current = str_to_lsn(row[0]) if row else 0
-    data["slot_health"] = (slot.wal_status or "unknown") if slot else "missing"
-    data["slot_active"] = bool(slot and slot.active)
-    data["source_lsn"] = lsn_to_str(current)
-    if applied is not None:
-        data["lag_bytes"] = max(0, current - applied)
-        if applied >= current:
-            data["lag_seconds"] = 0.0  # caught up, however old the last commit is
-    return data
-
-
 def status(json_output: bool = typer.Option(False, "--json", help="print JSON")) -> None:
     """The integration and per-table state (svv_integration, svv_integration_table_state),
     lag (bytes and seconds) and slot health; the replica's side even when the source is down."""
     import psycopg2
 
     from zetl_replicator.config import ReplicatorConfig
+    from zetl_replicator.ops.status import read_status
 
     try:
-        data = _status_data(ReplicatorConfig.from_env())
+        report = read_status(ReplicatorConfig.from_env())
     except psycopg2.Error as exc:
-        raise DataError(f"status could not read the monitoring views: {_first_line(exc)}") from exc
+        raise DataError(f"status could not read the monitoring views: {first_line(exc)}") from exc
     if json_output:
-        typer.echo(json.dumps(data, indent=2))
+        typer.echo(json.dumps(report.as_json(), indent=2))
     else:
         from rich.table import Table
 
         console = _console()
         console.print(
-            f"integration [bold]{data['integration_id']}[/]: {data['integration_state']};"
-            f" {data['tables_replicated']} tables Synced, {data['tables_failed']} Failed;"
-            f" lag {data['lag_seconds']} s"
+            f"integration [bold]{report.integration_id}[/]: {report.integration_state};"
+            f" {report.tables_replicated} tables Synced, {report.tables_failed} Failed;"
+            f" lag {report.lag_seconds} s"
         )
-        if data["source_error"]:
-            console.print(f"[red]source unreachable[/]: {data['source_error']}")
+        if report.source_error:
+            console.print(f"[red]source unreachable[/]: {report.source_error}")
         else:
             console.print(
-                f"slot [bold]{data['slot']}[/]: {data['slot_health']}"
-                f" ({'active' if data['slot_active'] else 'inactive'}); applied"
-                f" {data['applied_lsn']} of source {data['source_lsn']};"
-                f" lag {data['lag_bytes']} bytes"
+                f"slot [bold]{report.slot}[/]: {report.slot_health}"
+                f" ({'active' if report.slot_active else 'inactive'}); applied"
+                f" {report.applied_lsn} of source {report.source_lsn};"
+                f" lag {report.lag_bytes} bytes"
             )
-        if data["last_error"]:
-            console.print(f"last error: {data['last_error']}")
+        if report.last_error:
+            console.print(f"last error: {report.last_error}")
         table = Table("table", "state", "rows", "rows applied", "reason", "updated at (UTC)")
-        for t in data["tables"]:
+        for t in report.tables:
             table.add_row(
-                t["table"],
-                t["state"],
-                str(t["table_rows"]),
-                str(t["rows_applied"]),
-                t["reason"] or "",
-                t["updated_at"],
+                t.table,
+                t.state,
+                str(t.table_rows),
+                str(t.rows_applied),
+                t.reason or "",
+                t.updated_at.isoformat(),
             )
         console.print(table)
-    if data["source_error"]:
-        raise DataError(f"the source is unreachable: {data['source_error']}")
-    if data["slot_health"] in ("lost", "missing") and data["applied_lsn"] is not None:
+    if report.source_error:
+        raise DataError(f"the source is unreachable: {report.source_error}")
+    if report.slot_health in ("lost", "missing") and report.applied_lsn is not None:
         raise DataError(
-            f"slot {data['slot']} is {data['slot_health']}: see docs/replication.md, slot recovery"
+            f"slot {report.slot} is {report.slot_health}: see docs/replication.md, slot recovery"
         )
 
 
@@ -222,13 +122,13 @@ def doctor() -> None:
     """Check the source against every zero-ETL requirement and print what to fix."""
     from rich.table import Table
 
-    from zetl_replicator import catalog, source
     from zetl_replicator.config import ReplicatorConfig
-    from zetl_replicator.doctor import predicted_states, run_doctor
+    from zetl_replicator.ops.doctor import predicted_states, run_doctor
+    from zetl_replicator.source import catalog, server
 
     console = _console()
     config = ReplicatorConfig.from_env()
-    conn = source.connect_source(config.source_url)
+    conn = server.connect_source(config.source_url)
     try:
         findings = run_doctor(conn, config.scope, config.table_filter())
         tables = catalog.list_tables(conn, config.scope, config.table_filter())
@@ -254,8 +154,8 @@ def verify() -> None:
     from rich.table import Table
 
     from zetl_replicator.config import ReplicatorConfig
-    from zetl_replicator.pgoutput import lsn_to_str
-    from zetl_replicator.verify import verify as run_verify
+    from zetl_replicator.ops.verify import verify as run_verify
+    from zetl_replicator.source.pgoutput import lsn_to_str
 
     console = _console()
     report = run_verify(ReplicatorConfig.from_env())
@@ -290,8 +190,8 @@ def resync(
 ) -> None:
     """Re-copy one table while the others keep streaming (needs `zetl replicate` running)."""
     from zetl_replicator.config import ReplicatorConfig
-    from zetl_replicator.state import PostgresStateStore, TableState
-    from zetl_replicator.warehouse import connect_replica
+    from zetl_replicator.destination.replica import connect_replica
+    from zetl_replicator.state.store import PostgresStateStore, TableState
 
     console = _console()
     config = ReplicatorConfig.from_env()
@@ -326,32 +226,6 @@ def resync(
     raise DataError(f"{schema}.{name} was not re-copied within {timeout:.0f} s")
 
 
-REFRESH_USAGE = (
-    "use: zetl refresh TABLE schema.table[, ...] | ALL TABLES [IN SCHEMA s[, ...]]"
-    " | INERROR TABLES [IN SCHEMA s[, ...]]"
-)
-
-
-def parse_refresh(words: list[str]) -> tuple[str, list[str]]:
-    """The clause of ``ALTER DATABASE ... INTEGRATION REFRESH`` as words: (kind, names), kind
-    ``tables`` (names: schema.table), ``all`` or ``inerror`` (names: schemas, none for all)."""
-    tokens = [t for t in " ".join(words).replace(",", " , ").split() if t != ","]
-    upper = [t.upper() for t in tokens]
-    if upper[:2] in (["ALL", "TABLES"], ["INERROR", "TABLES"]):
-        kind, rest = upper[0].lower(), tokens[2:]
-        if not rest:
-            return kind, []
-        if [t.upper() for t in rest[:2]] == ["IN", "SCHEMA"] and len(rest) > 2:
-            return kind, rest[2:]
-        raise ConfigError(REFRESH_USAGE)
-    # Redshift's grammar says TABLE; its troubleshooting page writes TABLES: both are taken.
-    if upper[:1] in (["TABLE"], ["TABLES"]):
-        names = tokens[1:]
-        if names and all(t.count(".") == 1 and "" not in t.split(".") for t in names):
-            return "tables", names
-    raise ConfigError(REFRESH_USAGE)
-
-
 def refresh(
     clause: list[str] = typer.Argument(
         ..., help="TABLE s.t[, ...] | ALL TABLES [IN SCHEMA s] | INERROR TABLES [IN SCHEMA s]"
@@ -360,8 +234,9 @@ def refresh(
     """Re-copy tables, as ALTER DATABASE ... INTEGRATION REFRESH does (the running replicator
     copies them while the others keep streaming)."""
     from zetl_replicator.config import ReplicatorConfig
-    from zetl_replicator.state import PostgresStateStore, TableState
-    from zetl_replicator.warehouse import connect_replica_read_only
+    from zetl_replicator.destination.replica import connect_replica_read_only
+    from zetl_replicator.ops.clauses import parse_refresh
+    from zetl_replicator.state.store import PostgresStateStore, TableState
 
     kind, names = parse_refresh(clause)
     config = ReplicatorConfig.from_env()
@@ -382,7 +257,7 @@ def refresh(
             for n, s in states.items()
             if (kind == "all" or s.state in in_error) and (not names or s.schema in names)
         )
-    from zetl_replicator.warehouse import connect_replica
+    from zetl_replicator.destination.replica import connect_replica
 
     replica = connect_replica(config.warehouse_url, config.replica_database)
     try:
@@ -393,43 +268,6 @@ def refresh(
     finally:
         replica.close()
     typer.echo(f"refresh requested for {len(chosen)} table(s): {', '.join(chosen) or '-'}")
-
-
-OPTIONS_USAGE = (
-    "use: zetl database set [QUERY_ALL_STATES [=] TRUE|FALSE] [ACCEPTINVCHARS [=] TRUE|FALSE]"
-    " [REFRESH_INTERVAL seconds] [TRUNCATECOLUMNS [=] TRUE|FALSE] [HISTORY_MODE [=] TRUE|FALSE]"
-)
-
-
-def parse_options(words: list[str]) -> dict[str, bool | int | None]:
-    """``ALTER DATABASE ... INTEGRATION SET`` 's options as words: {OPTION: value}."""
-    from zetl_replicator.warehouse import OPTIONS
-
-    tokens = " ".join(words).replace("=", " = ").split()
-    values: dict[str, bool | int | None] = {}
-    i = 0
-    while i < len(tokens):
-        name = tokens[i].upper()
-        if name not in OPTIONS:
-            raise ConfigError(f"unknown option {tokens[i]!r}; {OPTIONS_USAGE}")
-        i += 1
-        if i < len(tokens) and tokens[i] == "=":
-            i += 1
-        if i >= len(tokens):
-            raise ConfigError(f"{name} needs a value; {OPTIONS_USAGE}")
-        text = tokens[i]
-        i += 1
-        if name == "REFRESH_INTERVAL":
-            if not text.isdigit():
-                raise ConfigError(f"REFRESH_INTERVAL {text!r}: seconds, a whole number >= 0")
-            values[name] = int(text)
-        elif text.upper() in ("TRUE", "FALSE"):
-            values[name] = text.upper() == "TRUE"
-        else:
-            raise ConfigError(f"{name} {text!r}: TRUE or FALSE")
-    if not values:
-        raise ConfigError(OPTIONS_USAGE)
-    return values
 
 
 database_app = typer.Typer(
@@ -444,13 +282,15 @@ def database_set(
 ) -> None:
     """Set options of the replica database (the running replicator follows within seconds)."""
     from zetl_replicator.config import ReplicatorConfig
-    from zetl_replicator.warehouse import connect_replica_read_only, set_options
+    from zetl_replicator.destination.replica import connect_replica_read_only
+    from zetl_replicator.ops.clauses import parse_options
+    from zetl_replicator.state.options import set_options
 
     values = parse_options(options)
     config = ReplicatorConfig.from_env()
     replica = connect_replica_read_only(config.warehouse_url, config.replica_database)
     replica.close()  # it exists and has its state store: now change it
-    from zetl_replicator.warehouse import connect_replica
+    from zetl_replicator.destination.replica import connect_replica
 
     conn = connect_replica(config.warehouse_url, config.replica_database)
     try:
@@ -466,7 +306,8 @@ def database_show() -> None:
     from dataclasses import asdict
 
     from zetl_replicator.config import ReplicatorConfig
-    from zetl_replicator.warehouse import connect_replica_read_only, read_options
+    from zetl_replicator.destination.replica import connect_replica_read_only
+    from zetl_replicator.state.options import read_options
 
     config = ReplicatorConfig.from_env()
     replica = connect_replica_read_only(config.warehouse_url, config.replica_database)
@@ -476,11 +317,6 @@ def database_show() -> None:
         replica.close()
     for name, value in asdict(options).items():
         typer.echo(f"{name.upper()} = {value}")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def register(app: typer.Typer) -> None:

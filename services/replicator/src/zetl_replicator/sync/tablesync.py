@@ -21,18 +21,16 @@ import psycopg2.extras
 import psycopg2.sql
 
 from zetl.errors import DataError
-from zetl_replicator import catalog, pgoutput, source
+from zetl_replicator.apply.registry import TableRegistry
 from zetl_replicator.config import ReplicatorConfig
-from zetl_replicator.copy import copy_table
-from zetl_replicator.registry import TableRegistry
-from zetl_replicator.state import PostgresStateStore, TableState, TableStatus
-from zetl_replicator.warehouse import (
-    connect_replica,
-    ensure_schema,
-    is_history_table,
-    read_options,
-    refusal_reason,
-)
+from zetl_replicator.destination.ddl import ensure_schema, refusal_reason
+from zetl_replicator.destination.history import is_history_table
+from zetl_replicator.destination.replica import connect_replica
+from zetl_replicator.source import catalog, pgoutput, server
+from zetl_replicator.source.tables import TableInfo
+from zetl_replicator.state.options import read_options
+from zetl_replicator.state.store import PostgresStateStore, TableState, TableStatus
+from zetl_replicator.sync.copy import copy_table
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +79,7 @@ class TableSync:
     def read_options(self) -> None:
         self.registry.options = read_options(self.warehouse)
 
-    def _failed(self, table: catalog.TableInfo, reason: str, **how: bool) -> None:
+    def _failed(self, table: TableInfo, reason: str, **how: bool) -> None:
         self.store.set_table_state(table.schema, table.name, TableState.FAILED, reason, **how)
         self.state_changed()
 
@@ -91,10 +89,10 @@ class TableSync:
         """Create the slot, copy every eligible table at its snapshot; return where to stream."""
         config, store = self.config, self.store
         # No progress stored: any slot of ours is left from a copy that never finished.
-        source.drop_slot(self.src, config.slot)
+        server.drop_slot(self.src, config.slot)
         eligible = self._classify()
-        published = source.published_tables(self.src, config.publication)
-        refused = source.publish(
+        published = server.published_tables(self.src, config.publication)
+        refused = server.publish(
             self.src, config.publication, [t for t in eligible if t.qualified not in published]
         )
         if refused:
@@ -108,7 +106,7 @@ class TableSync:
                             extra={"table": table.qualified, "reason": reason},
                         )
             eligible = [t for t in eligible if t.qualified not in refused]
-        point = source.create_slot(replication, config.slot, temporary=False)
+        point = server.create_slot(replication, config.slot, temporary=False)
         log.info(
             "initial copy started",
             extra={
@@ -119,7 +117,7 @@ class TableSync:
 
         copy_refused: dict[str, str] = {}
 
-        def copy_one(table: catalog.TableInfo) -> None:
+        def copy_one(table: TableInfo) -> None:
             conn = connect_replica(config.warehouse_url, config.replica_database)
             try:
                 started = time.monotonic()
@@ -162,7 +160,7 @@ class TableSync:
         )
         return point.consistent_point
 
-    def _classify(self) -> list[catalog.TableInfo]:
+    def _classify(self) -> list[TableInfo]:
         """Record every source table's state: Failed with the reason, or Initializing."""
         eligible = []
         with self.store.transaction():
@@ -182,7 +180,7 @@ class TableSync:
 
     # --- re-copy -----------------------------------------------------------------------------
 
-    def resync(self, table: catalog.TableInfo) -> None:
+    def resync(self, table: TableInfo) -> None:
         """Copy one table again (or for the first time) while the slot keeps its place.
 
         A temporary slot exports a snapshot at LSN Y, later than anything applied so far; the
@@ -190,8 +188,8 @@ class TableSync:
         from transactions that committed before Y: they are in the copy.
         """
         config, warehouse = self.config, self.warehouse
-        if table.qualified not in source.published_tables(self.src, config.publication):
-            refused = source.publish(self.src, config.publication, [table])
+        if table.qualified not in server.published_tables(self.src, config.publication):
+            refused = server.publish(self.src, config.publication, [table])
             if refused:
                 raise SourceRefusedError(
                     f"the source refused to publish it: {refused[table.qualified]}"
@@ -200,10 +198,10 @@ class TableSync:
             self.store.set_table_state(table.schema, table.name, TableState.INITIALIZING, "copying")
             with warehouse.cursor() as cur:
                 ensure_schema(cur, table.schema)
-        temporary = source.connect_replication(config.source_url)
+        temporary = server.connect_replication(config.source_url)
         try:
             with self.store.transaction():  # the copy and its Synced state, or neither
-                point = source.create_slot(
+                point = server.create_slot(
                     temporary, f"{config.slot}_sync_{uuid.uuid4().hex[:8]}", temporary=True
                 )
                 rows = copy_synced(config.source_url, point, table, self.store)
@@ -237,7 +235,7 @@ class TableSync:
                     # It was replicated and no longer can be (its primary key dropped, its
                     # replica identity changed): stop applying it and take it out of the
                     # publication, or the source itself refuses its UPDATEs and DELETEs.
-                    source.drop_from_publication(self.src, self.config.publication, table)
+                    server.drop_from_publication(self.src, self.config.publication, table)
                     registry.stop(table.qualified)
                 if status is None or status.reason != problem or replicated:
                     self._failed(table, problem)
@@ -261,7 +259,7 @@ class TableSync:
             if needs_copy:
                 self._copy_again(table)
 
-    def _copy_again(self, table: catalog.TableInfo) -> None:
+    def _copy_again(self, table: TableInfo) -> None:
         try:
             self.resync(table)
         except CopyRefusedError as exc:
@@ -289,10 +287,10 @@ class TableSync:
         the replica too. Its changes still on their way need not be applied: it is going."""
         name = status.qualified
         self.registry.drop(name)
-        gone = catalog.TableInfo(status.schema, status.name, (), ())
+        gone = TableInfo(status.schema, status.name, (), ())
         if status.state != TableState.FAILED:
             # Still published when only the data filter left it out (a dropped one is not).
-            source.drop_from_publication(self.src, self.config.publication, gone)
+            server.drop_from_publication(self.src, self.config.publication, gone)
         try:
             with self.store.transaction():
                 with self.warehouse.cursor() as cur:
@@ -316,8 +314,8 @@ class TableSync:
 
 def copy_synced(
     source_url: str,
-    point: source.SnapshotPoint,
-    table: catalog.TableInfo,
+    point: server.SnapshotPoint,
+    table: TableInfo,
     store: PostgresStateStore,
 ) -> int:
     """Copy ``table`` as of the slot's snapshot and mark it Synced at the slot's consistent

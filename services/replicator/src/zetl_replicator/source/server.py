@@ -11,9 +11,10 @@ import psycopg2.extras
 from psycopg2 import sql
 
 from zetl.db import connect, connection_edge
-from zetl.errors import ConfigError
-from zetl_replicator.catalog import TEXT_FORMAT_OPTIONS, TableInfo
-from zetl_replicator.pgoutput import str_to_lsn
+from zetl.errors import ConfigError, first_line
+from zetl_replicator.source.pgoutput import str_to_lsn
+from zetl_replicator.source.tables import TableInfo
+from zetl_replicator.source.types import TEXT_FORMAT_OPTIONS
 
 
 @dataclass(frozen=True)
@@ -130,19 +131,14 @@ def publish(
         return {}
     except psycopg2.Error as exc:  # a lost connection is ConnectionLost: not caught here
         if len(tables) == 1:
-            return {tables[0].qualified: _first_line(exc)}
+            return {tables[0].qualified: first_line(exc)}
     refused: dict[str, str] = {}
     for table in tables:
         try:
             add_to_publication(conn, publication, [table])
         except psycopg2.Error as exc:
-            refused[table.qualified] = _first_line(exc)
+            refused[table.qualified] = first_line(exc)
     return refused
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def drop_from_publication(

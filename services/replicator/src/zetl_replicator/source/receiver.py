@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import psycopg2.extras
 
 from zetl.db import connection_edge
-from zetl_replicator import pgoutput
+from zetl_replicator.source import pgoutput
 
 QUEUE_LISTS = 64  # lists of up to LIST_SIZE messages between receiver and applier
 LIST_SIZE = 512

@@ -15,8 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from zetl_replicator.catalog import TableInfo
-from zetl_replicator.pgoutput import UNCHANGED_TOAST, Value
+from zetl_replicator.source.pgoutput import UNCHANGED_TOAST, Value
+from zetl_replicator.source.tables import TableInfo
 
 Row = tuple[Value, ...]
 Key = tuple[Value, ...]

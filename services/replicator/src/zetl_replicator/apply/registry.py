@@ -14,14 +14,16 @@ from collections.abc import Iterable
 import psycopg2.extensions
 
 from zetl.errors import DataError
-from zetl_replicator import catalog, pgoutput
-from zetl_replicator.state import StateStore, TableState
-from zetl_replicator.warehouse import DatabaseOptions, history_tables, without_history_columns
+from zetl_replicator.destination.history import history_tables, without_history_columns
+from zetl_replicator.source import catalog, pgoutput
+from zetl_replicator.source.tables import TableInfo
+from zetl_replicator.state.options import DatabaseOptions
+from zetl_replicator.state.store import StateStore, TableState
 
 
 class TableRegistry:
     def __init__(self) -> None:
-        self.tables: dict[str, catalog.TableInfo] = {}  # replicated, by "schema.table"
+        self.tables: dict[str, TableInfo] = {}  # replicated, by "schema.table"
         self.sync_lsn: dict[str, int] = {}  # changes before this LSN are in the table's copy
         self.paused: set[str] = set()  # ResyncRequired: changes are not applied
         self.relations: dict[int, pgoutput.Relation] = {}
@@ -30,7 +32,7 @@ class TableRegistry:
         # The target database's options that shape how changes are applied
         self.options = DatabaseOptions()
         # relation id -> replica table (None: not applied), within the current transaction
-        self._routes: dict[int, catalog.TableInfo | None] = {}
+        self._routes: dict[int, TableInfo | None] = {}
 
     # --- loading -----------------------------------------------------------------------------
 
@@ -61,7 +63,7 @@ class TableRegistry:
             if status.state == TableState.RESYNC_REQUIRED:
                 self.paused.add(name)
 
-    def start(self, tables: Iterable[catalog.TableInfo], lsn: int, *, history: bool) -> None:
+    def start(self, tables: Iterable[TableInfo], lsn: int, *, history: bool) -> None:
         """After the initial copy: ``tables`` were copied at ``lsn``."""
         self.tables = {t.qualified: t.target() for t in tables}
         self.sync_lsn = dict.fromkeys(self.tables, lsn)
@@ -73,7 +75,7 @@ class TableRegistry:
 
     # --- changes of membership -----------------------------------------------------------------
 
-    def copied(self, table: catalog.TableInfo, lsn: int, *, history: bool) -> None:
+    def copied(self, table: TableInfo, lsn: int, *, history: bool) -> None:
         """``table`` was (re)copied at ``lsn``: replicated from there, no longer paused."""
         name = table.qualified
         self.tables[name] = table.target()
@@ -102,7 +104,7 @@ class TableRegistry:
         self.sync_lsn.pop(name, None)
         self._routes.clear()
 
-    def reshape(self, name: str, table: catalog.TableInfo) -> None:
+    def reshape(self, name: str, table: TableInfo) -> None:
         """A schema change gave the replica table a new shape."""
         self.tables[name] = table
         self._routes.clear()
@@ -124,7 +126,7 @@ class TableRegistry:
         """Routes hold within one source transaction (they depend on its commit LSN)."""
         self._routes.clear()
 
-    def route(self, relation_id: int, final_lsn: int) -> catalog.TableInfo | None:
+    def route(self, relation_id: int, final_lsn: int) -> TableInfo | None:
         """The replica table a change of a transaction committing at ``final_lsn`` goes to,
         or None when it must not be applied (paused, or already in the table's copy)."""
         if relation_id in self._routes:
@@ -139,8 +141,9 @@ class TableRegistry:
         self._routes[relation_id] = table
         return table
 
-    def applies(self, name: str, final_lsn: int) -> catalog.TableInfo | None:
-        """The replicated table ``name`` when changes committing at ``final_lsn`` apply."""
+    def target_table(self, name: str, final_lsn: int) -> TableInfo | None:
+        """The replica table a change of ``name`` committing at ``final_lsn`` goes to, or None
+        when it must not be applied (as ``route``, by the table's name)."""
         table = self.tables.get(name)
         if table is None or name in self.paused or final_lsn < self.sync_lsn.get(name, 0):
             return None

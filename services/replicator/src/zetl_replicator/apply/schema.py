@@ -13,9 +13,12 @@ from dataclasses import dataclass
 
 from psycopg2 import sql
 
-from zetl_replicator.catalog import Backfill, ColumnInfo, TableInfo, type_problem
-from zetl_replicator.pgoutput import Relation
-from zetl_replicator.warehouse import column_sql, table_identifier
+from zetl_replicator.destination.ddl import column_sql
+from zetl_replicator.destination.statements import table_identifier
+from zetl_replicator.source.column_changes import Backfill
+from zetl_replicator.source.eligibility import type_problem
+from zetl_replicator.source.pgoutput import Relation
+from zetl_replicator.source.tables import ColumnInfo, TableInfo
 
 TypeLookup = Callable[[int, int], tuple[str, str]]  # (oid, modifier) -> (type_sql, typname)
 BackfillLookup = Callable[[str], Backfill]  # added column name -> what existing rows hold

@@ -3,8 +3,10 @@
 The loop takes lists of messages from the receiver and applies whole source transactions to
 the destination in batches; a batch is committed together with the end LSN of its last
 transaction (exactly-once), and only then is that LSN confirmed to the source. Streamed
-in-progress transactions are handled by ``streams.StreamedTransactions``; new tables, resync
-requests and eligibility changes by ``tablesync.TableSync`` between transactions.
+in-progress transactions are handled by ``streams.StreamedTransactions`` (the loop is its
+``StreamHost``); new tables, resync requests and eligibility changes by table sync between
+transactions (``TableUpkeep``: ``sync.tablesync.TableSync``). The loop reads the time from the
+clock it is given, so tests can move it.
 
 The seam where decoded row data becomes destination writes is ``ApplyLoop._on_row``: a row
 change of a routed table goes to ``Destination.insert/update/delete`` with the decoded tuple
@@ -20,20 +22,23 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 import psycopg2.extensions
 
-from zetl_replicator import catalog, pgoutput
+from zetl_replicator.apply.netchange import Row
+from zetl_replicator.apply.registry import TableRegistry
+from zetl_replicator.apply.schema import SchemaChange, plan
+from zetl_replicator.apply.streams import StreamedTransactions
 from zetl_replicator.config import ReplicatorConfig
-from zetl_replicator.destination import Destination, utc_text
-from zetl_replicator.metrics import Metrics
-from zetl_replicator.netchange import Row
-from zetl_replicator.receiver import Idle, QueueItem, ReceiveFailed, Receiver
-from zetl_replicator.registry import TableRegistry
-from zetl_replicator.schema import SchemaChange, plan
-from zetl_replicator.state import TableState
-from zetl_replicator.streams import STREAM_MESSAGES, StreamedTransactions
-from zetl_replicator.tablesync import TableSync
+from zetl_replicator.destination.interface import Destination, utc_text
+from zetl_replicator.ops.metrics import Metrics
+from zetl_replicator.source import catalog, pgoutput
+from zetl_replicator.source.column_changes import added_column_backfill, is_renamed_in_place
+from zetl_replicator.source.receiver import Idle, QueueItem, ReceiveFailed
+from zetl_replicator.source.tables import TableInfo
+from zetl_replicator.source.types import varchar_sizes
+from zetl_replicator.state.store import TableState
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +76,26 @@ class Transaction:
     skipping: bool = False  # applied already (a resend): its changes are dropped
 
 
+class TableUpkeep(Protocol):
+    """What the loop needs of table sync (``sync.tablesync.TableSync``)."""
+
+    def maintain(self) -> None:
+        """Discovery and resyncs, between batches."""
+        ...
+
+    def reload(self, *, in_open_transaction: bool = False) -> None:
+        """Load the replicated tables as the replica has them."""
+        ...
+
+
+class StreamPosition(Protocol):
+    """What the loop needs of the receiver (``source.receiver.Receiver``): how far the stream
+    came, and where to tell the source it may forget up to."""
+
+    flush_lsn: int
+    received_lsn: int
+
+
 class ApplyLoop:
     """Applies the stream to the destination until ``stop``, for one streaming session."""
 
@@ -81,11 +106,12 @@ class ApplyLoop:
         metrics: Metrics,
         registry: TableRegistry,
         destination: Destination,
-        table_sync: TableSync,
+        table_sync: TableUpkeep,
         src: psycopg2.extensions.connection,
         applied_lsn: int,
         isolation: Isolation,
         state_changed: Callable[[], None],
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
         self.metrics = metrics
@@ -93,6 +119,7 @@ class ApplyLoop:
         self.destination = destination
         self.table_sync = table_sync
         self.src = src  # for the source's view of a changed table (types, backfills)
+        self.clock = clock  # monotonic seconds: batches' ages, what is due
         self.applied_lsn = applied_lsn  # committed (visible) in the warehouse
         self.durable_lsn = 0  # flushed in the warehouse: what the source may forget
         self.last_durable = 0.0
@@ -101,16 +128,18 @@ class ApplyLoop:
         self.transaction = Transaction()
         self.batch = Batch()
         self.streams = StreamedTransactions(self)
-        self.receiver: Receiver | None = None
-        self.last_progress_write = time.monotonic()
+        self.receiver: StreamPosition | None = None
+        self.last_progress_write = clock()
         self.last_maintenance = 0.0
         self.last_commit = 0.0
         self.idle_wal_end = 0  # the newest idle position the server reported, to record
         self.types: dict[tuple[int, int], tuple[str, str]] = {}
         # replica table -> its VARCHAR(n) columns, for TRUNCATECOLUMNS
-        self.varchar_sizes: dict[int, tuple[catalog.TableInfo, tuple[tuple[int, int], ...]]] = {}
+        self.varchar_sizes: dict[int, tuple[TableInfo, tuple[tuple[int, int], ...]]] = {}
 
-    def run(self, receiver: Receiver, inbox: queue.Queue[QueueItem], stop: threading.Event) -> None:
+    def run(
+        self, receiver: StreamPosition, inbox: queue.Queue[QueueItem], stop: threading.Event
+    ) -> None:
         """Apply what ``receiver`` puts in ``inbox`` until ``stop``; the open batch is committed
         on the way out when no transaction is half applied."""
         self.receiver = receiver
@@ -131,7 +160,7 @@ class ApplyLoop:
             last = len(item) - 1
             for index, message in enumerate(item):
                 self.handle(message, end_of_input=index == last and inbox.empty())
-        idle = self.transaction.begin is None and self.streams.live is None
+        idle = self.transaction.begin is None and not self.streams.applying_live
         if idle and self.batch.lsn is not None:
             self.commit_batch(durable=True)
 
@@ -143,14 +172,7 @@ class ApplyLoop:
     # --- messages ----------------------------------------------------------------------------
 
     def handle(self, message: pgoutput.Message, *, end_of_input: bool) -> None:
-        streams = self.streams
-        if isinstance(message, STREAM_MESSAGES):
-            streams.on_message(message)
-        elif streams.stream_xid is not None:
-            streams.on_change(streams.stream_xid, message)
-        elif streams.live is not None:
-            streams.on_committed_while_live(message)
-        else:
+        if not self.streams.handle(message):
             self.apply(message, end_of_input=end_of_input)
 
     def apply(self, message: pgoutput.Message, *, end_of_input: bool) -> None:
@@ -158,12 +180,11 @@ class ApplyLoop:
         if kind is pgoutput.Insert or kind is pgoutput.Update or kind is pgoutput.Delete:
             self._on_row(message)  # type: ignore[arg-type]  # narrowed by the line above
         elif isinstance(message, pgoutput.Begin):
-            self.begin(message)
             # The server starts at the stored LSN; this guards against a resend all the same.
-            self.transaction.skipping = message.final_lsn < self.applied_lsn
+            self.enter_transaction(message, skipping=message.final_lsn < self.applied_lsn)
             self.destination.change_time = utc_text(message.commit_time)
             if self.batch.lsn is None:
-                self.batch.started = time.monotonic()
+                self.batch.started = self.clock()
             if self.metrics.pending_since is None and not self.transaction.skipping:
                 self.metrics.pending_since = message.commit_time
         elif isinstance(message, pgoutput.Commit):
@@ -176,12 +197,24 @@ class ApplyLoop:
                 self.destination.truncate(tables)
         # Origin, Type, logical messages: nothing to apply.
 
-    def begin(self, begin: pgoutput.Begin | None, *, skipping: bool = False) -> None:
-        """Changes from now on belong to ``begin``'s transaction (None: to none)."""
+    def enter_transaction(self, begin: pgoutput.Begin, *, skipping: bool = False) -> None:
+        """Changes from now on belong to ``begin``'s transaction (``skipping``: drop them)."""
         self.transaction = Transaction(begin, skipping)
         self.registry.new_transaction()
 
-    def _target(self, relation_id: int) -> catalog.TableInfo | None:
+    def leave_transaction(self) -> None:
+        """Changes from now on belong to no transaction (until the next one is entered)."""
+        self.transaction = Transaction()
+        self.registry.new_transaction()
+
+    @property
+    def current_begin(self) -> pgoutput.Begin | None:
+        return self.transaction.begin
+
+    def reload_tables(self, *, in_open_transaction: bool = False) -> None:
+        self.table_sync.reload(in_open_transaction=in_open_transaction)
+
+    def _target(self, relation_id: int) -> TableInfo | None:
         """The replica table a change goes to, or None when this change must not be applied."""
         begin = self.transaction.begin
         if self.transaction.skipping or begin is None:
@@ -208,11 +241,11 @@ class ApplyLoop:
         else:
             self.destination.delete(table, message.old, message.size)
 
-    def _truncated(self, table: catalog.TableInfo, row: Row) -> Row:
+    def _truncated(self, table: TableInfo, row: Row) -> Row:
         """``row`` with values longer than their VARCHAR(n) column cut to n (TRUNCATECOLUMNS)."""
         cached = self.varchar_sizes.get(id(table))
         if cached is None or cached[0] is not table:
-            cached = self.varchar_sizes[id(table)] = (table, catalog.varchar_sizes(table))
+            cached = self.varchar_sizes[id(table)] = (table, varchar_sizes(table))
         cut: list[pgoutput.Value] | None = None
         for i, n in cached[1]:
             value = row[i]
@@ -229,19 +262,15 @@ class ApplyLoop:
         if self.transaction.skipping or begin is None:
             return
         name = f"{message.namespace}.{message.name}"
-        current = registry.applies(name, begin.final_lsn)
+        current = registry.target_table(name, begin.final_lsn)
         if current is None:
             return  # not replicated, paused, or an older shape than the copy already has
         change = plan(
             current,
             message,
             self._type_of,
-            lambda column: catalog.added_column_backfill(
-                self.src, message.namespace, message.name, column
-            ),
-            lambda column: catalog.is_renamed_in_place(
-                self.src, message.namespace, message.name, column
-            ),
+            lambda column: added_column_backfill(self.src, message.namespace, message.name, column),
+            lambda column: is_renamed_in_place(self.src, message.namespace, message.name, column),
         )
         if change is None:
             return
@@ -265,12 +294,12 @@ class ApplyLoop:
 
     def _on_commit(self, message: pgoutput.Commit, end_of_input: bool) -> None:
         skipped = self.transaction.skipping
-        self.begin(None)
+        self.leave_transaction()
         if skipped:
             return
         self.add_to_batch(message.end_lsn, message.commit_time)
         full = (
-            time.monotonic() - self.batch.started >= self.config.batch_max_seconds
+            self.clock() - self.batch.started >= self.config.batch_max_seconds
             or self.destination.pending_bytes >= self.config.batch_max_bytes
         )
         if (full or (end_of_input and self._batch_waited())) and self._commit_allowed():
@@ -278,23 +307,23 @@ class ApplyLoop:
 
     def _batch_waited(self) -> bool:
         """The batch has waited long enough for more transactions (ZETL_BATCH_MIN_SECONDS)."""
-        return time.monotonic() - self.batch.started >= self.config.batch_min_seconds
+        return self.clock() - self.batch.started >= self.config.batch_min_seconds
 
     def _linger(self, stop: threading.Event) -> None:
         """Let the open batch wait for more until it is ZETL_BATCH_MIN_SECONDS old, asleep: the
         receiver queues what comes meanwhile without waking this thread for each list."""
         if self.batch.lsn is not None:
-            left = self.batch.started + self.config.batch_min_seconds - time.monotonic()
+            left = self.batch.started + self.config.batch_min_seconds - self.clock()
             if left > 0:
                 stop.wait(left)
 
     def _commit_allowed(self) -> bool:
-        return self.streams.live is None and self._refresh_due()
+        return not self.streams.applying_live and self._refresh_due()
 
     def _refresh_due(self) -> bool:
         """REFRESH_INTERVAL: the replica moves at most once every so many seconds."""
         interval = self.registry.options.refresh_interval
-        return not interval or time.monotonic() - self.last_commit >= interval
+        return not interval or self.clock() - self.last_commit >= interval
 
     # --- batches and upkeep ------------------------------------------------------------------
 
@@ -303,6 +332,12 @@ class ApplyLoop:
         self.batch.lsn = end_lsn
         self.batch.commit_time = commit_time
         self.batch.transactions += 1
+
+    def start_batch(self) -> None:
+        """Commit the open batch, if any: what comes next is a batch of its own, from now."""
+        if self.batch.lsn is not None:
+            self.commit_batch()
+        self.batch.started = self.clock()
 
     def discard_batch(self) -> None:
         """The open batch was rolled back."""
@@ -314,7 +349,7 @@ class ApplyLoop:
         batch = self.batch
         assert batch.lsn is not None
         if durable is None:
-            durable = time.monotonic() - self.last_durable >= DURABLE_EVERY_SECONDS
+            durable = self.clock() - self.last_durable >= DURABLE_EVERY_SECONDS
         counts = self.destination.commit(batch.lsn, batch.commit_time, durable=durable)
         self._applied(batch.lsn, durable=durable)
         with self.metrics.lock:
@@ -327,20 +362,20 @@ class ApplyLoop:
             self.metrics.pending_since = None
         batch.lsn = None
         batch.transactions = 0
-        self.last_commit = time.monotonic()
+        self.last_commit = self.clock()
 
     def _applied(self, lsn: int, *, durable: bool) -> None:
         self.applied_lsn = max(self.applied_lsn, lsn)
         assert self.receiver is not None
         if durable:  # flushed with everything committed before it
             self.durable_lsn = self.applied_lsn
-            self.last_durable = time.monotonic()
+            self.last_durable = self.clock()
             self.receiver.flush_lsn = self.durable_lsn  # only now may the source forget it
         self.metrics.applied_lsn = self.applied_lsn
         self.metrics.received_lsn = max(self.receiver.received_lsn, self.applied_lsn)
         if self.destination.isolate and self.applied_lsn >= self.isolation.until:
             self.destination.isolate, self.isolation.until = False, 0
-        self.last_progress_write = time.monotonic()
+        self.last_progress_write = self.clock()
 
     def _record_progress(self, lsn: int) -> None:
         """Commit ``lsn`` as the progress with no changes of ours, flushed."""
@@ -352,9 +387,9 @@ class ApplyLoop:
             # Kept, not dropped, when busy or throttled: the server sends an idle position once,
             # and a quiet source sends no other, so a dropped one would leave the replica behind.
             self.idle_wal_end = max(self.idle_wal_end, wal_end)
-        if self.transaction.begin is not None or self.streams.live is not None:
+        if self.transaction.begin is not None or self.streams.applying_live:
             return
-        now = time.monotonic()
+        now = self.clock()
         maintenance_due = now - self.last_maintenance >= self.config.discovery_interval_seconds
         waited = maintenance_due or self._batch_waited()
         if self.batch.lsn is not None and waited and self._refresh_due():

@@ -26,16 +26,15 @@ import psycopg2.extensions
 
 from zetl.db import ConnectionLost, connect
 from zetl.errors import ConfigError, MissingDatabaseError
-from zetl_replicator.warehouse import connect_replica
+from zetl_replicator.destination.replica import connect_replica
+from zetl_replicator.source.pgoutput import lsn_to_str
+from zetl_replicator.state.store import PostgresStateStore, TableState, TableStatus
 
 log = logging.getLogger(__name__)
 
 SAMPLE_SECONDS = 2.0  # how often the views and the lag history are brought up to date
 LAG_HISTORY_DAYS = 7  # lag samples older than this are deleted
 STALE_SECONDS = 30  # a replicator silent for longer is not replicating: ErrorState
-
-# Redshift's table states; zetl's own "Initializing" (a copy under way) is ResyncInitiated.
-_TABLE_STATE_SQL = "CASE s.state WHEN 'Initializing' THEN 'ResyncInitiated' ELSE s.state END"
 
 WAREHOUSE_DDL = f"""
 CREATE SCHEMA IF NOT EXISTS zetl;
@@ -112,23 +111,19 @@ GRANT SELECT ON ALL TABLES IN SCHEMA zetl TO PUBLIC;
 GRANT SELECT ON public.svv_integration_table_state, public.svv_integration TO PUBLIC;
 """
 
-_READ_REPLICA_SQL = f"""
-SELECT s.schema_name, s.table_name, {_TABLE_STATE_SQL},
-       CASE WHEN s.state = 'Synced' THEN greatest(s.sync_lsn, p.applied_lsn)
-            ELSE s.sync_lsn END::text,
-       s.reason, s.updated_at,
-       st.n_live_tup,
+# The replica tables' size and kind, beside their states (which the state store reads).
+_TABLE_STATS_SQL = """
+SELECT n.nspname || '.' || c.relname, st.n_live_tup,
        (pg_total_relation_size(c.oid) + 524288) / 1048576,
-       s.rows_applied,
        EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = c.oid
                AND a.attname = '_record_is_active' AND NOT a.attisdropped)
-FROM zetl.table_state s
-LEFT JOIN (SELECT max(applied_lsn) AS applied_lsn FROM zetl.replication_progress
-           WHERE slot_name = %s) p ON true
-LEFT JOIN pg_namespace n ON n.nspname = s.schema_name
-LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = s.table_name AND c.relkind = 'r'
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_stat_user_tables st ON st.relid = c.oid
+WHERE c.relkind = 'r' AND n.nspname || '.' || c.relname = ANY (%s)
 """
+# Redshift's table states; zetl's own "Initializing" (a copy under way) is ResyncInitiated.
+_REDSHIFT_STATE = {TableState.INITIALIZING: "ResyncInitiated"}
 
 
 @dataclass(frozen=True)
@@ -248,15 +243,12 @@ class Monitor(threading.Thread):
             integration = cur.fetchone()
             if integration is None:
                 return  # the state store is being created
-            cur.execute(_READ_REPLICA_SQL, (self.slot,))
-            tables = cur.fetchall()
-            # The durable position, not this process's: it may not have applied anything yet.
-            cur.execute(
-                "SELECT applied_lsn::text FROM zetl.replication_progress WHERE slot_name = %s",
-                (self.slot,),
-            )
-            progress = cur.fetchone()
-        applied_lsn = progress[0] if progress else sample.applied_lsn
+        store = PostgresStateStore(replica)
+        states = store.table_states()
+        # The durable position, not this process's: it may not have applied anything yet.
+        progress = store.progress(self.slot)
+        tables = _table_rows(replica, states, progress.applied_lsn if progress else None)
+        applied_lsn = lsn_to_str(progress.applied_lsn) if progress else sample.applied_lsn
         lag_ms = None if sample.lag_seconds is None else round(sample.lag_seconds * 1000)
         with warehouse, warehouse.cursor() as cur:
             cur.execute(
@@ -314,3 +306,40 @@ class Monitor(threading.Thread):
                 "DELETE FROM zetl.lag_history WHERE sampled_at < now() - make_interval(days => %s)",
                 (LAG_HISTORY_DAYS,),
             )
+
+
+def _table_rows(
+    replica: psycopg2.extensions.connection,
+    states: dict[str, TableStatus],
+    applied_lsn: int | None,
+) -> list[tuple[object, ...]]:
+    """Each table's row of ``zetl.integration_table_status`` (after target_database): its
+    state as Redshift names it, the position it is replicated to, reason, time, rows, size,
+    rows applied, history mode."""
+    with replica.cursor() as cur:
+        cur.execute(_TABLE_STATS_SQL, (list(states),))
+        stats = {name: (rows, size, history) for name, rows, size, history in cur.fetchall()}
+    found: list[tuple[object, ...]] = []
+    for name, s in states.items():
+        rows, size, history = stats.get(name, (None, None, False))
+        positions = [lsn for lsn in (s.sync_lsn, applied_lsn) if lsn is not None]
+        if s.state != TableState.SYNCED:
+            positions = [s.sync_lsn] if s.sync_lsn is not None else []
+        checkpoint = lsn_to_str(max(positions)) if positions else None
+        state = _REDSHIFT_STATE.get(s.state, str(s.state))
+        when = s.updated_at
+        found.append(
+            (
+                s.schema,
+                s.name,
+                state,
+                checkpoint,
+                s.reason,
+                when,
+                rows,
+                size,
+                s.rows_applied,
+                history,
+            )
+        )
+    return found

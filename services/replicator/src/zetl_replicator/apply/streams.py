@@ -15,18 +15,16 @@ from __future__ import annotations
 
 import pickle
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from zetl.errors import DataError
-from zetl_replicator import pgoutput
-from zetl_replicator.destination import utc_text
-
-if TYPE_CHECKING:
-    from zetl_replicator.apply import ApplyLoop
+from zetl_replicator.apply.registry import TableRegistry
+from zetl_replicator.destination.interface import Destination, utc_text
+from zetl_replicator.ops.metrics import Metrics
+from zetl_replicator.source import pgoutput
 
 SPOOL_MEMORY_BYTES = 16 * 1024 * 1024  # per spool; beyond it, a temporary file
 SPOOL_CHUNK = 1024  # messages pickled together
@@ -41,6 +39,61 @@ STREAM_MESSAGES = (
 
 def savepoint_name(subxid: int) -> str:
     return f"zetl_sub_{subxid}"
+
+
+class StreamHost(Protocol):
+    """What streamed transactions need from the apply loop that hosts them: the seam between
+    the two (the loop asks ``StreamedTransactions.handle`` first, and ``applying_live``)."""
+
+    destination: Destination
+    registry: TableRegistry
+    metrics: Metrics
+
+    @property
+    def applied_lsn(self) -> int:
+        """The end LSN of the last source transaction committed in the warehouse."""
+        ...
+
+    @property
+    def current_begin(self) -> pgoutput.Begin | None:
+        """The transaction the next changes belong to (None: none)."""
+        ...
+
+    def enter_transaction(self, begin: pgoutput.Begin, *, skipping: bool = False) -> None:
+        """Changes from now on belong to ``begin``'s transaction."""
+        ...
+
+    def leave_transaction(self) -> None:
+        """Changes from now on belong to no transaction."""
+        ...
+
+    def apply(self, message: pgoutput.Message, *, end_of_input: bool) -> None:
+        """Apply a message of a transaction that is not streamed (or replayed)."""
+        ...
+
+    def handle(self, message: pgoutput.Message, *, end_of_input: bool) -> None:
+        """Take a message as if it came from the stream (a replay of the log)."""
+        ...
+
+    def start_batch(self) -> None:
+        """Commit the open batch, if any: what comes next is a batch of its own, from now."""
+        ...
+
+    def add_to_batch(self, end_lsn: int, commit_time: datetime) -> None:
+        """A source transaction ending at ``end_lsn`` is applied into the open batch."""
+        ...
+
+    def commit_batch(self, *, durable: bool | None = None) -> None:
+        """Commit the open batch."""
+        ...
+
+    def discard_batch(self) -> None:
+        """The open batch was rolled back."""
+        ...
+
+    def reload_tables(self, *, in_open_transaction: bool = False) -> None:
+        """Load the replicated tables again as the replica has them (a schema change undone)."""
+        ...
 
 
 class Spool:
@@ -115,7 +168,7 @@ class LiveStream:
 class StreamedTransactions:
     """The apply loop's handling of stream blocks, Stream Commit and Stream Abort."""
 
-    def __init__(self, loop: ApplyLoop) -> None:
+    def __init__(self, loop: StreamHost) -> None:
         self.loop = loop
         self.stream_xid: int | None = None  # the transaction of the open stream block
         self.live: LiveStream | None = None  # the one applied as it arrives
@@ -126,6 +179,25 @@ class StreamedTransactions:
             spool.close()
         if self.live is not None:
             self.live.log.close()
+
+    @property
+    def applying_live(self) -> bool:
+        """A streamed transaction is being applied into the open batch: it must not commit."""
+        return self.live is not None
+
+    def handle(self, message: pgoutput.Message) -> bool:
+        """Take ``message`` if it is streaming's: a stream message, a change inside a stream
+        block, or one of a transaction committing while the live one is open. False: the
+        host applies it as any other."""
+        if isinstance(message, STREAM_MESSAGES):
+            self.on_message(message)
+        elif self.stream_xid is not None:
+            self.on_change(self.stream_xid, message)
+        elif self.live is not None:
+            self.on_committed_while_live(message)
+        else:
+            return False
+        return True
 
     def schema_changed(self) -> None:
         """A schema change was applied: undone if the live transaction rolls back."""
@@ -138,7 +210,8 @@ class StreamedTransactions:
         elif isinstance(message, pgoutput.StreamStop):
             self.stream_xid = None
             if self.live is not None:
-                self.loop.begin(None)  # until the next block: committed transactions may come
+                # Until the next block: transactions that commit meanwhile may come.
+                self.loop.leave_transaction()
         elif isinstance(message, pgoutput.StreamCommit):
             self._on_commit(message)
         elif isinstance(message, pgoutput.StreamAbort):
@@ -151,7 +224,7 @@ class StreamedTransactions:
         xid = message.xid
         self.stream_xid = xid
         if self.live is not None and self.live.xid == xid:
-            loop.begin(self.live.begin)
+            loop.enter_transaction(self.live.begin)
             return
         if xid in self.spools:
             return
@@ -164,13 +237,11 @@ class StreamedTransactions:
             loop.metrics.streamed_spooled += 1
             return
         loop.metrics.streamed_applied_live += 1
-        if loop.batch.lsn is not None:
-            loop.commit_batch()  # the live transaction starts a warehouse transaction of its own
+        loop.start_batch()  # the live transaction is a warehouse transaction of its own
         # Not known yet: the commit LSN. "Later than anything applied" is what the checks need.
         begin = pgoutput.Begin(LIVE_FINAL_LSN, datetime.now(UTC), xid)
         self.live = LiveStream(xid, begin, loop.registry.relations_snapshot(), Spool())
-        loop.begin(begin)
-        loop.batch.started = time.monotonic()
+        loop.enter_transaction(begin)
 
     def on_change(self, xid: int, message: pgoutput.Message) -> None:
         """A change inside the stream block of transaction ``xid``."""
@@ -200,7 +271,7 @@ class StreamedTransactions:
         live = self.live
         if live is not None and live.xid == message.xid:
             self.live = None
-            loop.begin(None)
+            loop.leave_transaction()
             if message.commit_lsn < loop.applied_lsn:  # a resend of something applied
                 self._roll_back_live(live)
                 return
@@ -219,7 +290,7 @@ class StreamedTransactions:
         if live is not None and live.xid == message.xid:
             if message.subxid == message.xid:
                 self.live = None
-                self.loop.begin(None)
+                self.loop.leave_transaction()
                 self._roll_back_live(live)
             elif message.subxid in live.savepoints:
                 self._roll_back_subtransaction(live, message.subxid)
@@ -235,7 +306,7 @@ class StreamedTransactions:
         loop.destination.rollback()
         loop.discard_batch()
         if live.schema_changed:
-            loop.table_sync.reload()
+            loop.reload_tables()
         loop.registry.restore_relations(live.relations)
         for message in live.log.replay():
             loop.handle(message, end_of_input=False)
@@ -249,14 +320,17 @@ class StreamedTransactions:
         live.savepoints = {s: live.savepoints[s] for s in names[: names.index(subxid) + 1]}
         loop.registry.new_transaction()
         if live.schema_changed:
-            loop.table_sync.reload(in_open_transaction=True)
-        begin = loop.transaction.begin
+            loop.reload_tables(in_open_transaction=True)
+        begin = loop.current_begin  # replaying leaves it: return to it after
         for message in live.log.replay(start=logged):
             if isinstance(message, pgoutput.StreamCommit):
                 self._apply_spooled(message, keep=True)
             else:
                 loop.apply(message, end_of_input=False)
-        loop.begin(begin)
+        if begin is None:
+            loop.leave_transaction()
+        else:
+            loop.enter_transaction(begin)
 
     def _apply_spooled(self, commit: pgoutput.StreamCommit, *, keep: bool = False) -> None:
         """A spooled streamed transaction committed: apply it like any other transaction."""

@@ -1,172 +1,58 @@
-"""Destinations: where decoded changes are applied, behind one small interface.
+"""The Postgres destination: a batch's changes applied to the replica database.
 
-A destination holds one open batch at a time. Changes go in with ``insert``/``update``/
-``delete``/``truncate``; ``commit(lsn)`` makes the whole batch durable *together with* the LSN it
-covers, which is what makes replication exactly-once.
-
-``PostgresDestination`` applies changes set-based, not row by row. Per table it folds the
-changes since the last flush into their *net* change per primary key (``netchange``), then
-emits them grouped by kind: inserts by COPY (a few as one ``INSERT``), upserts as one
-``INSERT ... ON CONFLICT``, updates as ``UPDATE ... FROM (VALUES ...)`` per set of changed
-columns, deletes as ``DELETE ... USING (VALUES ...)``; statements travel together, with the
-progress row at commit, in one round trip. A COPY runs in a thread while the next changes are
-gathered; the connection waits for it before anything else. Buffers are flushed when they
-grow past a size, so memory stays bounded even inside a huge source transaction, and before
-anything whose order matters (truncate, DDL, savepoints). HISTORY_MODE tables keep every
-version instead.
+``PostgresDestination`` (the ``interface.Destination`` contract) applies changes set-based,
+not row by row. Per table it folds the changes since the last flush into their *net* change
+per primary key (``netchange``), then emits them grouped by kind: inserts by COPY (a few as
+one ``INSERT``), upserts as one ``INSERT ... ON CONFLICT``, updates as ``UPDATE ... FROM
+(VALUES ...)`` per set of changed columns, deletes as ``DELETE ... USING (VALUES ...)``;
+statements travel together, with the progress row at commit, in one round trip. A COPY runs
+in a thread while the next changes are gathered; the connection waits for it before anything
+else. Buffers are flushed when they grow past a size, so memory stays bounded even inside a
+huge source transaction, and before anything whose order matters (truncate, DDL,
+savepoints). HISTORY_MODE tables keep every version instead (``history``). The SQL itself is
+written in ``statements``.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from io import StringIO
-from typing import Protocol
 
 import psycopg2
 import psycopg2.extensions
 from psycopg2 import sql
 
-from zetl_replicator.catalog import TableInfo
-from zetl_replicator.netchange import Key, NetChanges, Row
-from zetl_replicator.pgoutput import UNCHANGED_TOAST, Value
-from zetl_replicator.state import (
+from zetl_replicator.apply.netchange import Key, NetChanges, Row
+from zetl_replicator.destination.history import HistoryChanges
+from zetl_replicator.destination.interface import ApplyError
+from zetl_replicator.destination.statements import (
+    Statement,
+    column_list,
+    copy_line,
+    key_match,
+    literals,
+    placeholder,
+    statement_parts,
+    table_identifier,
+)
+from zetl_replicator.source.pgoutput import UNCHANGED_TOAST
+from zetl_replicator.source.tables import TableInfo
+from zetl_replicator.state.store import (
     PostgresStateStore,
     TableState,
     progress_statement,
     rows_applied_statement,
 )
-from zetl_replicator.warehouse import table_identifier
 
 FLUSH_BYTES = 8 * 1024 * 1024
 STATEMENT_PAGE = 1000  # rows per set-based statement
 COPY_MIN_ROWS = 1000  # fewer new rows go as INSERT statements, in the same round trip as the rest
 SCRIPT_BYTES = 1024 * 1024  # statements sent together in one round trip
 COPY_READ_CHARS = 1024 * 1024  # COPY data handed to the driver at a time
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-class ApplyError(Exception):
-    """The warehouse refused changes (a constraint, a value): not a lost connection.
-
-    ``tables``: the replica tables whose changes were in what failed ("schema.table"); one
-    table names the culprit, several mean the statements have to be sent apart to find it.
-    """
-
-    def __init__(self, tables: set[str], error: psycopg2.Error) -> None:
-        self.tables = tables
-        self.error = error
-        self.after_lsn = 0  # the last position committed before it (set by the pipeline)
-        self.received_lsn = 0  # how far the stream had come
-        text = str(error).strip().replace("\n", " ")
-        super().__init__(text or type(error).__name__)
-
-
-class Destination(Protocol):
-    """Where the apply loop's changes go: one open batch at a time.
-
-    Changes accumulate in the open batch and become durable only with ``commit``, together with
-    the LSN they cover; ``rollback`` forgets them. Within a batch, changes must take effect in
-    the order given for the same row, and a table's changes before ``truncate``, ``execute``
-    and ``savepoint`` come before them. Lost connections raise ``zetl.db.ConnectionLost``; a
-    change the destination refuses raises ``ApplyError`` naming the tables it may belong to,
-    from the call that sent it or a later one of the same batch (writes may still be in flight
-    when a call returns; ``commit`` returns once they all are done).
-    """
-
-    change_time: str
-    """The source time of the changes coming in (UTC text): HISTORY_MODE versions get it."""
-
-    isolate: bool
-    """Send each table's changes on their own, so that a refusal names one table."""
-
-    @property
-    def pending_bytes(self) -> int:
-        """About the bytes of changes in the open batch (the apply loop commits past a size)."""
-        ...
-
-    def insert(self, table: TableInfo, row: Row, size: int) -> None:
-        """Add ``row`` (every column, in ``table``'s order) to ``table``. ``size``: about the
-        bytes the change holds."""
-        ...
-
-    def update(self, table: TableInfo, old: Row | None, row: Row, size: int) -> None:
-        """Change the row whose key is ``old``'s (or ``row``'s when ``old`` is None) to ``row``;
-        ``old`` is the old key ('K', the key changed) or old row ('O', identity full).
-        ``UNCHANGED_TOAST`` values in ``row`` keep what the destination has."""
-        ...
-
-    def delete(self, table: TableInfo, old: Row, size: int) -> None:
-        """Remove the row whose key is ``old``'s (``old`` holds at least the key columns)."""
-        ...
-
-    def truncate(self, tables: Sequence[TableInfo]) -> None:
-        """Empty ``tables`` (after their changes so far)."""
-        ...
-
-    def execute(self, statement: sql.Composable, table: TableInfo | None = None) -> None:
-        """Run a schema change of ``table`` after the changes so far."""
-        ...
-
-    def set_table_state(self, table: TableInfo, state: TableState, reason: str) -> None:
-        """Record ``table``'s state in the open batch: durable with it, undone with it."""
-        ...
-
-    def savepoint(self, name: str) -> None:
-        """Mark the point a later ``rollback_to(name)`` returns to (everything before stays)."""
-        ...
-
-    def rollback_to(self, name: str) -> None:
-        """Undo everything since ``savepoint(name)``, buffered or sent."""
-        ...
-
-    def commit(
-        self, lsn: int, commit_time: datetime | None, *, durable: bool = True
-    ) -> dict[tuple[str, str], int]:
-        """Commit the batch with ``lsn`` as the progress (``commit_time``: the source commit
-        time of its last transaction, None when nothing of ours was in it); return the changes
-        applied per (schema, table). A new batch starts. ``durable``: return only once the
-        commit is flushed (it and every commit before it survive a crash); else it is visible
-        at once and flushed soon after, as Postgres' asynchronous commit does."""
-        ...
-
-    def rollback(self) -> None:
-        """Forget the open batch; a new one starts."""
-        ...
-
-
-def utc_text(moment: datetime) -> str:
-    """A moment as a UTC timestamp without time zone (history columns' type)."""
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return moment.isoformat(sep=" ")
-
-
-@dataclass
-class _HistoryChanges:
-    """A history table's changes since the last flush, each key touched once at most (a key
-    touched again flushes first: every source change is a version of its own)."""
-
-    table: TableInfo
-    key_positions: tuple[int, ...]
-    keys: set[Key] = field(default_factory=set)
-    inserts: list[Row] = field(default_factory=list)  # the row, then its change time
-    closes: list[Row] = field(default_factory=list)  # the key, then the change time
-    # changed positions -> (old key, new values of those positions, change time)
-    updates: dict[tuple[int, ...], list[Row]] = field(default_factory=dict)
-    changes: int = 0
-    size: int = 0
-
-
-def copy_line(row: Sequence[Value]) -> str:
-    line = "\t".join(["\\N" if v is None else v for v in row])
-    if "\\" in line or "\n" in line or "\r" in line or line.count("\t") != len(row) - 1:
-        line = "\t".join("\\N" if v is None else v.translate(_COPY_ESCAPES) for v in row)
-    return line + "\n"
 
 
 class PostgresDestination:
@@ -185,7 +71,7 @@ class PostgresDestination:
         ):
             raise ValueError(
                 "the destination's connection needs client_encoding UTF8 and"
-                " standard_conforming_strings on (warehouse.connect_replica sets both)"
+                " standard_conforming_strings on (replica.connect_replica sets both)"
             )
         self._conn = conn
         self._copy: threading.Thread | None = None  # the COPY in flight
@@ -198,13 +84,15 @@ class PostgresDestination:
         self._rows: Counter[tuple[str, str]] = Counter()
         self._script: list[bytes] = []
         self._script_bytes = 0
-        self._templates: dict[tuple[str, int, tuple[int, ...]], tuple[bytes, bytes, bytes]] = {}
+        self._templates: dict[
+            tuple[Statement, str, int, tuple[int, ...]], tuple[bytes, bytes, bytes]
+        ] = {}
         self._rows_at_savepoint: dict[str, Counter[tuple[str, str]]] = {}
         self._script_tables: set[str] = set()  # tables with statements in the unsent script
         # Send each table's statements on their own, so that a failure names its table.
         self.isolate = False
         self.history: set[str] = set() if history is None else history
-        self._history_changes: dict[str, _HistoryChanges] = {}
+        self._history_changes: dict[str, HistoryChanges] = {}
         # The source time of the changes coming in (UTC, as text): their versions' times
         self.change_time: str = ""
 
@@ -362,7 +250,7 @@ class PostgresDestination:
 
     # --- HISTORY_MODE ------------------------------------------------------------------------
 
-    def _history(self, table: TableInfo, keys: Sequence[Key]) -> _HistoryChanges:
+    def _history(self, table: TableInfo, keys: Sequence[Key]) -> HistoryChanges:
         """The table's history buffer with ``keys`` marked touched; flushed first when one of
         them is in it already (so a flush touches each key once: its statements commute)."""
         history = self._history_changes.get(table.qualified)
@@ -372,7 +260,7 @@ class PostgresDestination:
         if history is None:
             names = [c.name for c in table.columns]
             positions = tuple(names.index(k) for k in table.primary_key)
-            history = self._history_changes[table.qualified] = _HistoryChanges(table, positions)
+            history = self._history_changes[table.qualified] = HistoryChanges(table, positions)
         history.keys.update(keys)
         return history
 
@@ -399,7 +287,7 @@ class PostgresDestination:
         )
         self._history_grew(history, size)
 
-    def _history_grew(self, history: _HistoryChanges, size: int) -> None:
+    def _history_grew(self, history: HistoryChanges, size: int) -> None:
         history.size += size
         history.changes += 1
         self._buffered += size
@@ -407,17 +295,17 @@ class PostgresDestination:
         if self._buffered >= FLUSH_BYTES:
             self.flush()
 
-    def _flush_history(self, history: _HistoryChanges) -> None:
+    def _flush_history(self, history: HistoryChanges) -> None:
         """Close versions, add new versions of updated rows, then insert: set-based."""
         self._buffered -= history.size
         table = history.table
         self._rows[(table.schema, table.name)] += history.changes
         if history.closes:
-            self._script_rows(table, "history close", (), history.closes)
+            self._script_rows(table, Statement.HISTORY_CLOSE, (), history.closes)
         for changed, rows in history.updates.items():
-            self._script_rows(table, "history update", changed, rows)
+            self._script_rows(table, Statement.HISTORY_UPDATE, changed, rows)
         if history.inserts:
-            self._script_rows(table, "history insert", (), history.inserts)
+            self._script_rows(table, Statement.HISTORY_INSERT, (), history.inserts)
 
     def _flush_table(self, name: str) -> None:
         """Apply a table's net changes: deletes, updates, upserts, then inserts by COPY."""
@@ -437,19 +325,19 @@ class PostgresDestination:
         self._rows[(table.schema, table.name)] += changes.changes
         grouped = changes.grouped()
         if grouped.deletes:
-            self._script_rows(table, "delete", (), grouped.deletes)
+            self._script_rows(table, Statement.DELETE, (), grouped.deletes)
         for changed, rows in grouped.updates.items():
             self._script_rows(
                 table,
-                "update",
+                Statement.UPDATE,
                 changed,
                 [(*(r[i] for i in changes.key_positions), *(r[i] for i in changed)) for r in rows],
             )
         if grouped.upserts:
-            self._script_rows(table, "upsert", (), grouped.upserts)
+            self._script_rows(table, Statement.UPSERT, (), grouped.upserts)
         inserts = grouped.inserts
         if 0 < len(inserts) < COPY_MIN_ROWS:
-            self._script_rows(table, "insert", (), inserts)
+            self._script_rows(table, Statement.INSERT, (), inserts)
         elif inserts:
             text = "".join([copy_line(row) for row in inserts])  # while the last COPY runs
             self._send_script()
@@ -460,7 +348,7 @@ class PostgresDestination:
         takes in one chunk while the next is gathered (the driver lets go of the GIL while it
         sends and waits). Its error is raised where the connection is next used."""
         statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
-            table_identifier(table.schema, table.name), _column_list(table)
+            table_identifier(table.schema, table.name), column_list(table)
         )
         conn = self.conn  # after the COPY in flight
 
@@ -490,16 +378,18 @@ class PostgresDestination:
         statement = sql.SQL("UPDATE {} SET {} WHERE {}").format(
             table_identifier(table.schema, table.name),
             sql.SQL(", ").join(
-                sql.SQL("{} = {}").format(sql.Identifier(table.columns[i].name), _typed(table, i))
+                sql.SQL("{} = {}").format(
+                    sql.Identifier(table.columns[i].name), placeholder(table, i)
+                )
                 for i in changed
             ),
-            _key_match(table),
+            key_match(table),
         )
         with self._refused({table.qualified}), self.conn.cursor() as cur:
             cur.execute(statement, [*(row[i] for i in changed), *old_key])
 
     def _script_rows(
-        self, table: TableInfo, kind: str, changed: tuple[int, ...], rows: list[Row]
+        self, table: TableInfo, kind: Statement, changed: tuple[int, ...], rows: list[Row]
     ) -> None:
         """Add set-based statements over ``rows`` to the script (pages of STATEMENT_PAGE)."""
         head, row_template, tail = self._template(table, kind, changed)
@@ -508,7 +398,7 @@ class PostgresDestination:
             # replicator's CPU under OLTP load. Sound on this connection only: UTF-8 and
             # standard_conforming_strings (checked in __init__), text values (no NUL in them).
             page = rows[start : start + STATEMENT_PAGE]
-            values = b",".join([row_template % _literals(row) for row in page])
+            values = b",".join([row_template % literals(row) for row in page])
             statement = head + values + tail
             self._script.append(statement)
             self._script_bytes += len(statement)
@@ -517,9 +407,9 @@ class PostgresDestination:
             self._send_script()
 
     def _template(
-        self, table: TableInfo, kind: str, changed: tuple[int, ...]
+        self, table: TableInfo, kind: Statement, changed: tuple[int, ...]
     ) -> tuple[bytes, bytes, bytes]:
-        cache_key = (f"{kind} {table.qualified}", id(table), changed)
+        cache_key = (kind, table.qualified, id(table), changed)
         found = self._templates.get(cache_key)
         if found is None:
             head, row, tail = (
@@ -547,163 +437,3 @@ class PostgresDestination:
             if named and exc.diag.schema_name:  # constraint errors name their table
                 tables = {f"{exc.diag.schema_name}.{named}"}
             raise ApplyError(set(tables), exc) from exc
-
-
-def _literals(row: Row) -> tuple[bytes, ...]:
-    """Each value of ``row`` as an SQL literal (a standard string, UTF-8; NULL for None)."""
-    return tuple(
-        [b"NULL" if v is None else b"'" + v.encode().replace(b"'", b"''") + b"'" for v in row]
-    )
-
-
-def _column_list(table: TableInfo) -> sql.Composed:
-    return sql.SQL(", ").join(sql.Identifier(c.name) for c in table.columns)
-
-
-def _typed(table: TableInfo, position: int) -> sql.Composed:
-    type_sql = table.columns[position].type_sql
-    # An explicit cast to VARCHAR(n) cuts longer values silently: cast to plain varchar, so
-    # that storing into the column refuses them (TRUNCATECOLUMNS cuts them before, on purpose).
-    if type_sql.startswith("character varying("):
-        type_sql = "character varying"
-    return sql.SQL("%s::{}").format(sql.SQL(type_sql))
-
-
-def _key_match(table: TableInfo) -> sql.Composed:
-    """``k1 = %s::type AND ...`` over the primary key."""
-    names = [c.name for c in table.columns]
-    return sql.SQL(" AND ").join(
-        sql.SQL("{} = {}").format(sql.Identifier(k), _typed(table, names.index(k)))
-        for k in table.primary_key
-    )
-
-
-def statement_parts(
-    table: TableInfo, kind: str, changed: tuple[int, ...]
-) -> tuple[sql.Composable, sql.Composable, sql.Composable]:
-    """(head, one row of VALUES with placeholders, tail) of a set-based statement."""
-    ident = table_identifier(table.schema, table.name)
-    names = [c.name for c in table.columns]
-    keys = [names.index(k) for k in table.primary_key]
-
-    def values_row(positions: Sequence[int], typed: bool) -> sql.Composable:
-        return sql.SQL("({})").format(
-            sql.SQL(", ").join(_typed(table, i) if typed else sql.Placeholder() for i in positions)
-        )
-
-    def alias(positions: Sequence[int]) -> sql.Composable:
-        return sql.SQL(", ").join(sql.Identifier(names[i]) for i in positions)
-
-    key_join = sql.SQL(" AND ").join(
-        sql.SQL("t.{0} = v.{0}").format(sql.Identifier(names[i])) for i in keys
-    )
-    if kind.startswith("history "):
-        return _history_statement_parts(table, kind, changed, values_row, alias, key_join)
-    if kind == "delete":
-        return (
-            sql.SQL("DELETE FROM {} AS t USING (VALUES ").format(ident),
-            values_row(keys, typed=True),
-            sql.SQL(") AS v ({}) WHERE {}").format(alias(keys), key_join),
-        )
-    if kind == "update":
-        assignments = sql.SQL(", ").join(
-            sql.SQL("{0} = v.{0}").format(sql.Identifier(names[i])) for i in changed
-        )
-        return (
-            sql.SQL("UPDATE {} AS t SET {} FROM (VALUES ").format(ident, assignments),
-            values_row([*keys, *changed], typed=True),
-            sql.SQL(") AS v ({}) WHERE {}").format(alias([*keys, *changed]), key_join),
-        )
-    others = [i for i in range(len(names)) if i not in keys]
-    on_conflict = (
-        sql.SQL("DO UPDATE SET {}").format(
-            sql.SQL(", ").join(
-                sql.SQL("{0} = excluded.{0}").format(sql.Identifier(names[i])) for i in others
-            )
-        )
-        if others
-        else sql.SQL("DO NOTHING")
-    )
-    # Untyped literals in INSERT ... VALUES take the target columns' types.
-    return (
-        sql.SQL("INSERT INTO {} ({}) VALUES ").format(ident, alias(range(len(names)))),
-        values_row(range(len(names)), typed=False),
-        sql.SQL(" ON CONFLICT ({}) {}").format(alias(keys), on_conflict)
-        if kind == "upsert"
-        else sql.SQL(""),
-    )
-
-
-_TIME = sql.SQL("%s::timestamp")
-
-
-def _history_statement_parts(
-    table: TableInfo,
-    kind: str,
-    changed: tuple[int, ...],
-    values_row: Callable[[Sequence[int], bool], sql.Composable],
-    alias: Callable[[Sequence[int]], sql.Composable],
-    key_join: sql.Composable,
-) -> tuple[sql.Composable, sql.Composable, sql.Composable]:
-    """A history table's statements: close versions, add new versions of updated rows,
-    insert rows. The VALUES rows end with the change's time."""
-    ident = table_identifier(table.schema, table.name)
-    names = [c.name for c in table.columns]
-    keys = [names.index(k) for k in table.primary_key]
-    if kind == "history insert":
-        return (
-            sql.SQL("INSERT INTO {} ({}, _record_create_time) VALUES ").format(
-                ident, alias(range(len(names)))
-            ),
-            sql.SQL("({}, %s)").format(sql.SQL(", ").join(sql.Placeholder() for _ in names)),
-            sql.SQL(""),
-        )
-    if kind == "history close":
-        return (
-            sql.SQL(
-                "UPDATE {} AS t SET _record_is_active = false, _record_delete_time = v.zetl_time"
-                " FROM (VALUES "
-            ).format(ident),
-            sql.SQL("({}, {})").format(sql.SQL(", ").join(_typed(table, i) for i in keys), _TIME),
-            sql.SQL(") AS v ({}, zetl_time) WHERE {} AND t._record_is_active").format(
-                alias(keys), key_join
-            ),
-        )
-    # An update: close the active version of the old key, and insert the new version from
-    # it, with the changed values. v's columns: the old key, then the changed values, the time.
-    old_names = [sql.Identifier(f"zetl_key_{n}") for n in range(len(keys))]
-    new_names = [sql.Identifier(f"zetl_new_{n}") for n in range(len(changed))]
-    new_of = dict(zip(changed, new_names, strict=True))
-    match = sql.SQL(" AND ").join(
-        sql.SQL("t.{} = v.{}").format(sql.Identifier(names[i]), old)
-        for i, old in zip(keys, old_names, strict=True)
-    )
-    returned = sql.SQL(", ").join(
-        sql.SQL("v.{0} AS {0}").format(new_of[i])
-        if i in new_of
-        else sql.SQL("t.{0} AS {0}").format(sql.Identifier(names[i]))
-        for i in range(len(names))
-    )
-    return (
-        sql.SQL("WITH v ({}, zetl_time) AS (VALUES ").format(
-            sql.SQL(", ").join([*old_names, *new_names])
-        ),
-        sql.SQL("({}, {})").format(
-            sql.SQL(", ").join(_typed(table, i) for i in [*keys, *changed]), _TIME
-        ),
-        sql.SQL(
-            "), closed AS (UPDATE {ident} AS t SET _record_is_active = false,"
-            " _record_delete_time = v.zetl_time FROM v WHERE {match} AND t._record_is_active"
-            " RETURNING {returned}, v.zetl_time AS zetl_time)"
-            " INSERT INTO {ident} ({columns}, _record_create_time)"
-            " SELECT {selected}, zetl_time FROM closed"
-        ).format(
-            ident=ident,
-            match=match,
-            returned=returned,
-            columns=alias(range(len(names))),
-            selected=sql.SQL(", ").join(
-                new_of.get(i, sql.Identifier(names[i])) for i in range(len(names))
-            ),
-        ),
-    )

@@ -21,16 +21,13 @@ from psycopg2 import sql
 
 from zetl.db import connect
 from zetl.errors import DataError
-from zetl_replicator.catalog import TEXT_FORMAT_OPTIONS, TableInfo, find_table, varchar_sizes
-from zetl_replicator.warehouse import (
-    HISTORY_COLUMNS,
-    DatabaseOptions,
-    create_table_sql,
-    history_key_sql,
-    primary_key_sql,
-    read_only_grants,
-    table_identifier,
-)
+from zetl_replicator.destination.ddl import create_table_sql, primary_key_sql, read_only_grants
+from zetl_replicator.destination.history import HISTORY_COLUMNS, history_key_sql
+from zetl_replicator.destination.statements import table_identifier
+from zetl_replicator.source.catalog import find_table
+from zetl_replicator.source.tables import TableInfo
+from zetl_replicator.source.types import TEXT_FORMAT_OPTIONS, varchar_sizes
+from zetl_replicator.state.options import DatabaseOptions
 
 PIPE_CHUNK = 1 << 16
 

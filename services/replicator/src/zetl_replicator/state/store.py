@@ -2,7 +2,7 @@
 
 Every write of progress and table state goes through a ``StateStore``. The Postgres store
 keeps them in the replica database, schema ``zetl`` (created by
-``warehouse.ensure_replica_database``):
+``destination.replica.ensure_replica_database``, its schema in ``migrations``):
 
 - ``zetl.replication_progress``: per slot, the end LSN of the last source transaction applied,
   written in the same warehouse transaction as the data it covers (exactly-once);
@@ -14,22 +14,21 @@ A write outside ``transaction()`` is committed at once; inside it, with the othe
 block ends (rolled back if it raises). Writes that must share the destination's open batch
 (the progress at a commit, a table paused by a schema change) are taken as statements by the
 destination (``progress_statement`` and friends), so that the SQL still lives here.
-The memory store behaves the same for unit tests of the parts that use a store.
+The memory store (``zetl_replicator.testing``) behaves the same, for unit tests.
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
 import psycopg2.extensions
 
-from zetl_replicator.pgoutput import lsn_to_str, str_to_lsn
+from zetl_replicator.source.pgoutput import lsn_to_str, str_to_lsn
 
 
 class TableState(StrEnum):
@@ -114,6 +113,10 @@ class StateStore(Protocol):
 
     def request_resync(self, schema: str, name: str) -> bool:
         """Ask for a re-copy of the table (False: not known)."""
+        ...
+
+    def request_resync_of_all(self, reason: str) -> None:
+        """Ask for a re-copy of every table that is not Failed (``reason``: why)."""
         ...
 
 
@@ -267,6 +270,27 @@ class PostgresStateStore:
         self._done()
         return known
 
+    def request_resync_of_all(self, reason: str) -> None:
+        with self.conn.cursor() as cur:
+            cur.execute(
+                "UPDATE zetl.table_state SET resync_requested = true, state = 'ResyncRequired',"
+                " reason = %s, updated_at = now() WHERE state <> 'Failed'",
+                (reason,),
+            )
+            cur.execute(
+                "SELECT zetl.apply_visibility(schema_name, table_name) FROM zetl.table_state"
+            )
+        self._done()
+
+    def refresh_visibility(self) -> None:
+        """Grant or revoke reading each replicated table as its state and QUERY_ALL_STATES
+        say (after the option changed)."""
+        with self.conn.cursor() as cur:
+            cur.execute(
+                "SELECT zetl.apply_visibility(schema_name, table_name) FROM zetl.table_state"
+            )
+        self._done()
+
 
 # Statements for writes that travel in someone else's transaction (the destination's batch).
 
@@ -321,88 +345,6 @@ def rows_applied_statement(
     )
 
 
-class MemoryStateStore:
-    """The state store in memory, with the Postgres store's behaviour: for unit tests."""
-
-    def __init__(self) -> None:
-        self.progresses: dict[str, Progress] = {}
-        self.tables: dict[str, TableStatus] = {}
-        self._depth = 0
-
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        saved = (copy.copy(self.progresses), copy.copy(self.tables))
-        self._depth += 1
-        try:
-            yield
-        except BaseException:
-            if self._depth == 1:
-                self.progresses, self.tables = saved
-            raise
-        finally:
-            self._depth -= 1
-
-    @contextmanager
-    def in_open_transaction(self) -> Iterator[None]:
-        yield
-
-    def progress(self, slot: str) -> Progress | None:
-        return self.progresses.get(slot)
-
-    def set_progress(self, slot: str, lsn: int, commit_time: datetime | None) -> None:
-        before = self.progresses.get(slot)
-        if commit_time is None and before is not None:
-            commit_time = before.source_commit_time
-        self.progresses[slot] = Progress(lsn, commit_time, datetime.now(UTC))
-
-    def forget_progress(self, slot: str) -> None:
-        self.progresses.pop(slot, None)
-
-    def table_states(self) -> dict[str, TableStatus]:
-        return dict(self.tables)
-
-    def set_table_state(
-        self,
-        schema: str,
-        name: str,
-        state: TableState,
-        reason: str | None = None,
-        *,
-        sync_lsn: int | None = None,
-        reset_rows: bool = False,
-        apply_failed: bool = False,
-    ) -> None:
-        now = datetime.now(UTC)
-        before = self.tables.get(f"{schema}.{name}")
-        if before is None:
-            self.tables[f"{schema}.{name}"] = TableStatus(
-                schema, name, state, reason, sync_lsn, 0, False, now, apply_failed
-            )
-            return
-        self.tables[before.qualified] = replace(
-            before,
-            state=state,
-            reason=reason,
-            apply_failed=apply_failed,
-            sync_lsn=sync_lsn or before.sync_lsn,
-            rows_applied=0 if reset_rows else before.rows_applied,
-            resync_requested=False if state == TableState.SYNCED else before.resync_requested,
-            updated_at=now,
-        )
-
-    def forget_table(self, schema: str, name: str) -> None:
-        self.tables.pop(f"{schema}.{name}", None)
-
-    def request_resync(self, schema: str, name: str) -> bool:
-        before = self.tables.get(f"{schema}.{name}")
-        if before is None:
-            return False
-        self.tables[before.qualified] = replace(
-            before,
-            resync_requested=True,
-            state=TableState.RESYNC_REQUIRED,
-            reason="resync requested",
-            apply_failed=False,
-            updated_at=datetime.now(UTC),
-        )
-        return True
+def read_table_states(conn: psycopg2.extensions.connection) -> dict[str, TableStatus]:
+    """Every table's state (for readers outside the replicator: the state store's own read)."""
+    return PostgresStateStore(conn).table_states()

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 import psycopg2.extensions
 
-from zetl_replicator import catalog
-from zetl_replicator.datafilter import DataFilter
+from zetl_replicator.source import catalog
+from zetl_replicator.source.tables import TableInfo
+from zetl_replicator.sync.datafilter import DataFilter
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ def _milliseconds(conn: psycopg2.extensions.connection, name: str) -> int:
     return int(row[0]) * factor
 
 
-def predicted_states(tables: Sequence[catalog.TableInfo]) -> list[tuple[str, str, str]]:
+def predicted_states(tables: Sequence[TableInfo]) -> list[tuple[str, str, str]]:
     """(table, the state zero-ETL would give it, why) for every table."""
     out = []
     for table in tables:
@@ -123,7 +124,7 @@ def predicted_states(tables: Sequence[catalog.TableInfo]) -> list[tuple[str, str
     return out
 
 
-def type_changes(tables: Sequence[catalog.TableInfo]) -> list[Finding]:
+def type_changes(tables: Sequence[TableInfo]) -> list[Finding]:
     """Columns that replicate into another type than the source's (AWS's mapping)."""
     findings = []
     for table in tables:
@@ -143,7 +144,7 @@ def type_changes(tables: Sequence[catalog.TableInfo]) -> list[Finding]:
     return findings
 
 
-def check_identity(tables: Sequence[catalog.TableInfo]) -> list[Finding]:
+def check_identity(tables: Sequence[TableInfo]) -> list[Finding]:
     """AWS sets REPLICA IDENTITY FULL on every table (rds.replica_identity_full = 1)."""
     partial = [t.qualified for t in tables if t.replica_identity != "f" and not t.problem()]
     if not partial:
@@ -160,8 +161,8 @@ def check_identity(tables: Sequence[catalog.TableInfo]) -> list[Finding]:
     ]
 
 
-def check_tables(tables: Sequence[catalog.TableInfo]) -> list[Finding]:
-    """The eligibility rules (``TableInfo.problems``, as the replicator applies them) and the
+def check_tables(tables: Sequence[TableInfo]) -> list[Finding]:
+    """The eligibility rules (``source.eligibility``, as the replicator applies them) and the
     warnings zero-ETL would still replicate through."""
     findings = []
     for table in tables:

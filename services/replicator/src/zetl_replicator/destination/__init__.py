@@ -1,0 +1,2 @@
+"""Where changes land: the destination interface, the Postgres destination, the SQL it sends
+and HISTORY_MODE's versions."""

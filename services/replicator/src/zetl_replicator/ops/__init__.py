@@ -1,0 +1,1 @@
+"""Operating the replicator: its commands, doctor, verify, monitoring views and metrics."""
