@@ -41,13 +41,30 @@ MARTS = (
 )
 
 
-def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    """Poll ``predicate`` until it holds; fail naming ``what`` once ``timeout`` has passed."""
+def wait_for(
+    predicate: Callable[[], bool],
+    what: str,
+    timeout: float = 30.0,
+    *,
+    every: float = 0.1,
+    ignoring: tuple[type[Exception], ...] = (),
+) -> None:
+    """Poll ``predicate`` every ``every`` seconds until it holds; fail naming ``what`` once
+    ``timeout`` has passed. An error of a kind in ``ignoring`` (a server not up yet) counts as
+    not yet, and is raised if it is still what the last poll saw."""
     deadline = time.monotonic() + timeout
-    while not predicate():
+    while True:
+        try:
+            if predicate():
+                return
+            last: Exception | None = None
+        except ignoring as exc:
+            last = exc
         if time.monotonic() > deadline:
+            if last is not None:
+                raise last
             raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
+        time.sleep(every)
 
 
 def query(url: str, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:

@@ -15,7 +15,7 @@ import psycopg2
 import streamlit as st
 from streamlit.runtime.scriptrunner import add_script_run_ctx, get_script_run_ctx
 
-from zetl.errors import ZetlError
+from zetl.errors import ZetlError, first_line
 from zetl_dashboard import queries
 from zetl_dashboard.data import Result, numeric, read, refresh_seconds, warehouse_url
 
@@ -73,8 +73,7 @@ def page(title: str, body: Callable[[str], None]) -> None:
         try:
             body(warehouse_url())
         except (ZetlError, psycopg2.Error) as exc:
-            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            st.warning(f"Cannot read the warehouse right now: {first_line}")
+            st.warning(f"Cannot read the warehouse right now: {first_line(exc)}")
         st.caption(f"Refreshes every {REFRESH_SECONDS} s.")
 
     refreshed()

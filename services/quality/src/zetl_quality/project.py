@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from zetl.errors import ConfigError
+from zetl.errors import ConfigError, first_line
 from zetl.settings import read_env
 from zetl_quality.checks import CHECKPOINTS, Asset, Check, Datasource, Target
 
@@ -209,7 +209,7 @@ def _exception(info: Mapping[str, Any]) -> str | None:
     for candidate in candidates:
         if candidate.get("raised_exception"):
             message = str(candidate.get("exception_message") or "error")
-            return message.strip().splitlines()[0]
+            return first_line(message)
     return None
 
 

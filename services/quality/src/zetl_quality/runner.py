@@ -14,7 +14,7 @@ import psycopg2
 import psycopg2.extensions
 
 from zetl.db import connect
-from zetl.errors import ConfigError
+from zetl.errors import ConfigError, first_line
 from zetl.settings import Settings
 from zetl_quality import results
 from zetl_quality.checks import CHECKPOINTS, Check, Datasource, Target
@@ -121,8 +121,7 @@ def run(
                 context, name, target, urls, Settings.from_env(environ).replica_database
             )
         except Exception as exc:  # great_expectations' own kinds: connection, missing table...
-            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise ConfigError(f"checkpoint {name} cannot be set up: {reason}") from exc
+            raise ConfigError(f"checkpoint {name} cannot be set up: {first_line(exc)}") from exc
         log.info("running checkpoint", extra={"checkpoint": name, "expectations": len(checks)})
         outcomes = project.run_checkpoint(context, checkpoint, checks)
         failures = [
