@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import psycopg2
 import typer
 
+from zetl import integration
 from zetl.db import connect, is_connection_lost, with_database
 from zetl.errors import ConfigError, ZetlError
 from zetl.settings import Settings, read_env
@@ -36,8 +37,6 @@ schedule_app = typer.Typer(
 DEFAULT_TRANSFORM_INTERVAL = 300.0
 DEFAULT_CHECKPOINTS = "source_integrity,replica_parity,marts"
 POLL_SECONDS = 5.0
-# States a table leaves by itself (the replicator is still working on it).
-UNSETTLED = ("Initializing", "ResyncRequired", "ResyncInitiated")
 
 
 def register(app: typer.Typer) -> None:
@@ -88,16 +87,9 @@ def replica_state(warehouse_url: str, replica_database: str) -> ReplicaState:
     conn = connect(warehouse_url, connect_timeout=5)
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT to_regclass('svv_integration_table_state') IS NOT NULL")
-            row = cur.fetchone()
-            if row and row[0]:
-                cur.execute(
-                    "SELECT count(*), count(*) FILTER (WHERE table_state = ANY(%s))"
-                    " FROM svv_integration_table_state",
-                    (list(UNSETTLED),),
-                )
-                found = cur.fetchone()
-                return ReplicaState(*(found or (0, 0)))
+            tables = integration.read_tables(cur)
+            if tables is not None:
+                return ReplicaState(len(tables), sum(not t.settled for t in tables))
             cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (replica_database,))
             if cur.fetchone() is None:
                 return ReplicaState(0, 0)  # the replicator has not created it yet
@@ -112,7 +104,7 @@ def replica_state(warehouse_url: str, replica_database: str) -> ReplicaState:
                 return ReplicaState(0, 0)
             cur.execute(
                 "SELECT count(*), count(*) FILTER (WHERE state = ANY(%s)) FROM zetl.table_state",
-                (list(UNSETTLED),),
+                (sorted(integration.UNSETTLED),),
             )
             found = cur.fetchone()
             return ReplicaState(*(found or (0, 0)))

@@ -8,11 +8,12 @@ transform has not run, no checkpoint yet) is an empty state, not an error: ``Res
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field, fields
 from typing import Any
 
 import pandas as pd
 
+from zetl import integration
 from zetl.db import connect
 from zetl.errors import ConfigError
 from zetl.settings import Settings
@@ -63,6 +64,23 @@ def read(url: str, relations: tuple[str, ...], query: str, params: tuple[Any, ..
     finally:
         conn.rollback()
         conn.close()
+
+
+def read_table_states(url: str) -> Result:
+    """svv_integration_table_state of every integration, through zetl.integration's reader
+    (in a read-only transaction, like every other read)."""
+    conn = connect(url, application_name="zetl-dashboard", connect_timeout=5)
+    try:
+        conn.set_session(readonly=True, autocommit=False)
+        with conn.cursor() as cur:
+            tables = integration.read_tables(cur)
+    finally:
+        conn.rollback()
+        conn.close()
+    if tables is None:
+        return Result(missing=integration.TABLE_STATE_VIEW)
+    columns = [f.name for f in fields(integration.TableStatus)]
+    return Result(frame=pd.DataFrame([astuple(t) for t in tables], columns=columns))
 
 
 def numeric(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:

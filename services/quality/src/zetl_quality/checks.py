@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from zetl.integration import TableState
+
 
 class Target(StrEnum):
     LOCAL = "local"
@@ -216,8 +218,9 @@ def replica_parity(target: Target, replica_database: str) -> tuple[list[Asset], 
             "every table Synced",
             asset,
             "ExpectColumnValuesToBeInSet",
-            {"column": "table_state", "value_set": ["Synced"]},
-            f"SELECT table_name, table_state FROM {latest} WHERE table_state <> 'Synced'",
+            {"column": "table_state", "value_set": [TableState.SYNCED.value]},
+            f"SELECT table_name, table_state FROM {latest}"
+            f" WHERE table_state <> '{TableState.SYNCED}'",
             "every replicated table is Synced",
         ),
         Check(
