@@ -4,7 +4,8 @@
   Failed for good), runs ``zetl transform``, then again every ZETL_TRANSFORM_INTERVAL seconds
   (default 300; the models are incremental, so a run costs what changed).
 - ``zetl schedule dq``: after each transform that finished (a new row in
-  zetl_transform.run_log), runs every checkpoint of ZETL_DQ_CHECKPOINTS.
+  zetl_transform.run_log), runs every checkpoint (``zetl dq list --names``), or those
+  ZETL_DQ_CHECKPOINTS names.
 
 Each step runs as a child ``zetl`` process, exactly the command a person would type; a
 failed step is logged with its exit code and tried again at the next turn, so one bad run
@@ -26,7 +27,7 @@ import typer
 
 from zetl import integration
 from zetl.db import connect, is_connection_lost, with_database
-from zetl.errors import ConfigError, ZetlError
+from zetl.errors import ConfigError, ZetlError, first_line
 from zetl.settings import Settings, read_env
 
 logger = logging.getLogger("zetl.schedule")
@@ -35,7 +36,6 @@ schedule_app = typer.Typer(
     no_args_is_help=True,
 )
 DEFAULT_TRANSFORM_INTERVAL = 300.0
-DEFAULT_CHECKPOINTS = "source_integrity,replica_parity,marts"
 POLL_SECONDS = 5.0
 
 
@@ -52,6 +52,23 @@ def _seconds(name: str, default: float) -> float:
     if value <= 0:
         raise ConfigError(f"{name}={raw!r} must be more than 0 seconds")
     return value
+
+
+def dq_checkpoints(chosen: str | None) -> list[str]:
+    """The checkpoints a dq round runs: those ``chosen`` names (comma-separated), else every
+    one the quality service defines (``zetl dq list --names``: its list is the one source)."""
+    if chosen:
+        checkpoints = [c.strip() for c in chosen.split(",") if c.strip()]
+        if not checkpoints:
+            raise ConfigError("ZETL_DQ_CHECKPOINTS names no checkpoint")
+        return checkpoints
+    command = [sys.executable, "-m", "zetl", "dq", "list", "--names"]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
+    listed = done.stdout.split()
+    if done.returncode != 0 or not listed:
+        reason = first_line(done.stderr) or f"exit code {done.returncode}"
+        raise ConfigError(f"`zetl dq list --names` gave no checkpoint: {reason}")
+    return listed
 
 
 def _stop_event() -> threading.Event:
@@ -171,12 +188,9 @@ def schedule_transform(
 def schedule_dq(
     once: bool = typer.Option(False, "--once", help="stop after the first round of checkpoints"),
 ) -> None:
-    """Every checkpoint of ZETL_DQ_CHECKPOINTS after each finished transform run."""
+    """Every checkpoint (or those of ZETL_DQ_CHECKPOINTS) after each finished transform run."""
     url = Settings.from_env().require_warehouse()
-    raw = read_env("ZETL_DQ_CHECKPOINTS", DEFAULT_CHECKPOINTS) or DEFAULT_CHECKPOINTS
-    checkpoints = [c.strip() for c in raw.split(",") if c.strip()]
-    if not checkpoints:
-        raise ConfigError("ZETL_DQ_CHECKPOINTS names no checkpoint")
+    checkpoints = dq_checkpoints(read_env("ZETL_DQ_CHECKPOINTS"))
     stop = _stop_event()
     seen: str | None = None
     logger.info("waiting for a transform run", extra={"checkpoints": checkpoints})

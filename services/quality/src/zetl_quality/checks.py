@@ -69,12 +69,24 @@ class Asset:
     query: str | None = None  # a query asset instead of a table
 
 
+# Evidence a checkpoint gathers before it runs: (run id, warehouse connection, environment).
+Prepare = Callable[[str, Any, Mapping[str, str] | None], None]
+
+
 @dataclass(frozen=True)
 class CheckpointSpec:
+    """A checkpoint and what it needs: the runner reads these fields, never the name."""
+
     name: str
     description: str
     # (target, replica database) -> the assets and checks
     build: Callable[[Target, str], tuple[list[Asset], list[Check]]] = field(repr=False)
+    needs_source: bool = False  # it reads SOURCE_DATABASE_URL (a datasource, or its evidence)
+    # Where its checks' tables are: a failing check's sample rows are read there.
+    checks_read: Datasource = Datasource.WAREHOUSE
+    # Why it cannot run on AWS, when it cannot.
+    local_only: str | None = None
+    prepare: Prepare | None = field(default=None, repr=False)
 
 
 def _escape(text: str) -> str:
@@ -207,6 +219,20 @@ PARITY_LATEST = (
     f"SELECT * FROM {PARITY_TABLE} WHERE run_id ="
     f" (SELECT run_id FROM {PARITY_TABLE} ORDER BY checked_at DESC LIMIT 1)"
 )
+
+
+def _parity_snapshot(run_id: str, warehouse: Any, environ: Mapping[str, str] | None) -> None:
+    """The evidence replica_parity checks: source and replica compared (zetl verify), one row
+    per table in PARITY_TABLE."""
+    import logging
+
+    from zetl_quality.parity import snapshot
+    from zetl_replicator.config import ReplicatorConfig
+
+    log = logging.getLogger("zetl.quality")
+    log.info("comparing source and replica at a consistent point (zetl verify)")
+    tables = snapshot(ReplicatorConfig.from_env(environ), run_id, warehouse)
+    log.info("parity snapshot stored", extra={"tables": tables})
 
 
 def replica_parity(target: Target, replica_database: str) -> tuple[list[Asset], list[Check]]:
@@ -387,12 +413,19 @@ CHECKPOINTS: dict[str, CheckpointSpec] = {
             "the source: keys unique, references resolved, CHECK rules (signs by type,"
             " net = gross - fee), the business rules",
             source_integrity,
+            needs_source=True,
+            checks_read=Datasource.SOURCE,
         ),
         CheckpointSpec(
             "replica_parity",
             "the replica: every table Synced; per-table row counts and row checksums equal"
             " the source's at one consistent point (zetl verify)",
             replica_parity,
+            needs_source=True,
+            local_only="replica_parity compares at the replicator's applied position, which only"
+            " the local emulation has; on AWS the integration reports its own state"
+            " (SVV_INTEGRATION_TABLE_STATE)",
+            prepare=_parity_snapshot,
         ),
         CheckpointSpec(
             "marts",
