@@ -7,17 +7,23 @@ contract written in the models' YAML has no second copy in Python. Standard libr
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from zetl.errors import ConfigError
+from zetl.settings import EnvSpec, setting
+
+
+@dataclass(frozen=True)
+class DbtSettings(EnvSpec):
+    project_dir: str = setting("ZETL_DBT_PROJECT_DIR", "")  # empty: transform/ found above
+    manifest: str = setting("ZETL_DBT_MANIFEST", "")  # empty: the project's target/
 
 
 def project_dir(environ: Mapping[str, str] | None = None) -> Path:
     """``ZETL_DBT_PROJECT_DIR``, else ``transform/`` of the checkout (or image) we run from."""
-    environ = os.environ if environ is None else environ
-    configured = environ.get("ZETL_DBT_PROJECT_DIR")
+    configured = DbtSettings.from_env(environ).project_dir
     candidates = [Path(configured)] if configured else []
     if not configured:
         here = Path(__file__).resolve()
@@ -31,8 +37,7 @@ def project_dir(environ: Mapping[str, str] | None = None) -> Path:
 
 def manifest_path(environ: Mapping[str, str] | None = None) -> Path:
     """``ZETL_DBT_MANIFEST``, else the project's ``target/manifest.json``; it must exist."""
-    environ = os.environ if environ is None else environ
-    configured = environ.get("ZETL_DBT_MANIFEST")
+    configured = DbtSettings.from_env(environ).manifest
     path = Path(configured) if configured else project_dir(environ) / "target" / "manifest.json"
     if not path.is_file():
         raise ConfigError(

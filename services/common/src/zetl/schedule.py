@@ -28,7 +28,7 @@ import typer
 from zetl import integration
 from zetl.db import connect, is_connection_lost, with_database
 from zetl.errors import ConfigError, ZetlError, first_line
-from zetl.settings import Settings, read_env
+from zetl.settings import EnvSpec, Settings, seconds, setting
 
 logger = logging.getLogger("zetl.schedule")
 schedule_app = typer.Typer(
@@ -43,15 +43,13 @@ def register(app: typer.Typer) -> None:
     app.add_typer(schedule_app, name="schedule")
 
 
-def _seconds(name: str, default: float) -> float:
-    raw = read_env(name, str(default)) or str(default)
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{name}={raw!r} is not a number of seconds") from exc
-    if value <= 0:
-        raise ConfigError(f"{name}={raw!r} must be more than 0 seconds")
-    return value
+@dataclass(frozen=True)
+class ScheduleSettings(EnvSpec):
+    transform_interval: float = setting(
+        "ZETL_TRANSFORM_INTERVAL", DEFAULT_TRANSFORM_INTERVAL, seconds
+    )
+    # Comma-separated; empty: every checkpoint `zetl dq list` names.
+    dq_checkpoints: str = setting("ZETL_DQ_CHECKPOINTS", "")
 
 
 def dq_checkpoints(chosen: str | None) -> list[str]:
@@ -166,7 +164,7 @@ def schedule_transform(
     """`zetl transform` once the replica is Synced, then every ZETL_TRANSFORM_INTERVAL s."""
     settings = Settings.from_env()
     url = settings.require_warehouse()
-    interval = _seconds("ZETL_TRANSFORM_INTERVAL", DEFAULT_TRANSFORM_INTERVAL)
+    interval = ScheduleSettings.from_env().transform_interval
     stop = _stop_event()
     waiting_logged = False
     while not stop.is_set():
@@ -190,7 +188,7 @@ def schedule_dq(
 ) -> None:
     """Every checkpoint (or those of ZETL_DQ_CHECKPOINTS) after each finished transform run."""
     url = Settings.from_env().require_warehouse()
-    checkpoints = dq_checkpoints(read_env("ZETL_DQ_CHECKPOINTS"))
+    checkpoints = dq_checkpoints(ScheduleSettings.from_env().dq_checkpoints)
     stop = _stop_event()
     seen: str | None = None
     logger.info("waiting for a transform run", extra={"checkpoints": checkpoints})

@@ -7,7 +7,6 @@ transform has not run, no checkpoint yet) is an empty state, not an error: ``Res
 
 from __future__ import annotations
 
-import os
 from dataclasses import astuple, dataclass, field, fields
 from typing import Any
 
@@ -15,8 +14,7 @@ import pandas as pd
 
 from zetl import integration
 from zetl.db import connect
-from zetl.errors import ConfigError
-from zetl.settings import Settings
+from zetl.settings import EnvSpec, Settings, integer, setting
 
 DEFAULT_REFRESH_SECONDS = 30
 
@@ -33,14 +31,19 @@ class Result:
         return self.missing is not None or self.frame.empty
 
 
-def refresh_seconds(environ: dict[str, str] | None = None) -> int:
-    raw = (environ if environ is not None else dict(os.environ)).get(
-        "ZETL_DASHBOARD_REFRESH_SECONDS", ""
+def _refresh(name: str, value: str) -> int:
+    return max(5, integer(name, value))  # a floor: many browsers must not hammer the warehouse
+
+
+@dataclass(frozen=True)
+class DashboardSettings(EnvSpec):
+    refresh_seconds: int = setting(
+        "ZETL_DASHBOARD_REFRESH_SECONDS", DEFAULT_REFRESH_SECONDS, _refresh
     )
-    try:
-        return max(5, int(raw)) if raw else DEFAULT_REFRESH_SECONDS
-    except ValueError as exc:
-        raise ConfigError(f"ZETL_DASHBOARD_REFRESH_SECONDS={raw!r} is not a whole number") from exc
+
+
+def refresh_seconds(environ: dict[str, str] | None = None) -> int:
+    return DashboardSettings.from_env(environ).refresh_seconds
 
 
 def warehouse_url() -> str:
