@@ -11,12 +11,15 @@ from zetl.integration import TableState, TableStatus
 pytestmark = pytest.mark.docker
 
 VIEWS = """
-CREATE TABLE svv_integration (target_database text, state text, current_lag bigint);
+CREATE TABLE svv_integration (integration_id text, target_database text, state text,
+    current_lag bigint, last_replicated_checkpoint text, total_tables_replicated integer,
+    total_tables_failed integer);
 CREATE TABLE svv_integration_table_state (target_database text, schema_name text,
     table_name text, table_state text, reason text, table_rows bigint,
     last_updated_timestamp timestamp);
 INSERT INTO svv_integration VALUES
-    ('replica', 'CdcRefreshState', 1500), ('other', 'ErrorState', NULL);
+    ('i-1', 'replica', 'CdcRefreshState', 1500, '0/16B3748', 1, 0),
+    ('i-2', 'other', 'ErrorState', NULL, NULL, 0, 1);
 INSERT INTO svv_integration_table_state VALUES
     ('replica', 'public', 'game', 'ResyncInitiated', NULL, NULL, NULL),
     ('replica', 'public', 'customer', 'Synced', NULL, 20, NULL),
@@ -43,7 +46,9 @@ def test_tables_and_integration_of_one_replica_or_of_all(warehouse_url: str) -> 
     ]
     assert [t.settled for t in tables] == [True, False]
     assert everything is not None and len(everything) == 3
-    assert status == integration.IntegrationStatus("replica", "CdcRefreshState", 1.5)
+    assert status == integration.IntegrationStatus(
+        "replica", "i-1", "CdcRefreshState", 1.5, "0/16B3748", 1, 0
+    )
     assert stopped is not None and stopped.state == integration.ERROR_STATE
     assert stopped.lag_seconds is None
     assert {TableState.FAILED, TableState.SYNCED}.isdisjoint(integration.UNSETTLED)

@@ -60,8 +60,12 @@ class IntegrationStatus:
     """One row of svv_integration: the integration into one target database."""
 
     target_database: str
+    integration_id: str
     state: str
     lag_seconds: float | None  # current_lag is in milliseconds; None before any progress
+    last_replicated_checkpoint: str | None
+    total_tables_replicated: int | None
+    total_tables_failed: int | None
 
 
 # The column order of TableStatus: a row of this query is a TableStatus.
@@ -104,12 +108,21 @@ def read_integration(
     if not has_views(cur, INTEGRATION_VIEW):
         return None
     cur.execute(
-        f"SELECT target_database, state, current_lag FROM {INTEGRATION_VIEW}"
-        " WHERE target_database = %s",
+        "SELECT target_database, integration_id, state, current_lag,"
+        " last_replicated_checkpoint, total_tables_replicated, total_tables_failed"
+        f" FROM {INTEGRATION_VIEW} WHERE target_database = %s",
         (replica_database,),
     )
     row = cur.fetchone()
     if row is None:
         return None
-    lag = None if row[2] is None else float(row[2]) / 1000.0
-    return IntegrationStatus(str(row[0]), str(row[1]), lag)
+    target, integration_id, state, lag, checkpoint, replicated, failed = row
+    return IntegrationStatus(
+        str(target),
+        str(integration_id),
+        str(state),
+        None if lag is None else float(lag) / 1000.0,
+        checkpoint,
+        replicated,
+        failed,
+    )
