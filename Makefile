@@ -131,9 +131,10 @@ bench-transform: install ## full dbt build vs the same SQL in psql, and an incre
 
 # --- data quality (zetl dq, expectations/) ---
 .PHONY: dq bench-quality
-dq: install ## the great_expectations checkpoints: source_integrity, replica_parity, marts (.env's settings)
+dq: install ## every great_expectations checkpoint `zetl dq list` names (.env's settings)
 	set -a; [ -f .env ] && . ./.env; set +a; \
-	  for c in source_integrity replica_parity marts; do $(BIN)/zetl dq run $$c || exit $$?; done
+	  checkpoints="$$($(BIN)/zetl dq list --names)" || exit $$?; \
+	  for c in $$checkpoints; do $(BIN)/zetl dq run $$c || exit $$?; done
 
 bench-quality: install ## each dq checkpoint beside the same checks as plain SQL, 1M-row replica (Docker)
 	$(BIN)/python -m bench.quality.run

@@ -4,10 +4,13 @@ replicator streaming in a background thread, and dropping a test database's repl
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import psycopg2
@@ -30,7 +33,8 @@ TABLES = (
     "store_transaction_line",
     "wallet_transaction",
 )
-# The marts, in the order each may depend on the ones before it.
+# The marts, in the order each may depend on the ones before it (the marts checkpoint takes
+# its own list from the dbt manifest: those with a meta zetl_quality grain).
 MARTS = (
     "daily_player_transactions",
     "player_top_three_deposits",
@@ -41,13 +45,30 @@ MARTS = (
 )
 
 
-def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    """Poll ``predicate`` until it holds; fail naming ``what`` once ``timeout`` has passed."""
+def wait_for(
+    predicate: Callable[[], bool],
+    what: str,
+    timeout: float = 30.0,
+    *,
+    every: float = 0.1,
+    ignoring: tuple[type[Exception], ...] = (),
+) -> None:
+    """Poll ``predicate`` every ``every`` seconds until it holds; fail naming ``what`` once
+    ``timeout`` has passed. An error of a kind in ``ignoring`` (a server not up yet) counts as
+    not yet, and is raised if it is still what the last poll saw."""
     deadline = time.monotonic() + timeout
-    while not predicate():
+    while True:
+        try:
+            if predicate():
+                return
+            last: Exception | None = None
+        except ignoring as exc:
+            last = exc
         if time.monotonic() > deadline:
+            if last is not None:
+                raise last
             raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
+        time.sleep(every)
 
 
 def query(url: str, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -70,12 +91,17 @@ def fingerprint(url: str) -> list[tuple[Any, ...]]:
 
 
 def build_marts(
-    warehouse_url: str, replica_database: str, *, full_refresh: bool = False
+    warehouse_url: str,
+    replica_database: str,
+    *,
+    full_refresh: bool = False,
+    project: Path | None = None,
 ) -> RunOutcome:
-    """The marts, as `zetl transform` builds them (postgres_fdw link, then dbt build); a
+    """The marts of ``project`` (transform/ by default), as `zetl transform` builds them
+    (postgres_fdw link, then dbt build, which writes the project's target/manifest.json); a
     failed build fails the caller."""
     run = build(
-        project=project_dir(),
+        project=project or project_dir(),
         warehouse_url=warehouse_url,
         replica_database=replica_database,
         target="local",
@@ -84,6 +110,21 @@ def build_marts(
     )
     assert run.success, run.failures
     return run
+
+
+def parse_manifest(out: Path, project: Path | None = None) -> Path:
+    """``dbt parse`` of ``project`` (transform/ by default) into ``out``: its manifest.json,
+    what the marts checkpoint reads the marts' contracts from. Connects to nothing."""
+    project = project or project_dir()
+    dbt = Path(sys.executable).with_name("dbt")
+    paths = ["--project-dir", str(project), "--profiles-dir", str(project)]
+    paths += ["--target-path", str(out), "--log-path", str(out)]
+    subprocess.run(
+        [str(dbt), "parse", *paths, "--target", "local", "--quiet"],
+        check=True,
+        timeout=300,
+    )
+    return out / "manifest.json"
 
 
 @contextmanager

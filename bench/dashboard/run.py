@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ import psycopg2
 from bench.replica import COPY_TIMEOUT, replicating
 from tests.harness import SOURCE_SETTINGS, running_postgres
 from tests.support import wait_for
+from zetl.integration import TableState
 from zetl.schema.migrate import upgrade
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -103,8 +105,8 @@ def replicate(source_url: str, warehouse_url: str) -> float:
         try:
             with psycopg2.connect(replica_url) as conn, conn.cursor() as cur:
                 cur.execute(
-                    "SELECT count(*), count(*) FILTER (WHERE state = 'Synced')"
-                    " FROM zetl.table_state"
+                    "SELECT count(*), count(*) FILTER (WHERE state = %s) FROM zetl.table_state",
+                    (TableState.SYNCED.value,),
                 )
                 total, done = cur.fetchone()  # type: ignore[misc]
         except psycopg2.Error:  # the replica database does not exist yet
@@ -127,33 +129,38 @@ def replica_rows(warehouse_url: str) -> int:
         return int(row[0]) if row and row[0] else 0
 
 
-def page_queries() -> dict[str, list[tuple[Any, tuple[Any, ...]]]]:
+def page_queries() -> dict[str, list[Callable[[str], object]]]:
+    """Per page, the reads it makes, each given the warehouse URL."""
     from zetl_dashboard import queries as q
+    from zetl_dashboard.data import read, read_table_states
+
+    def reading(query: Any, *params: Any) -> Callable[[str], object]:
+        return lambda url: read(url, query.relations, query.sql, params)
 
     return {
         "storefront": [
-            (q.STOREFRONT_TOTALS, ()),
-            (q.STOREFRONT_WINDOW, ("USD", "1900-01-01")),
-            (q.TOP_GAMES, ("USD",)),
+            reading(q.STOREFRONT_TOTALS),
+            reading(q.STOREFRONT_WINDOW, "USD", "1900-01-01"),
+            reading(q.TOP_GAMES, "USD"),
         ],
         "players": [
-            (q.PLAYER_CURRENCIES, ()),
-            (q.DISCORD_DEPOSITS, ("USD",)),
-            (q.DAILY_WALLET, ("USD", 90)),
-            (q.TOP_DEPOSITORS, ("USD",)),
+            reading(q.PLAYER_CURRENCIES),
+            reading(q.DISCORD_DEPOSITS, "USD"),
+            reading(q.DAILY_WALLET, "USD", 90),
+            reading(q.TOP_DEPOSITORS, "USD"),
         ],
         "reconciliation": [
-            (q.RECONCILIATION_SUMMARY, ()),
-            (q.FLAGGED_BY_DAY, ()),
-            (q.FLAGGED, ()),
+            reading(q.RECONCILIATION_SUMMARY),
+            reading(q.FLAGGED_BY_DAY),
+            reading(q.FLAGGED),
         ],
         "health": [
-            (q.TABLE_STATE, ()),
-            (q.LAG, (60,)),
-            (q.CHECKPOINT_LAST, ()),
-            (q.CHECKPOINT_HISTORY, ()),
-            (q.TRANSFORM_LAST, ()),
-            (q.DAG_RUN_LAST, ()),
+            read_table_states,
+            reading(q.LAG, 60),
+            reading(q.CHECKPOINT_LAST),
+            reading(q.CHECKPOINT_HISTORY),
+            reading(q.TRANSFORM_LAST),
+            reading(q.DAG_RUN_LAST),
         ],
     }
 
@@ -162,8 +169,6 @@ def measure_pages(dev_url: str, repeat: int) -> dict[str, dict[str, float]]:
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
-    from zetl_dashboard.data import read
-
     os.environ["WAREHOUSE_DATABASE_URL"] = dev_url
     results: dict[str, dict[str, float]] = {}
     # A served dashboard has imported Streamlit, pandas and altair before anyone asks for a
@@ -171,9 +176,9 @@ def measure_pages(dev_url: str, repeat: int) -> dict[str, dict[str, float]]:
     AppTest.from_file(str(PAGES / "health.py"), default_timeout=120).run()
     for page, queries in page_queries().items():
 
-        def run_queries(batch: list[tuple[Any, tuple[Any, ...]]] = queries) -> None:
-            for query, params in batch:
-                read(dev_url, query.relations, query.sql, params)
+        def run_queries(batch: list[Callable[[str], object]] = queries) -> None:
+            for one in batch:
+                one(dev_url)
 
         st.cache_data.clear()
         app = AppTest.from_file(str(PAGES / f"{page}.py"), default_timeout=120)

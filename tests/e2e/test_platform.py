@@ -26,6 +26,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
+from tests import support
 from tests.harness import free_port
 
 # Building every image from scratch takes minutes on a small machine: the first test pays it.
@@ -118,17 +119,18 @@ class Platform:
 def wait_for(
     what: str, condition: Callable[[], bool], platform: Platform, timeout: float = TIMEOUT_S
 ) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if condition():
-                platform.mark(what)
-                return
-        except (psycopg2.Error, OSError, ValueError, KeyError):
-            pass  # not up yet
-        time.sleep(2)
-    logs = platform.compose("logs", "--tail", "60", check=False).stdout
-    pytest.fail(f"timed out waiting for {what}\n{logs}")
+    try:
+        support.wait_for(
+            condition,
+            what,
+            timeout,
+            every=2,
+            ignoring=(psycopg2.Error, OSError, ValueError, KeyError),  # not up yet
+        )
+    except (AssertionError, psycopg2.Error, OSError, ValueError, KeyError):
+        logs = platform.compose("logs", "--tail", "60", check=False).stdout
+        pytest.fail(f"timed out waiting for {what}\n{logs}")
+    platform.mark(what)
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,8 @@ import pytest
 from testcontainers.community.postgres import PostgresContainer
 from testcontainers.core.container import DockerContainer
 
+from tests.support import wait_for
+
 pytestmark = pytest.mark.docker
 
 DEFAULT_IMAGE = "postgres:17"
@@ -72,15 +74,18 @@ def wait_until_accepting(endpoint: Endpoint, user: str, password: str, dbname: s
     A TCP login is the right readiness signal for both images: their init phase runs a
     server listening on the socket only, so TCP answers only once init scripts are done.
     """
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while True:
-        try:
-            endpoint.connect(user, password, dbname).close()
-            return
-        except psycopg2.OperationalError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.25)
+
+    def accepting() -> bool:
+        endpoint.connect(user, password, dbname).close()
+        return True
+
+    wait_for(
+        accepting,
+        f"{user} to log in over TCP",
+        STARTUP_TIMEOUT_S,
+        every=0.25,
+        ignoring=(psycopg2.OperationalError,),
+    )
 
 
 def scalar(conn: psycopg2.extensions.connection, query: str) -> object:

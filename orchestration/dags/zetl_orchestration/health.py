@@ -7,6 +7,10 @@ one place that knows where those facts live: the system views ``svv_integration_
 milliseconds), resolved unqualified in the warehouse database, on Redshift and locally alike
 (the replicator keeps them there), for the integration whose target is the replica database.
 
+The platform's own reader of those views is ``zetl.integration``; the DAG folder runs without
+the zetl package (Airflow's image, Amazon MWAA), so this module reads them itself and
+orchestration/tests/test_health_reader.py holds both to the same answer and state names.
+
 Locally the lag also counts how long ago the replicator's newest ``zetl.lag_history`` sample
 was taken: a stopped replicator reports its last lag forever, so its silence is the lag that
 matters.

@@ -29,22 +29,26 @@ class SettingsError(ValueError):
 
 
 def env(name: str, default: str | None = None) -> str | None:
-    """A variable, or the content of the file NAME_FILE names (for secrets), or the default."""
-    value = os.environ.get(name)
-    if value:
-        return value
-    path = os.environ.get(f"{name}_FILE")
-    if path:
+    """A variable, or the content of the file NAME_FILE names (for secrets); unset or empty,
+    the default. Setting both is an error.
+
+    The platform's rule (``zetl.settings``: ``read_env``, and an empty value keeps the
+    default), written here again because the DAG folder runs without the zetl package;
+    orchestration/tests/test_settings_rule.py holds the two to the same answers."""
+    direct, path = os.environ.get(name), os.environ.get(f"{name}_FILE")
+    if direct is not None and path is not None:
+        raise SettingsError(f"both {name} and {name}_FILE are set; set only one of them")
+    if path is not None:
         try:
-            return Path(path).read_text(encoding="utf-8").strip()
+            direct = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
         except OSError as exc:
-            raise SettingsError(f"{name}_FILE: cannot read {path}: {exc.strerror}") from exc
-    return default
+            raise SettingsError(f"{name}_FILE={path} cannot be read: {exc.strerror}") from exc
+    return direct or default
 
 
 def _float(name: str, default: float) -> float:
     raw = env(name)
-    if raw is None:
+    if not raw:
         return default
     try:
         value = float(raw)
@@ -57,7 +61,7 @@ def _float(name: str, default: float) -> float:
 
 def _int(name: str, default: int) -> int:
     raw = env(name)
-    if raw is None:
+    if not raw:
         return default
     try:
         value = int(raw)

@@ -28,8 +28,12 @@ def test_no_replica_yet_is_not_settled(warehouse_url: str) -> None:
 def test_the_monitoring_view_decides_when_it_exists(warehouse_url: str) -> None:
     execute(
         warehouse_url,
-        "CREATE TABLE svv_integration_table_state (table_name text, table_state text);"
-        " INSERT INTO svv_integration_table_state VALUES ('a', 'Synced'), ('b', 'Initializing')",
+        # The view's columns the reader selects, as the replicator's view has them.
+        "CREATE TABLE svv_integration_table_state (target_database text, schema_name text,"
+        " table_name text, table_state text, reason text, table_rows bigint,"
+        " last_updated_timestamp timestamp);"
+        " INSERT INTO svv_integration_table_state (table_name, table_state)"
+        " VALUES ('a', 'Synced'), ('b', 'Initializing')",
     )
     assert not replica_state(warehouse_url, "unused").settled
     execute(warehouse_url, "UPDATE svv_integration_table_state SET table_state = 'Failed'")

@@ -8,13 +8,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg2
 import pytest
 
 from tests.harness import PostgresServer, running_postgres
+from tests.support import wait_for
 from zetl.schema.migrate import upgrade
 from zetl.schema.rules import check_rules
 from zetl_generator.mix import EventKind, Mix
@@ -123,12 +124,8 @@ def restartable_source() -> Iterator[PostgresServer]:
         yield server
 
 
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = 120.0) -> None:
-    """Polls for the condition, generously: a loaded machine runs the workload slowly."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
+# Generous: a loaded machine runs the workload slowly.
+WAIT_S = 120.0
 
 
 def test_generator_survives_a_database_restart(restartable_source: PostgresServer) -> None:
@@ -139,12 +136,12 @@ def test_generator_survives_a_database_restart(restartable_source: PostgresServe
     runner = threading.Thread(target=workload.run, args=(stop,))
     runner.start()
     try:
-        wait_until(lambda: workload.stats.total > 0, "the first events")
+        wait_for(lambda: workload.stats.total > 0, "the first events", WAIT_S)
         before = workload.stats.total
         assert workload.healthy()
         restartable_source.restart()
-        wait_until(lambda: workload.stats.reconnects > 0, "a reconnect")
-        wait_until(lambda: workload.stats.total > before + 50, "events after the restart")
+        wait_for(lambda: workload.stats.reconnects > 0, "a reconnect", WAIT_S)
+        wait_for(lambda: workload.stats.total > before + 50, "events after the restart", WAIT_S)
     finally:
         stop.set()
         runner.join(timeout=30)

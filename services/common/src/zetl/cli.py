@@ -20,7 +20,7 @@ from importlib.metadata import EntryPoint, entry_points
 import typer
 
 from zetl import __version__
-from zetl.errors import ConfigError, ExitCode, ZetlError
+from zetl.errors import ConfigError, ExitCode, ZetlError, first_line
 from zetl.log import configure_logging
 from zetl.settings import Settings
 
@@ -131,6 +131,5 @@ def main() -> None:
         if psycopg2 is None or not isinstance(exc, psycopg2.Error):
             raise
         logging.getLogger("zetl").debug("database error", exc_info=True)
-        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        print(f"zetl: error: the database refused: {first_line}", file=sys.stderr)
+        print(f"zetl: error: the database refused: {first_line(exc)}", file=sys.stderr)
         sys.exit(ExitCode.DATA)

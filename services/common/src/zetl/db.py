@@ -12,7 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg2
 import psycopg2.extensions
 
-from zetl.errors import ConfigError, MissingDatabaseError
+from zetl.errors import ConfigError, MissingDatabaseError, first_line
 
 
 def redact(dsn: str) -> str:
@@ -68,7 +68,7 @@ def connection_edge(*, stream: bool = False) -> Iterator[None]:
             and isinstance(exc, psycopg2.DatabaseError)
             and not isinstance(exc, psycopg2.OperationalError)
         ):
-            raise ConnectionLost(_first_line(exc)) from exc
+            raise ConnectionLost(first_line(exc)) from exc
         raise
 
 
@@ -128,7 +128,7 @@ def connect(url: str, *, raise_lost: bool = False, **kwargs: Any) -> psycopg2.ex
             f"{redact(url)} is not a libpq connection string (postgresql://user@host:port/db)"
         ) from exc
     except psycopg2.OperationalError as exc:
-        reason = _first_line(exc)
+        reason = first_line(exc)
         # Refusals at connect time carry no SQLSTATE in psycopg2: libpq's text is all there is.
         kind: type[Exception] = ConnectionLost
         if _MISSING_DATABASE.search(reason):
@@ -136,11 +136,6 @@ def connect(url: str, *, raise_lost: bool = False, **kwargs: Any) -> psycopg2.ex
         elif any(r in reason for r in _PERMANENT_REFUSALS):
             kind = ConfigError
         raise kind(f"cannot connect to {redact(url)}: {reason}") from exc
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 # SQLSTATEs that mean the server went away: class 08 (connection exception), and the server

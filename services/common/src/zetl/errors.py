@@ -31,8 +31,10 @@ class MissingDatabaseError(ConfigError):
     """The database a connection names does not exist (yet)."""
 
 
-def first_line(exc: BaseException) -> str:
-    """The first line of an error's text (its type's name when it has none): how an expected
-    failure is reported, in one line."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+def first_line(error: BaseException | str) -> str:
+    """The first line of an error's text (an exception's type name when it has none): how an
+    expected failure is reported, in one line. A message already taken from an error works too."""
+    text = str(error).strip()
+    if text:
+        return text.splitlines()[0]
+    return type(error).__name__ if isinstance(error, BaseException) else ""

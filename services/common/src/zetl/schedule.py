@@ -4,7 +4,8 @@
   Failed for good), runs ``zetl transform``, then again every ZETL_TRANSFORM_INTERVAL seconds
   (default 300; the models are incremental, so a run costs what changed).
 - ``zetl schedule dq``: after each transform that finished (a new row in
-  zetl_transform.run_log), runs every checkpoint of ZETL_DQ_CHECKPOINTS.
+  zetl_transform.run_log), runs every checkpoint (``zetl dq list --names``), or those
+  ZETL_DQ_CHECKPOINTS names.
 
 Each step runs as a child ``zetl`` process, exactly the command a person would type; a
 failed step is logged with its exit code and tried again at the next turn, so one bad run
@@ -24,9 +25,10 @@ from dataclasses import dataclass
 import psycopg2
 import typer
 
+from zetl import integration
 from zetl.db import connect, is_connection_lost, with_database
-from zetl.errors import ConfigError, ZetlError
-from zetl.settings import Settings, read_env
+from zetl.errors import ConfigError, ZetlError, first_line
+from zetl.settings import EnvSpec, Settings, seconds, setting
 
 logger = logging.getLogger("zetl.schedule")
 schedule_app = typer.Typer(
@@ -34,25 +36,37 @@ schedule_app = typer.Typer(
     no_args_is_help=True,
 )
 DEFAULT_TRANSFORM_INTERVAL = 300.0
-DEFAULT_CHECKPOINTS = "source_integrity,replica_parity,marts"
 POLL_SECONDS = 5.0
-# States a table leaves by itself (the replicator is still working on it).
-UNSETTLED = ("Initializing", "ResyncRequired", "ResyncInitiated")
 
 
 def register(app: typer.Typer) -> None:
     app.add_typer(schedule_app, name="schedule")
 
 
-def _seconds(name: str, default: float) -> float:
-    raw = read_env(name, str(default)) or str(default)
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{name}={raw!r} is not a number of seconds") from exc
-    if value <= 0:
-        raise ConfigError(f"{name}={raw!r} must be more than 0 seconds")
-    return value
+@dataclass(frozen=True)
+class ScheduleSettings(EnvSpec):
+    transform_interval: float = setting(
+        "ZETL_TRANSFORM_INTERVAL", DEFAULT_TRANSFORM_INTERVAL, seconds
+    )
+    # Comma-separated; empty: every checkpoint `zetl dq list` names.
+    dq_checkpoints: str = setting("ZETL_DQ_CHECKPOINTS", "")
+
+
+def dq_checkpoints(chosen: str | None) -> list[str]:
+    """The checkpoints a dq round runs: those ``chosen`` names (comma-separated), else every
+    one the quality service defines (``zetl dq list --names``: its list is the one source)."""
+    if chosen:
+        checkpoints = [c.strip() for c in chosen.split(",") if c.strip()]
+        if not checkpoints:
+            raise ConfigError("ZETL_DQ_CHECKPOINTS names no checkpoint")
+        return checkpoints
+    command = [sys.executable, "-m", "zetl", "dq", "list", "--names"]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
+    listed = done.stdout.split()
+    if done.returncode != 0 or not listed:
+        reason = first_line(done.stderr) or f"exit code {done.returncode}"
+        raise ConfigError(f"`zetl dq list --names` gave no checkpoint: {reason}")
+    return listed
 
 
 def _stop_event() -> threading.Event:
@@ -88,16 +102,9 @@ def replica_state(warehouse_url: str, replica_database: str) -> ReplicaState:
     conn = connect(warehouse_url, connect_timeout=5)
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT to_regclass('svv_integration_table_state') IS NOT NULL")
-            row = cur.fetchone()
-            if row and row[0]:
-                cur.execute(
-                    "SELECT count(*), count(*) FILTER (WHERE table_state = ANY(%s))"
-                    " FROM svv_integration_table_state",
-                    (list(UNSETTLED),),
-                )
-                found = cur.fetchone()
-                return ReplicaState(*(found or (0, 0)))
+            tables = integration.read_tables(cur)
+            if tables is not None:
+                return ReplicaState(len(tables), sum(not t.settled for t in tables))
             cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (replica_database,))
             if cur.fetchone() is None:
                 return ReplicaState(0, 0)  # the replicator has not created it yet
@@ -112,7 +119,7 @@ def replica_state(warehouse_url: str, replica_database: str) -> ReplicaState:
                 return ReplicaState(0, 0)
             cur.execute(
                 "SELECT count(*), count(*) FILTER (WHERE state = ANY(%s)) FROM zetl.table_state",
-                (list(UNSETTLED),),
+                (sorted(integration.UNSETTLED),),
             )
             found = cur.fetchone()
             return ReplicaState(*(found or (0, 0)))
@@ -157,7 +164,7 @@ def schedule_transform(
     """`zetl transform` once the replica is Synced, then every ZETL_TRANSFORM_INTERVAL s."""
     settings = Settings.from_env()
     url = settings.require_warehouse()
-    interval = _seconds("ZETL_TRANSFORM_INTERVAL", DEFAULT_TRANSFORM_INTERVAL)
+    interval = ScheduleSettings.from_env().transform_interval
     stop = _stop_event()
     waiting_logged = False
     while not stop.is_set():
@@ -179,12 +186,9 @@ def schedule_transform(
 def schedule_dq(
     once: bool = typer.Option(False, "--once", help="stop after the first round of checkpoints"),
 ) -> None:
-    """Every checkpoint of ZETL_DQ_CHECKPOINTS after each finished transform run."""
+    """Every checkpoint (or those of ZETL_DQ_CHECKPOINTS) after each finished transform run."""
     url = Settings.from_env().require_warehouse()
-    raw = read_env("ZETL_DQ_CHECKPOINTS", DEFAULT_CHECKPOINTS) or DEFAULT_CHECKPOINTS
-    checkpoints = [c.strip() for c in raw.split(",") if c.strip()]
-    if not checkpoints:
-        raise ConfigError("ZETL_DQ_CHECKPOINTS names no checkpoint")
+    checkpoints = dq_checkpoints(ScheduleSettings.from_env().dq_checkpoints)
     stop = _stop_event()
     seen: str | None = None
     logger.info("waiting for a transform run", extra={"checkpoints": checkpoints})

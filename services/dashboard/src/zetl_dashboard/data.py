@@ -7,15 +7,14 @@ transform has not run, no checkpoint yet) is an empty state, not an error: ``Res
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field, fields
 from typing import Any
 
 import pandas as pd
 
+from zetl import integration
 from zetl.db import connect
-from zetl.errors import ConfigError
-from zetl.settings import Settings
+from zetl.settings import EnvSpec, Settings, integer, setting
 
 DEFAULT_REFRESH_SECONDS = 30
 
@@ -32,14 +31,19 @@ class Result:
         return self.missing is not None or self.frame.empty
 
 
-def refresh_seconds(environ: dict[str, str] | None = None) -> int:
-    raw = (environ if environ is not None else dict(os.environ)).get(
-        "ZETL_DASHBOARD_REFRESH_SECONDS", ""
+def _refresh(name: str, value: str) -> int:
+    return max(5, integer(name, value))  # a floor: many browsers must not hammer the warehouse
+
+
+@dataclass(frozen=True)
+class DashboardSettings(EnvSpec):
+    refresh_seconds: int = setting(
+        "ZETL_DASHBOARD_REFRESH_SECONDS", DEFAULT_REFRESH_SECONDS, _refresh
     )
-    try:
-        return max(5, int(raw)) if raw else DEFAULT_REFRESH_SECONDS
-    except ValueError as exc:
-        raise ConfigError(f"ZETL_DASHBOARD_REFRESH_SECONDS={raw!r} is not a whole number") from exc
+
+
+def refresh_seconds(environ: dict[str, str] | None = None) -> int:
+    return DashboardSettings.from_env(environ).refresh_seconds
 
 
 def warehouse_url() -> str:
@@ -63,6 +67,23 @@ def read(url: str, relations: tuple[str, ...], query: str, params: tuple[Any, ..
     finally:
         conn.rollback()
         conn.close()
+
+
+def read_table_states(url: str) -> Result:
+    """svv_integration_table_state of every integration, through zetl.integration's reader
+    (in a read-only transaction, like every other read)."""
+    conn = connect(url, application_name="zetl-dashboard", connect_timeout=5)
+    try:
+        conn.set_session(readonly=True, autocommit=False)
+        with conn.cursor() as cur:
+            tables = integration.read_tables(cur)
+    finally:
+        conn.rollback()
+        conn.close()
+    if tables is None:
+        return Result(missing=integration.TABLE_STATE_VIEW)
+    columns = [f.name for f in fields(integration.TableStatus)]
+    return Result(frame=pd.DataFrame([astuple(t) for t in tables], columns=columns))
 
 
 def numeric(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:

@@ -83,11 +83,6 @@ FLAGGED = Query(
     " WHERE is_mismatched ORDER BY occurred_at DESC LIMIT 200",
 )
 
-TABLE_STATE = Query(
-    ("svv_integration_table_state",),
-    "SELECT schema_name, table_name, table_state, table_rows, last_updated_timestamp, reason"
-    " FROM svv_integration_table_state ORDER BY schema_name, table_name",
-)
 LAG = Query(
     ("zetl.lag_history",),
     "SELECT sampled_at, lag_seconds FROM zetl.lag_history"

@@ -15,16 +15,24 @@ import psycopg2
 import streamlit as st
 from streamlit.runtime.scriptrunner import add_script_run_ctx, get_script_run_ctx
 
-from zetl.errors import ZetlError
+from zetl import integration
+from zetl.errors import ZetlError, first_line
 from zetl_dashboard import queries
-from zetl_dashboard.data import Result, numeric, read, refresh_seconds, warehouse_url
+from zetl_dashboard.data import (
+    Result,
+    numeric,
+    read,
+    read_table_states,
+    refresh_seconds,
+    warehouse_url,
+)
 
 REFRESH_SECONDS = refresh_seconds()
 # What an absent relation means to someone looking at the page.
 WAITING = {
     "analytics": "Waiting for the first transform: the marts are built once the replica is"
     " Synced (the transform service, `zetl transform`).",
-    "svv_integration_table_state": "Waiting for the first replication: the replicator has"
+    integration.TABLE_STATE_VIEW: "Waiting for the first replication: the replicator has"
     " not reported any table yet.",
     "zetl.lag_history": "No lag samples yet: the replicator records one every few seconds.",
     "zetl_dq.checkpoint_result": "No checkpoint has run yet (the dq service runs them after"
@@ -37,6 +45,11 @@ WAITING = {
 @st.cache_data(ttl=REFRESH_SECONDS, show_spinner=False)
 def fetch(url: str, query: queries.Query, params: tuple[Any, ...] = ()) -> Result:
     return read(url, query.relations, query.sql, params)
+
+
+@st.cache_data(ttl=REFRESH_SECONDS, show_spinner=False)
+def fetch_table_states(url: str) -> Result:
+    return read_table_states(url)
 
 
 def fetch_all(url: str, batch: list[tuple[queries.Query, tuple[Any, ...]]]) -> list[Result]:
@@ -73,8 +86,7 @@ def page(title: str, body: Callable[[str], None]) -> None:
         try:
             body(warehouse_url())
         except (ZetlError, psycopg2.Error) as exc:
-            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            st.warning(f"Cannot read the warehouse right now: {first_line}")
+            st.warning(f"Cannot read the warehouse right now: {first_line(exc)}")
         st.caption(f"Refreshes every {REFRESH_SECONDS} s.")
 
     refreshed()
@@ -190,7 +202,7 @@ def reconciliation(url: str) -> None:
 
 def health(url: str) -> None:
     st.subheader("Replication, per table")
-    states = fetch(url, queries.TABLE_STATE)
+    states = fetch_table_states(url)
     if not empty_state(states, "Waiting for the first replication: no table reported yet."):
         counts = states.frame["table_state"].value_counts()
         cols = st.columns(max(1, len(counts)))

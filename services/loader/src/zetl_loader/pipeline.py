@@ -18,7 +18,7 @@ import psycopg2
 import psycopg2.extensions
 
 from zetl.db import connect
-from zetl.errors import ConfigError, DataError
+from zetl.errors import ConfigError, DataError, first_line
 from zetl.schema import LOAD_SCHEMA
 from zetl_loader.dimensions import GAME, PUBLISHER, load_dimension
 from zetl_loader.extract import ExportFile, FileSpec, ProgressCallback, find_export_file
@@ -155,8 +155,7 @@ def _transaction(url: str) -> Iterator[Cursor]:
         conn.commit()
     except psycopg2.Error as exc:
         conn.rollback()
-        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise DataError(f"the load was rolled back, nothing changed: {first_line}") from exc
+        raise DataError(f"the load was rolled back, nothing changed: {first_line(exc)}") from exc
     except BaseException:
         conn.rollback()
         raise

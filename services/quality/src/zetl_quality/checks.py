@@ -9,9 +9,10 @@ report and is the baseline the benchmark times the checkpoint against.
 substitutes it with an aliased subquery, so a query that needs its own alias wraps it:
 ``(SELECT * FROM {batch}) AS c``); literal braces are doubled.
 
-Where a rule already exists as code it is reused, not restated: keys, references and CHECK
+Where a rule already exists elsewhere it is reused, not restated: keys, references and CHECK
 constraints come from the source model (``zetl.schema.models``), the business rules from
-``zetl.schema.rules`` (the queries ``zetl generate check`` runs).
+``zetl.schema.rules`` (the queries ``zetl generate check`` runs), the marts' grain, keys and
+sign rules from their dbt YAML through dbt's manifest (``zetl_quality.marts``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from zetl.integration import TableState
+
+if TYPE_CHECKING:
+    from zetl_quality.marts import Sign
 
 
 class Target(StrEnum):
@@ -67,12 +73,24 @@ class Asset:
     query: str | None = None  # a query asset instead of a table
 
 
+# Evidence a checkpoint gathers before it runs: (run id, warehouse connection, environment).
+Prepare = Callable[[str, Any, Mapping[str, str] | None], None]
+
+
 @dataclass(frozen=True)
 class CheckpointSpec:
+    """A checkpoint and what it needs: the runner reads these fields, never the name."""
+
     name: str
     description: str
     # (target, replica database) -> the assets and checks
     build: Callable[[Target, str], tuple[list[Asset], list[Check]]] = field(repr=False)
+    needs_source: bool = False  # it reads SOURCE_DATABASE_URL (a datasource, or its evidence)
+    # Where its checks' tables are: a failing check's sample rows are read there.
+    checks_read: Datasource = Datasource.WAREHOUSE
+    # Why it cannot run on AWS, when it cannot.
+    local_only: str | None = None
+    prepare: Prepare | None = field(default=None, repr=False)
 
 
 def _escape(text: str) -> str:
@@ -207,6 +225,20 @@ PARITY_LATEST = (
 )
 
 
+def _parity_snapshot(run_id: str, warehouse: Any, environ: Mapping[str, str] | None) -> None:
+    """The evidence replica_parity checks: source and replica compared (zetl verify), one row
+    per table in PARITY_TABLE."""
+    import logging
+
+    from zetl_quality.parity import snapshot
+    from zetl_replicator.config import ReplicatorConfig
+
+    log = logging.getLogger("zetl.quality")
+    log.info("comparing source and replica at a consistent point (zetl verify)")
+    tables = snapshot(ReplicatorConfig.from_env(environ), run_id, warehouse)
+    log.info("parity snapshot stored", extra={"tables": tables})
+
+
 def replica_parity(target: Target, replica_database: str) -> tuple[list[Asset], list[Check]]:
     del target, replica_database  # verify knows the replica; the evidence is in dev
     asset = "replica_parity_latest"
@@ -216,8 +248,9 @@ def replica_parity(target: Target, replica_database: str) -> tuple[list[Asset], 
             "every table Synced",
             asset,
             "ExpectColumnValuesToBeInSet",
-            {"column": "table_state", "value_set": ["Synced"]},
-            f"SELECT table_name, table_state FROM {latest} WHERE table_state <> 'Synced'",
+            {"column": "table_state", "value_set": [TableState.SYNCED.value]},
+            f"SELECT table_name, table_state FROM {latest}"
+            f" WHERE table_state <> '{TableState.SYNCED}'",
             "every replicated table is Synced",
         ),
         Check(
@@ -268,46 +301,47 @@ def replica_parity(target: Target, replica_database: str) -> tuple[list[Asset], 
 
 # --- marts -------------------------------------------------------------------------------
 
-MART_GRAIN: dict[str, tuple[str, ...]] = {
-    "daily_player_transactions": ("customer_id", "activity_date", "currency"),
-    "agg_discord_deposits_by_country": ("country_code", "currency"),
-    "player_top_three_deposits": ("customer_id", "currency"),
-    "daily_revenue": ("revenue_date", "publisher_id", "game_id", "platform", "currency"),
-    "transaction_reconciliation": ("transaction_id",),
-    "publisher_payouts": ("publisher_id", "currency"),
-}
-# mart column -> replica table and column it comes from
-MART_KEYS: dict[str, tuple[tuple[str, str, str], ...]] = {
-    "daily_player_transactions": (("customer_id", "customer", "id"),),
-    "agg_discord_deposits_by_country": (("country_code", "customer", "country_code"),),
-    "player_top_three_deposits": (("customer_id", "customer", "id"),),
-    "daily_revenue": (
-        ("publisher_id", "publisher", "id"),
-        ("game_id", "game", "id"),
-    ),
-    "transaction_reconciliation": (("transaction_id", "store_transaction", "id"),),
-    "publisher_payouts": (("publisher_id", "publisher", "id"),),
-}
-# (mart, column, min, max): sign rules of the contract
-MART_SIGNS = (
-    ("daily_player_transactions", "total_deposits", 0, None),
-    ("daily_player_transactions", "total_withdrawals", None, 0),
-    ("agg_discord_deposits_by_country", "deposit_total", 0, None),
-    ("publisher_payouts", "paid_out", 0, None),
-)
+
+def _sign(mart: str, relation: str, grain: tuple[str, ...], sign: Sign) -> Check:
+    """A sign rule: the column's values stay within its min / max."""
+    column, low, high = sign.column, sign.low, sign.high
+    breaks = [f"{column} < {low}"] if low is not None else []
+    breaks += [f"{column} > {high}"] if high is not None else []
+    if low is not None and high is not None:
+        rule, meaning = f"between {low} and {high}", f"between {low} and {high}"
+    elif low is not None:
+        rule = f">= {low}"
+        meaning = "never negative" if low == 0 else f"never below {low}"
+    else:
+        rule = f"<= {high}"
+        meaning = "never positive" if high == 0 else f"never above {high}"
+    return Check(
+        f"sign {mart}.{column} {rule}",
+        relation,
+        "ExpectColumnValuesToBeBetween",
+        {"column": column, "min_value": low, "max_value": high},
+        f"SELECT {', '.join(grain)}, {column} FROM {{batch}} WHERE {' OR '.join(breaks)}",
+        f"{column} is {meaning}",
+    )
 
 
 def marts(target: Target, replica_database: str) -> tuple[list[Asset], list[Check]]:
+    """Each mart's grain, sign rules and keys as its dbt YAML declares them (meta
+    zetl_quality, read from the manifest: zetl_quality.marts), and the rules of two marts that
+    no column property says."""
+    from zetl_quality.marts import load_contracts
+
+    contracts = load_contracts()
     replica = replica_schema(target, replica_database)
-    assets = [Asset(m, Datasource.WAREHOUSE, table=f"analytics.{m}") for m in MART_GRAIN]
+    assets = [Asset(c.name, Datasource.WAREHOUSE, table=c.relation) for c in contracts]
     checks: list[Check] = []
-    for mart, grain in MART_GRAIN.items():
+    for mart in contracts:
         checks.append(
             _unique(
-                f"grain {mart}({', '.join(grain)})",
-                f"analytics.{mart}",
-                grain,
-                f"one {mart} row per {', '.join(grain)}",
+                f"grain {mart.name}({', '.join(mart.grain)})",
+                mart.relation,
+                mart.grain,
+                f"one {mart.name} row per {', '.join(mart.grain)}",
             )
         )
     top = "analytics.player_top_three_deposits"
@@ -338,18 +372,8 @@ def marts(target: Target, replica_database: str) -> tuple[list[Asset], list[Chec
             "a player with fewer than three deposits has nulls only in the last columns",
         )
     )
-    for mart, column, low, high in MART_SIGNS:
-        bound = f"{column} < {low}" if low is not None else f"{column} > {high}"
-        checks.append(
-            Check(
-                f"sign {mart}.{column} {f'>= {low}' if low is not None else f'<= {high}'}",
-                f"analytics.{mart}",
-                "ExpectColumnValuesToBeBetween",
-                {"column": column, "min_value": low, "max_value": high},
-                f"SELECT {', '.join(MART_GRAIN[mart])}, {column} FROM {{batch}} WHERE {bound}",
-                f"{column} is {'never negative' if low is not None else 'never positive'}",
-            )
-        )
+    for mart in contracts:
+        checks.extend(_sign(mart.name, mart.relation, mart.grain, sign) for sign in mart.signs)
     checks.append(
         Check(
             "reconciliation flag present",
@@ -360,17 +384,18 @@ def marts(target: Target, replica_database: str) -> tuple[list[Asset], list[Chec
             "every reconciled transaction says whether header and lines disagree",
         )
     )
-    for mart, keys in MART_KEYS.items():
-        for column, table, key in keys:
+    for mart in contracts:
+        for trace in mart.traces:
+            column, table, key = trace.column, trace.table, trace.key
             checks.append(
                 _unexpected_rows(
-                    f"traceable {mart}.{column} -> {table}.{key}",
-                    f"analytics.{mart}",
+                    f"traceable {mart.name}.{column} -> {table}.{key}",
+                    mart.relation,
                     f"SELECT m.{column} FROM (SELECT * FROM {{batch}}) AS m"
                     f" WHERE m.{column} IS NOT NULL"
                     f" AND NOT EXISTS (SELECT 1 FROM {replica}.{table} r"
                     f" WHERE r.{key} = m.{column})",
-                    f"every {mart}.{column} exists in the replica's {table}.{key}",
+                    f"every {mart.name}.{column} exists in the replica's {table}.{key}",
                 )
             )
     return assets, checks
@@ -384,12 +409,19 @@ CHECKPOINTS: dict[str, CheckpointSpec] = {
             "the source: keys unique, references resolved, CHECK rules (signs by type,"
             " net = gross - fee), the business rules",
             source_integrity,
+            needs_source=True,
+            checks_read=Datasource.SOURCE,
         ),
         CheckpointSpec(
             "replica_parity",
             "the replica: every table Synced; per-table row counts and row checksums equal"
             " the source's at one consistent point (zetl verify)",
             replica_parity,
+            needs_source=True,
+            local_only="replica_parity compares at the replicator's applied position, which only"
+            " the local emulation has; on AWS the integration reports its own state"
+            " (SVV_INTEGRATION_TABLE_STATE)",
+            prepare=_parity_snapshot,
         ),
         CheckpointSpec(
             "marts",

@@ -22,8 +22,15 @@ def register(app: typer.Typer) -> None:
 
 
 @dq_app.command("list")
-def list_checkpoints() -> None:
+def list_checkpoints(
+    names: bool = typer.Option(
+        False, "--names", help="names only, one a line (what `make dq` and the scheduler run)"
+    ),
+) -> None:
     """List the checkpoints and what each checks."""
+    if names:
+        typer.echo("\n".join(CHECKPOINTS))
+        return
     width = max(len(n) for n in CHECKPOINTS)
     for spec in CHECKPOINTS.values():
         typer.echo(f"{spec.name:<{width}}  {spec.description}")

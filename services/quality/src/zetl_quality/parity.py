@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 import psycopg2.extensions
 
+from zetl.integration import TableState
 from zetl_quality.checks import PARITY_TABLE, RESULTS_SCHEMA
 from zetl_replicator.config import ReplicatorConfig
 
@@ -58,7 +59,7 @@ def snapshot(
     for check in report.checks:
         rows[check.table] = (
             check.table,
-            states.get(check.table, "Synced"),
+            states.get(check.table, TableState.SYNCED.value),
             check.source_rows,
             check.replica_rows,
             check.source_checksum,
@@ -67,7 +68,7 @@ def snapshot(
         )
     for line in report.missing:
         name = line.split(":", 1)[0]
-        rows[name] = (name, states.get(name, "Synced"), None, None, None, None, line)
+        rows[name] = (name, states.get(name, TableState.SYNCED.value), None, None, None, None, line)
     with warehouse.cursor() as cur:
         ensure_table(cur)
         for row in rows.values():

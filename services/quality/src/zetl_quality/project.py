@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from zetl.errors import ConfigError
-from zetl.settings import read_env
+from zetl.errors import ConfigError, first_line
+from zetl.settings import EnvSpec, env_of, setting
 from zetl_quality.checks import CHECKPOINTS, Asset, Check, Datasource, Target
 
 URL_VARIABLES = {
@@ -31,9 +31,26 @@ URL_VARIABLES = {
 RESULT_FORMAT = "SUMMARY"
 
 
+@dataclass(frozen=True)
+class QualitySettings(EnvSpec):
+    # Empty: expectations/ under the working directory.
+    expectations_dir: str = setting("ZETL_EXPECTATIONS_DIR", "")
+
+
+@dataclass(frozen=True)
+class RedshiftSettings(EnvSpec):
+    """The Redshift workgroup, from the variables the AWS tasks get (--target aws)."""
+
+    host: str = setting("REDSHIFT_HOST", "")
+    user: str = setting("REDSHIFT_USER", "")
+    password: str = setting("REDSHIFT_PASSWORD", "", secret=True)
+    port: str = setting("REDSHIFT_PORT", "5439")
+    database: str = setting("REDSHIFT_DATABASE", "dev")
+
+
 def project_dir(environ: Mapping[str, str] | None = None) -> Path:
     """``ZETL_EXPECTATIONS_DIR``, else ``expectations/`` under the working directory."""
-    configured = read_env("ZETL_EXPECTATIONS_DIR", environ=environ)
+    configured = QualitySettings.from_env(environ).expectations_dir
     path = Path(configured) if configured else Path.cwd() / "expectations"
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -47,18 +64,15 @@ def project_dir(environ: Mapping[str, str] | None = None) -> Path:
 
 def redshift_url(environ: Mapping[str, str] | None = None) -> str:
     """The Redshift workgroup from the variables the AWS tasks get (REDSHIFT_HOST...)."""
-    values = {}
-    for name in ("REDSHIFT_HOST", "REDSHIFT_USER", "REDSHIFT_PASSWORD"):
-        value = read_env(name, environ=environ)
-        if not value:
+    redshift = RedshiftSettings.from_env(environ)
+    for attribute in ("host", "user", "password"):
+        if not getattr(redshift, attribute):
+            name = env_of(RedshiftSettings)[attribute].name
             raise ConfigError(f"{name} (or {name}_FILE) must be set for --target aws")
-        values[name] = value
-    port = read_env("REDSHIFT_PORT", "5439", environ=environ)
-    database = read_env("REDSHIFT_DATABASE", "dev", environ=environ)
     return (
-        f"redshift+psycopg2://{quote(values['REDSHIFT_USER'], safe='')}:"
-        f"{quote(values['REDSHIFT_PASSWORD'], safe='')}@{values['REDSHIFT_HOST']}:{port}/"
-        f"{database}?sslmode=require"
+        f"redshift+psycopg2://{quote(redshift.user, safe='')}:"
+        f"{quote(redshift.password, safe='')}@{redshift.host}:{redshift.port}/"
+        f"{redshift.database}?sslmode=require"
     )
 
 
@@ -209,7 +223,7 @@ def _exception(info: Mapping[str, Any]) -> str | None:
     for candidate in candidates:
         if candidate.get("raised_exception"):
             message = str(candidate.get("exception_message") or "error")
-            return message.strip().splitlines()[0]
+            return first_line(message)
     return None
 
 

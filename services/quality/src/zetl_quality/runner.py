@@ -14,10 +14,10 @@ import psycopg2
 import psycopg2.extensions
 
 from zetl.db import connect
-from zetl.errors import ConfigError
+from zetl.errors import ConfigError, first_line
 from zetl.settings import Settings
 from zetl_quality import results
-from zetl_quality.checks import CHECKPOINTS, Check, Datasource, Target
+from zetl_quality.checks import CHECKPOINTS, Check, CheckpointSpec, Datasource, Target
 
 log = logging.getLogger("zetl.quality")
 SAMPLE_ROWS = 5
@@ -30,17 +30,15 @@ class Failure:
     sample: list[tuple[Any, ...]]
 
 
-def checkpoint_names() -> list[str]:
-    return list(CHECKPOINTS)
-
-
-def _urls(name: str, target: Target, environ: Mapping[str, str] | None) -> dict[str, str]:
+def _urls(
+    spec: CheckpointSpec, target: Target, environ: Mapping[str, str] | None
+) -> dict[str, str]:
     """The datasources' URLs (great_expectations) and the libpq URL results are stored with."""
     from zetl_quality.project import redshift_url
 
     settings = Settings.from_env(environ)
     urls: dict[str, str] = {}
-    if name in ("source_integrity", "replica_parity"):
+    if spec.needs_source:
         urls[Datasource.SOURCE] = settings.require_source()
     if target is Target.AWS:
         urls[Datasource.WAREHOUSE] = redshift_url(environ)
@@ -90,27 +88,19 @@ def run(
     name: str, target: Target = Target.LOCAL, environ: Mapping[str, str] | None = None
 ) -> results.CheckpointResult:
     """Run checkpoint ``name``; the result is stored in the warehouse and returned."""
-    if name not in CHECKPOINTS:
+    spec = CHECKPOINTS.get(name)
+    if spec is None:
         raise ConfigError(f"no checkpoint {name!r}; checkpoints: {', '.join(CHECKPOINTS)}")
-    if name == "replica_parity" and target is Target.AWS:
-        raise ConfigError(
-            "replica_parity compares at the replicator's applied position, which only the local"
-            " emulation has; on AWS the integration reports its own state"
-            " (SVV_INTEGRATION_TABLE_STATE)"
-        )
-    urls = _urls(name, target, environ)
+    if spec.local_only and target is Target.AWS:
+        raise ConfigError(spec.local_only)
+    urls = _urls(spec, target, environ)
     run_id = str(uuid.uuid4())
     started_at = datetime.now(UTC)
     clock = time.monotonic()
     warehouse = connect(urls["results"])
     try:
-        if name == "replica_parity":
-            from zetl_quality.parity import snapshot
-            from zetl_replicator.config import ReplicatorConfig
-
-            log.info("comparing source and replica at a consistent point (zetl verify)")
-            tables = snapshot(ReplicatorConfig.from_env(environ), run_id, warehouse)
-            log.info("parity snapshot stored", extra={"tables": tables})
+        if spec.prepare is not None:
+            spec.prepare(run_id, warehouse, environ)
         log.info("loading great_expectations", extra={"checkpoint": name})
         from zetl_quality import project
 
@@ -121,8 +111,7 @@ def run(
                 context, name, target, urls, Settings.from_env(environ).replica_database
             )
         except Exception as exc:  # great_expectations' own kinds: connection, missing table...
-            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise ConfigError(f"checkpoint {name} cannot be set up: {reason}") from exc
+            raise ConfigError(f"checkpoint {name} cannot be set up: {first_line(exc)}") from exc
         log.info("running checkpoint", extra={"checkpoint": name, "expectations": len(checks)})
         outcomes = project.run_checkpoint(context, checkpoint, checks)
         failures = [
@@ -130,7 +119,9 @@ def run(
                 o.check,
                 o.observed,
                 _sample(
-                    urls[Datasource.SOURCE] if name == "source_integrity" else urls["results"],
+                    urls[Datasource.SOURCE]
+                    if spec.checks_read is Datasource.SOURCE
+                    else urls["results"],
                     o.check,
                 ),
             )

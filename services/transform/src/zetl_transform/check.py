@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from zetl.errors import ConfigError
+from zetl.errors import ConfigError, first_line
 
 # Placeholders only: the aws profile is rendered, never connected to.
 OFFLINE_ENV = {
@@ -156,8 +156,9 @@ def check_sql(statement: str) -> list[tuple[str, str]]:
     try:
         trees = [t for t in sqlglot.parse(statement, read="redshift") if t is not None]
     except ParseError as exc:
-        first = str(exc).strip().splitlines()[0]
-        return [(f"SQL Redshift's grammar does not parse ({first})", "rewrite the statement")]
+        return [
+            (f"SQL Redshift's grammar does not parse ({first_line(exc)})", "rewrite the statement")
+        ]
     found: list[tuple[str, str]] = []
     tokens = sqlglot.tokenize(statement, read="redshift")
     for token, following in itertools.pairwise(tokens):
@@ -184,7 +185,7 @@ def _invoke(args: list[str], project: Path, work: Path) -> Any:
         [*args, "--target", "aws"], project, OFFLINE_ENV, progress=False, work=work
     )
     if exception is not None:
-        raise ConfigError(f"dbt {args[0]} failed offline: {str(exception).strip().splitlines()[0]}")
+        raise ConfigError(f"dbt {args[0]} failed offline: {first_line(exception)}")
     return result
 
 

@@ -23,7 +23,7 @@ import psycopg2.extensions
 from psycopg2 import sql
 
 from zetl.db import connect
-from zetl.errors import ConfigError
+from zetl.errors import ConfigError, first_line
 
 logger = logging.getLogger("zetl.transform")
 SERVER = "replica"
@@ -154,7 +154,7 @@ def refresh(url: str, replica_database: str, *, auto_setup: bool = True) -> Refr
             _empty(cur, scratch)
     except psycopg2.errors.InsufficientPrivilege as exc:
         raise ConfigError(
-            f"cannot refresh the replica link: {str(exc).strip().splitlines()[0]}"
+            f"cannot refresh the replica link: {first_line(exc)}"
             " (a superuser runs `zetl transform setup` to grant it)"
         ) from exc
     finally:

@@ -1,32 +1,18 @@
-"""Where the dbt project is, and the environment its profiles read."""
+"""Where the dbt project is (zetl.dbt.project_dir), and the environment its profiles read."""
 
 from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from zetl.dbt import project_dir
 from zetl.errors import ConfigError
 from zetl.settings import read_env
 
 TARGETS = ("local", "aws")
-
-
-def project_dir(environ: Mapping[str, str] | None = None) -> Path:
-    """``ZETL_DBT_PROJECT_DIR``, else ``transform/`` of the checkout (or image) we run from."""
-    environ = os.environ if environ is None else environ
-    configured = environ.get("ZETL_DBT_PROJECT_DIR")
-    candidates = [Path(configured)] if configured else []
-    if not configured:
-        here = Path(__file__).resolve()
-        candidates += [parent / "transform" for parent in (Path.cwd(), *here.parents)]
-    for candidate in candidates:
-        if (candidate / "dbt_project.yml").is_file():
-            return candidate
-    where = configured or "transform/ above the current directory"
-    raise ConfigError(f"no dbt project at {where} (set ZETL_DBT_PROJECT_DIR)")
+__all__ = ["TARGETS", "dbt_env", "project_dir", "work_dir"]
 
 
 def work_dir(project: Path) -> Path:

@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from zetl.db import connect
-from zetl.errors import DataError
+from zetl.errors import DataError, first_line
 from zetl.schema.models import LOAD_SCHEMA
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -58,9 +58,9 @@ def upgrade(url: str, revision: str = "head") -> tuple[str | None, str | None]:
         try:
             command.upgrade(config, revision)
         except DBAPIError as exc:
-            first_line = (str(exc.orig).strip().splitlines() or ["?"])[0]
+            reason = first_line(exc.orig or exc)
             raise DataError(
-                f"migration to {revision} failed, nothing was applied: {first_line}"
+                f"migration to {revision} failed, nothing was applied: {reason}"
             ) from exc
         connection.commit()
         after = current_revision(connection)
