@@ -11,7 +11,7 @@ from zetl_orchestration import health
 
 from zetl import integration
 from zetl.integration import TableState
-from zetl_replicator.monitor import ensure_monitoring
+from zetl_replicator.ops.monitor import ensure_monitoring
 
 pytestmark = pytest.mark.docker
 

@@ -12,11 +12,12 @@ import pytest
 
 from services.replicator.tests.support import T
 from tests.harness import PostgresServer
+from zetl.integration import TableState
 from zetl_replicator.destination.interface import ApplyError, Destination
 from zetl_replicator.destination.postgres import COPY_MIN_ROWS, PostgresDestination
 from zetl_replicator.destination.replica import connect_replica, ensure_replica_database
 from zetl_replicator.source.pgoutput import UNCHANGED_TOAST
-from zetl_replicator.state.store import PostgresStateStore, TableState
+from zetl_replicator.state.store import PostgresStateStore
 
 SLOT = "zetl_test"
 

@@ -11,8 +11,9 @@ import psycopg2.extensions
 import pytest
 
 from tests.harness import PostgresServer
+from zetl.integration import TableState
 from zetl_replicator.destination.replica import connect_replica, ensure_replica_database
-from zetl_replicator.state.store import PostgresStateStore, StateStore, TableState
+from zetl_replicator.state.store import PostgresStateStore, StateStore
 from zetl_replicator.testing import MemoryStateStore
 
 WHEN = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)

@@ -11,10 +11,11 @@ import pytest
 from psycopg2 import sql
 
 from tests.harness import PostgresServer
+from zetl.integration import TableState
 from zetl_replicator.destination.replica import connect_replica, ensure_replica_database
 from zetl_replicator.state.migrations import CURRENT_VERSION, MIGRATIONS, migrate
 from zetl_replicator.state.options import read_options
-from zetl_replicator.state.store import PostgresStateStore, TableState
+from zetl_replicator.state.store import PostgresStateStore
 
 # The state store as the replicator created it before its schema had versions (kept as it
 # was: what an existing replica holds).

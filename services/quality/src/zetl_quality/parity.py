@@ -1,7 +1,7 @@
 """replica_parity's evidence: ``zetl verify``'s comparison at one consistent point, stored per
 table in ``zetl_dq.replica_parity`` for the checkpoint's expectations to evaluate.
 
-verify (zetl_replicator.verify) takes the source snapshot, waits for the replica to reach its
+verify (zetl_replicator.ops.verify) takes the source snapshot, waits for the replica to reach its
 WAL position and compares counts and row checksums; it is called, not restated, here.
 """
 

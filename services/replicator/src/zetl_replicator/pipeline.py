@@ -24,6 +24,7 @@ import psycopg2.extras
 
 from zetl.db import ConnectionLost, redact
 from zetl.errors import DataError, first_line
+from zetl.integration import TableState
 from zetl_replicator.apply.loop import ApplyLoop, Isolation
 from zetl_replicator.apply.registry import TableRegistry
 from zetl_replicator.config import ReplicatorConfig
@@ -35,7 +36,7 @@ from zetl_replicator.ops.metrics import Metrics
 from zetl_replicator.ops.monitor import Monitor, Sample
 from zetl_replicator.source import pgoutput, server
 from zetl_replicator.source.receiver import QUEUE_LISTS, QueueItem, Receiver, start_stream
-from zetl_replicator.state.store import PostgresStateStore, TableState
+from zetl_replicator.state.store import PostgresStateStore
 from zetl_replicator.sync.tablesync import TableSync
 
 log = logging.getLogger(__name__)

@@ -13,9 +13,10 @@ from datetime import UTC, datetime
 
 from psycopg2 import sql
 
+from zetl.integration import TableState
 from zetl_replicator.apply.netchange import Row
 from zetl_replicator.source.tables import TableInfo
-from zetl_replicator.state.store import Progress, TableState, TableStatus
+from zetl_replicator.state.store import Progress, TableStatus
 
 
 class MemoryStateStore:

@@ -26,6 +26,7 @@ from typing import Protocol
 
 import psycopg2.extensions
 
+from zetl.integration import TableState
 from zetl_replicator.apply.netchange import Row
 from zetl_replicator.apply.registry import TableRegistry
 from zetl_replicator.apply.schema import SchemaChange, plan
@@ -38,7 +39,6 @@ from zetl_replicator.source.column_changes import added_column_backfill, is_rena
 from zetl_replicator.source.receiver import Idle, QueueItem, ReceiveFailed
 from zetl_replicator.source.tables import TableInfo
 from zetl_replicator.source.types import varchar_sizes
-from zetl_replicator.state.store import TableState
 
 log = logging.getLogger(__name__)
 

@@ -14,11 +14,12 @@ from collections.abc import Iterable
 import psycopg2.extensions
 
 from zetl.errors import DataError
+from zetl.integration import TableState
 from zetl_replicator.destination.history import history_tables, without_history_columns
 from zetl_replicator.source import catalog, pgoutput
 from zetl_replicator.source.tables import TableInfo
 from zetl_replicator.state.options import DatabaseOptions
-from zetl_replicator.state.store import StateStore, TableState
+from zetl_replicator.state.store import StateStore
 
 
 class TableRegistry:

@@ -16,9 +16,9 @@ from typing import Protocol
 import psycopg2
 from psycopg2 import sql
 
+from zetl.integration import TableState
 from zetl_replicator.apply.netchange import Row
 from zetl_replicator.source.tables import TableInfo
-from zetl_replicator.state.store import TableState
 
 
 class ApplyError(Exception):

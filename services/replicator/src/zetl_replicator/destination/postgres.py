@@ -26,6 +26,7 @@ import psycopg2
 import psycopg2.extensions
 from psycopg2 import sql
 
+from zetl.integration import TableState
 from zetl_replicator.apply.netchange import Key, NetChanges, Row
 from zetl_replicator.destination.history import HistoryChanges
 from zetl_replicator.destination.interface import ApplyError
@@ -43,7 +44,6 @@ from zetl_replicator.source.pgoutput import UNCHANGED_TOAST
 from zetl_replicator.source.tables import TableInfo
 from zetl_replicator.state.store import (
     PostgresStateStore,
-    TableState,
     progress_statement,
     rows_applied_statement,
 )

@@ -189,9 +189,10 @@ def resync(
     timeout: float = typer.Option(300.0, help="seconds to wait"),
 ) -> None:
     """Re-copy one table while the others keep streaming (needs `zetl replicate` running)."""
+    from zetl.integration import TableState
     from zetl_replicator.config import ReplicatorConfig
     from zetl_replicator.destination.replica import connect_replica
-    from zetl_replicator.state.store import PostgresStateStore, TableState
+    from zetl_replicator.state.store import PostgresStateStore
 
     console = _console()
     config = ReplicatorConfig.from_env()
@@ -233,10 +234,11 @@ def refresh(
 ) -> None:
     """Re-copy tables, as ALTER DATABASE ... INTEGRATION REFRESH does (the running replicator
     copies them while the others keep streaming)."""
+    from zetl.integration import TableState
     from zetl_replicator.config import ReplicatorConfig
     from zetl_replicator.destination.replica import connect_replica_read_only
     from zetl_replicator.ops.clauses import parse_refresh
-    from zetl_replicator.state.store import PostgresStateStore, TableState
+    from zetl_replicator.state.store import PostgresStateStore
 
     kind, names = parse_refresh(clause)
     config = ReplicatorConfig.from_env()

@@ -26,9 +26,10 @@ import psycopg2.extensions
 
 from zetl.db import ConnectionLost, connect
 from zetl.errors import ConfigError, MissingDatabaseError
+from zetl.integration import ERROR_STATE, TableState
 from zetl_replicator.destination.replica import connect_replica
 from zetl_replicator.source.pgoutput import lsn_to_str
-from zetl_replicator.state.store import PostgresStateStore, TableState, TableStatus
+from zetl_replicator.state.store import PostgresStateStore, TableStatus
 
 log = logging.getLogger(__name__)
 
@@ -91,15 +92,17 @@ CREATE OR REPLACE VIEW public.svv_integration AS
 SELECT i.integration_id::varchar(128) AS integration_id,
        i.target_database::varchar(128) AS target_database,
        i.source::varchar(128) AS source,
-       (CASE WHEN i.heartbeat < now() - interval '{STALE_SECONDS} seconds' THEN 'ErrorState'
+       (CASE WHEN i.heartbeat < now() - interval '{STALE_SECONDS} seconds' THEN '{ERROR_STATE}'
              ELSE i.state END)::varchar(128) AS state,
        i.current_lag,
        i.last_replicated_checkpoint::varchar(128) AS last_replicated_checkpoint,
        (SELECT count(*) FROM zetl.integration_table_status t
-         WHERE t.target_database = i.target_database AND t.table_state = 'Synced')::integer
+         WHERE t.target_database = i.target_database
+           AND t.table_state = '{TableState.SYNCED}')::integer
          AS total_tables_replicated,
        (SELECT count(*) FROM zetl.integration_table_status t
-         WHERE t.target_database = i.target_database AND t.table_state = 'Failed')::integer
+         WHERE t.target_database = i.target_database
+           AND t.table_state = '{TableState.FAILED}')::integer
          AS total_tables_failed,
        (i.creation_time AT TIME ZONE 'UTC') AS creation_time,
        i.refresh_interval,
@@ -123,7 +126,7 @@ LEFT JOIN pg_stat_user_tables st ON st.relid = c.oid
 WHERE c.relkind = 'r' AND n.nspname || '.' || c.relname = ANY (%s)
 """
 # Redshift's table states; zetl's own "Initializing" (a copy under way) is ResyncInitiated.
-_REDSHIFT_STATE = {TableState.INITIALIZING: "ResyncInitiated"}
+_REDSHIFT_STATE = {TableState.INITIALIZING: TableState.RESYNC_INITIATED}
 
 
 @dataclass(frozen=True)

@@ -16,13 +16,14 @@ import psycopg2.extensions
 from psycopg2 import sql
 
 from zetl.errors import DataError, first_line
+from zetl.integration import TableState
 from zetl_replicator.config import ReplicatorConfig
 from zetl_replicator.destination.history import HISTORY_COLUMNS
 from zetl_replicator.destination.replica import connect_replica_read_only
 from zetl_replicator.source import catalog, server
 from zetl_replicator.source.pgoutput import lsn_to_str, str_to_lsn
 from zetl_replicator.source.tables import TableInfo
-from zetl_replicator.state.store import TableState, read_table_states
+from zetl_replicator.state.store import read_table_states
 
 
 @dataclass(frozen=True)

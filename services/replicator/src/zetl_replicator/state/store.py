@@ -23,19 +23,12 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Protocol
 
 import psycopg2.extensions
 
+from zetl.integration import TableState
 from zetl_replicator.source.pgoutput import lsn_to_str, str_to_lsn
-
-
-class TableState(StrEnum):
-    SYNCED = "Synced"
-    INITIALIZING = "Initializing"
-    RESYNC_REQUIRED = "ResyncRequired"
-    FAILED = "Failed"
 
 
 @dataclass(frozen=True)

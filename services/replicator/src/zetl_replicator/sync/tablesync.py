@@ -21,6 +21,7 @@ import psycopg2.extras
 import psycopg2.sql
 
 from zetl.errors import DataError
+from zetl.integration import TableState
 from zetl_replicator.apply.registry import TableRegistry
 from zetl_replicator.config import ReplicatorConfig
 from zetl_replicator.destination.ddl import ensure_schema, refusal_reason
@@ -29,7 +30,7 @@ from zetl_replicator.destination.replica import connect_replica
 from zetl_replicator.source import catalog, pgoutput, server
 from zetl_replicator.source.tables import TableInfo
 from zetl_replicator.state.options import read_options
-from zetl_replicator.state.store import PostgresStateStore, TableState, TableStatus
+from zetl_replicator.state.store import PostgresStateStore, TableStatus
 from zetl_replicator.sync.copy import copy_table
 
 log = logging.getLogger(__name__)
