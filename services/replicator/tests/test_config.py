@@ -7,6 +7,7 @@ from dataclasses import fields
 import pytest
 
 from zetl.errors import ConfigError
+from zetl.settings import env_of
 from zetl_replicator.config import ReplicatorConfig
 
 URLS = {"SOURCE_DATABASE_URL": "postgresql://s/db", "WAREHOUSE_DATABASE_URL": "postgresql://w/db"}
@@ -44,7 +45,7 @@ def test_every_setting_is_read_from_its_variable() -> None:
     assert (config.batch_max_seconds, config.batch_max_bytes) == (1.5, 1000)
     assert (config.copy_workers, config.discovery_interval_seconds) == (1, 2.0)
     assert config.metrics_port == 9103
-    read = {f.metadata["env"] for f in fields(ReplicatorConfig) if "env" in f.metadata}
+    read = {env.name for env in env_of(ReplicatorConfig).values()}
     assert len(read) == len(fields(ReplicatorConfig)) - 3  # all but the shared settings
 
 
