@@ -10,7 +10,7 @@ export POSTGRES_IMAGE PYTHON_IMAGE TESTCONTAINERS_RYUK_DISABLED
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-SERVICES := common schema aws loader generator replicator dashboard transform quality
+SERVICES := common schema aws loader generator replicator dashboard transform quality redshift
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 export DOCKER_BUILDKIT ?= 0
 
