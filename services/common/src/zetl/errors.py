@@ -29,3 +29,10 @@ class ConfigError(ZetlError):
 
 class MissingDatabaseError(ConfigError):
     """The database a connection names does not exist (yet)."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an error's text (its type's name when it has none): how an expected
+    failure is reported, in one line."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
