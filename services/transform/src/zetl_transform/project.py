@@ -11,7 +11,9 @@ from urllib.parse import unquote, urlsplit
 from zetl.errors import ConfigError
 from zetl.settings import read_env
 
-TARGETS = ("local", "aws")
+TARGETS = ("local", "local-redshift", "aws")
+# Targets that build in the local warehouse (the replica link and the run log are theirs).
+LOCAL_TARGETS = ("local", "local-redshift")
 
 
 def project_dir(environ: Mapping[str, str] | None = None) -> Path:
@@ -40,9 +42,10 @@ def work_dir(project: Path) -> Path:
 
 
 def dbt_env(warehouse_url: str | None, replica_database: str, target: str) -> dict[str, str]:
-    """The variables profiles.yml reads: the local target's from WAREHOUSE_DATABASE_URL."""
+    """The variables profiles.yml reads: the local targets' from WAREHOUSE_DATABASE_URL (the
+    front authenticates to the warehouse as the role that logs in to it)."""
     env = {"ZETL_DBT_TARGET": target, "ZETL_REPLICA_DATABASE": replica_database}
-    if target == "local":
+    if target in LOCAL_TARGETS:
         if not warehouse_url:
             raise ConfigError("WAREHOUSE_DATABASE_URL (or WAREHOUSE_DATABASE_URL_FILE) must be set")
         parts = urlsplit(warehouse_url)
@@ -55,6 +58,9 @@ def dbt_env(warehouse_url: str | None, replica_database: str, target: str) -> di
             "DBT_PG_PASSWORD": unquote(parts.password or ""),
             "DBT_PG_DBNAME": unquote(parts.path.strip("/")),
         }
+        ca_file = read_env("ZETL_REDSHIFT_CA_FILE")
+        if target == "local-redshift" and ca_file:
+            env["SSL_CERT_FILE"] = ca_file
     else:
         password = read_env("REDSHIFT_PASSWORD")
         if password:
