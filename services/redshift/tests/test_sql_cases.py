@@ -80,6 +80,9 @@ SCALARS = [
     ("select nvl(null, 'first')", "first"),
     ("select nvl2(null, 'a', 'b')", "b"),
     ("select decode(2, 1, 'one', 2, 'two', 'other')", "two"),
+    # r_REGEXP_REPLACE.html: every match replaced; the replacement defaults to ''
+    ("select regexp_replace('DonecFri@fermentum.com', '@.*\\.(org|gov|com|edu|ca)$')", "DonecFri"),
+    ("select regexp_replace('aaa', 'a', 'b')", "bbb"),
     # r_LEN.html, r_CHARINDEX.html, r_STRTOL.html
     ("select len('français')", 8),
     ("select charindex('dog', 'fish')", 0),

@@ -155,3 +155,24 @@ def test_a_cached_translation_is_fast() -> None:
     for _ in range(100):
         translate(MODEL, database="dev")
     assert (time.perf_counter() - started) / 100 < 0.0005
+
+
+def test_lateral_aliases_in_catalog_sql_are_resolved() -> None:
+    """redshift_connector's metadata SQL names select-list aliases in WHERE and later in the
+    select list, which Redshift resolves."""
+    sql = (
+        "SELECT n.nspname AS TABLE_SCHEM, c.relname AS TABLE_NAME, TABLE_NAME AS NAME2"
+        " FROM pg_catalog.pg_namespace n, pg_catalog.pg_class c"
+        " WHERE c.relnamespace = n.oid AND TABLE_SCHEM LIKE $1 ORDER BY TABLE_SCHEM"
+    )
+    assert forwarded(sql) == (
+        "SELECT n.nspname AS TABLE_SCHEM, c.relname AS TABLE_NAME, (c.relname) AS NAME2"
+        " FROM pg_catalog.pg_namespace n, pg_catalog.pg_class c"
+        " WHERE c.relnamespace = n.oid AND (n.nspname) LIKE $1 ORDER BY TABLE_SCHEM"
+    )
+
+
+def test_regexp_replace_replaces_every_match_as_on_redshift() -> None:
+    assert forwarded("select regexp_replace(a, 'x') from t") == (
+        "SELECT REGEXP_REPLACE(a, 'x', '', 'g') FROM t"
+    )

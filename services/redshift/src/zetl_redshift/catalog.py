@@ -22,7 +22,7 @@ CATALOG_VIEWS = frozenset({
     "svv_all_columns", "svv_all_schemas", "svv_redshift_databases", "svv_redshift_schemas",
     "svv_redshift_tables", "svv_redshift_columns", "svv_external_schemas",
     "svv_external_tables", "svv_external_columns", "svv_datashares", "sys_query_history",
-    "pg_get_late_binding_view_cols",
+    "pg_get_late_binding_view_cols", "pg_proc_info",
 })  # fmt: skip
 
 

@@ -132,6 +132,10 @@ SELECT database_name, schema_name::varchar(128), table_name::varchar(128),
        remarks::varchar(256)
 FROM zetl_redshift.user_columns;
 
+-- Redshift's pg_proc with its oid as a column (redshift_connector's get_procedures reads it).
+CREATE OR REPLACE VIEW zetl_redshift.pg_proc_info AS
+SELECT p.oid AS prooid, p.* FROM pg_proc p;
+
 -- Spectrum and datashares are not emulated: the views exist, empty, so clients that read them
 -- (dbt-redshift's columns query reads svv_external_columns) work.
 CREATE OR REPLACE VIEW zetl_redshift.svv_external_schemas AS

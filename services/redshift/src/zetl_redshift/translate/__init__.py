@@ -40,6 +40,7 @@ from sqlglot.tokenizer_core import Token, TokenType
 from zetl_redshift import dialect
 from zetl_redshift.catalog import CATALOG_VIEWS
 from zetl_redshift.translate import refusals as refusing
+from zetl_redshift.translate.aliases import resolve_where_aliases
 from zetl_redshift.translate.rules import (
     CATALOG_SCHEMAS,
     COLUMN_KEY_MARK,
@@ -129,11 +130,17 @@ def _translate(sql: str, foreign: Callable[[str], bool]) -> Forward | ZeroEtlCom
     try:
         trees = [t for t in RedshiftFront().parse(text) if t]
     except ParseError:
-        return Forward(sql)  # not Redshift's grammar as sqlglot knows it: PostgreSQL decides
+        # not Redshift's grammar as sqlglot knows it: PostgreSQL decides
+        return Forward(_catalog_sql(sql, tokens))
     words = redshift_words(tokens)
     leader = all(_on_leader_node(tree) for tree in trees)
     if leader and not words:
-        return Forward(_catalog_names(sql, tokens))  # the client's catalog SQL, names mapped
+        return Forward(_catalog_sql(sql, tokens))
+    if leader and text == sql:
+        resolved = resolve_where_aliases(sql, tokens)
+        if resolved != sql:
+            text = resolved
+            trees = [t for t in RedshiftFront().parse(text) if t]
     if not leader:
         found = dialect.postgres_function_calls(tokens) + dialect.refusals(trees)
         if found:
@@ -187,6 +194,15 @@ def _names(tree: exp.Expr) -> frozenset[str]:
     for cte in tree.find_all(exp.CTE):
         names.add(cte.alias_or_name.lower())
     return frozenset(names - {""})
+
+
+def _catalog_sql(sql: str, tokens: list[Token]) -> str:
+    """The client's catalog SQL with the two edits Redshift's leader node makes unnecessary:
+    aliases used in WHERE resolved, system view names mapped."""
+    resolved = resolve_where_aliases(sql, tokens)
+    if resolved != sql:
+        sql, tokens = resolved, tokenize(resolved, read="redshift")
+    return _catalog_names(sql, tokens)
 
 
 def _catalog_names(sql: str, tokens: list[Token]) -> str:

@@ -288,6 +288,8 @@ def _data_type(node: exp.DataType) -> exp.Expr | None:
 
 
 def _table(node: exp.Table, ctx: Context) -> exp.Expr | None:
+    if not isinstance(node.this, exp.Identifier):
+        return None  # a table function: the call's own rule qualifies it
     name, schema, database = node.name.lower(), node.db.lower(), node.catalog.lower()
     if name in CATALOG_VIEWS and not database and schema in ("", "pg_catalog"):
         node.set("db", exp.to_identifier(SCHEMA))
@@ -453,6 +455,14 @@ def _rule(node: exp.Expr, ctx: Context) -> exp.Expr | None:
         return _navigation_value(node)
     if isinstance(node, exp.Create):
         return _create(node, ctx)
+    if isinstance(node, exp.RegexpReplace) and not node.args.get("modifiers"):
+        # Redshift's REGEXP_REPLACE replaces every match (PostgreSQL's the first, without 'g'),
+        # and its replacement defaults to '' (r_REGEXP_REPLACE.html).
+        if node.args.get("replacement") is None:
+            node.set("replacement", exp.Literal.string(""))
+        if node.args.get("position") is None and node.args.get("occurrence") is None:
+            node.set("modifiers", exp.Literal.string("g"))
+        return node
     return None
 
 

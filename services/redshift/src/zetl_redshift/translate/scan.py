@@ -21,6 +21,7 @@ REDSHIFT_FUNCTIONS = frozenset({
     "decode", "listagg", "median", "len", "charindex", "strtol", "json_extract_path_text",
     "json_parse", "is_valid_json", "is_valid_json_array", "trunc", "months_between",
     "add_months", "version", "json_extract_array_element_text", "json_array_length",
+    "regexp_replace",
 })  # fmt: skip
 # Anywhere: Redshift-only words, and PostgreSQL-only ones Redshift refuses.
 KEYWORDS = frozenset({
