@@ -1,7 +1,8 @@
 """`zetl transform --target local-redshift`: dbt-redshift, with the adapter and macros that run
 on AWS, builds and tests every model through zetl's Redshift front, twice (the second run takes
 the incremental branches and reads columns as dbt-redshift reads them on Redshift); the marts
-equal those the local (dbt-postgres) target builds from the same replica."""
+equal those the local (dbt-postgres) target builds from the same replica; `dbt docs generate`
+reads the catalog, svv_table_info included."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ from tests.support import MARTS, query
 from tests.transform.conftest import Platform
 from zetl_redshift.config import FrontConfig, warehouse_from_url
 from zetl_redshift.tls import CA_FILE
-from zetl_transform.project import project_dir
-from zetl_transform.runner import RunOutcome, build
+from zetl_transform.project import dbt_env, project_dir
+from zetl_transform.runner import RunOutcome, build, invoke_dbt
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 MODELS = len(list((project_dir() / "models").rglob("*.sql")))
@@ -87,3 +88,19 @@ def test_dbt_redshift_builds_every_model_through_the_front(platform: Platform, f
     local = build_through_front(platform, "local")
     assert local.success, local.failures
     assert marts(platform) == through_front
+
+
+def test_docs_generate_reads_redshifts_catalog(platform: Platform, front: Path) -> None:
+    built = build_through_front(platform, "local-redshift")
+    assert built.success, built.failures
+    env = dbt_env(platform.warehouse_url, platform.replica_database, "local-redshift")
+    catalog, error = invoke_dbt(
+        ["docs", "generate", "--target", "local-redshift"], project_dir(), env, progress=False
+    )
+    assert error is None
+    assert not catalog.errors
+    nodes = catalog.nodes.values()
+    assert len(nodes) >= MODELS
+    # the extended catalog of dbt-redshift: svv_table_info's statistics, read through the front
+    stats = {key for node in nodes for key in node.stats}
+    assert {"diststyle", "sortkey1", "size"} <= stats

@@ -212,11 +212,17 @@ def _catalog_names(sql: str, tokens: list[Token]) -> str:
     from zetl_redshift.translate.rules import REDSHIFT_VERSION
 
     edits: list[tuple[int, int, str]] = []
+    # has_table_privilege(user, 'svv_table_info', 'SELECT'): dbt-redshift asks before reading it
+    privilege_check = any(t.text.lower() == "has_table_privilege" for t in tokens)
     for index, token in enumerate(tokens):
         word = token.text.lower()
         before = tokens[index - 1] if index else None
         qualified = before is not None and before.token_type == TokenType.DOT
-        if word in CATALOG_VIEWS:
+        if token.token_type == TokenType.STRING:
+            name = word.removeprefix("pg_catalog.")
+            if privilege_check and name in CATALOG_VIEWS:
+                edits.append((token.start, token.end + 1, f"'zetl_redshift.{name}'"))
+        elif word in CATALOG_VIEWS:
             name = sql[token.start : token.end + 1]
             if not qualified:
                 edits.append((token.start, token.end + 1, f"zetl_redshift.{name}"))
