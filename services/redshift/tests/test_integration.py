@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import psycopg2
 import pytest
 
+from services.redshift.tests.conftest import RunningFront
 from tests.harness import PostgresServer
 from zetl.db import with_database
 from zetl_redshift.integration import run
@@ -87,3 +88,25 @@ def test_errors_are_postgres_and_redshift_ones(
         assert denied.value.sqlstate == "42501"
     finally:
         warehouse_server.execute(f"DROP ROLE {role}")
+
+
+def test_through_the_front_as_the_clients_role(front: RunningFront) -> None:
+    """A client's ALTER DATABASE ... INTEGRATION REFRESH is carried out by the front."""
+    replica = f"zeroetl_{uuid.uuid4().hex[:8]}"
+    server = front.warehouse
+    ensure_replica_database(server.url(), replica)
+    try:
+        conn = psycopg2.connect(server.url(replica))
+        with conn, conn.cursor() as cur:
+            cur.execute("CREATE TABLE public.customer (id int)")
+        PostgresStateStore(conn).set_table_state("public", "customer", TableState.SYNCED)
+        conn.close()
+        client = front.connect(server.user, server.password)
+        client.autocommit = True
+        with client.cursor() as cur:
+            cur.execute(f"ALTER DATABASE {replica} INTEGRATION REFRESH TABLES public.customer")
+            assert cur.statusmessage == "ALTER DATABASE"
+        client.close()
+        assert states(server, replica) == {"public.customer": True}
+    finally:
+        server.drop_database(replica)

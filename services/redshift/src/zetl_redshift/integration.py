@@ -20,7 +20,6 @@ from typing import Any
 
 import psycopg2
 
-from zetl.db import with_database
 from zetl.errors import ConfigError
 from zetl_redshift.translate import Refused
 from zetl_redshift.translate.refusals import body
@@ -77,7 +76,7 @@ def _name(identifier: str) -> str:
 def _replica(dsn: str, database: str) -> Any:
     """The zero-ETL database, as the client's role; Refused unless the replicator made it."""
     try:
-        conn = psycopg2.connect(with_database(dsn, database))
+        conn = psycopg2.connect(dsn, dbname=database)  # a URL or key=value DSN, either
     except psycopg2.OperationalError:
         raise Refused(f'database "{database}" does not exist', UNDEFINED_DATABASE) from None
     with conn.cursor() as cur:
