@@ -76,6 +76,16 @@ SCALARS = [
         "select convert_timezone('America/New_York', 'UTC', '2008-03-05 12:25:29')",
         datetime(2008, 3, 5, 17, 25, 29),
     ),
+    # r_TO_CHAR.html
+    (
+        "select to_char(timestamp '2009-12-31 23:15:59', 'MONTH-DY-DD-YYYY HH12:MIPM')",
+        "DECEMBER -THU-31-2009 11:15PM",
+    ),
+    # CONVERT_TIMEZONE without a source time zone: the timestamp is UTC
+    (
+        "select convert_timezone('Asia/Tokyo', '2008-03-05 12:25:29')",
+        datetime(2008, 3, 5, 21, 25, 29),
+    ),
     # r_NVL_function.html, r_NVL2.html, r_DECODE_expression.html
     ("select nvl(null, 'first')", "first"),
     ("select nvl2(null, 'a', 'b')", "b"),
@@ -127,6 +137,7 @@ def test_aggregates_and_top(run: Any) -> None:
     ) == [("1,2,3",)]
     # r_MEDIAN.html, r_COUNT.html (APPROXIMATE), r_TOP (r_SELECT_list.html), r_QUALIFY_clause.html
     assert run("select median(qty) from sales") == [(25.0,)]
+    assert run("select percentile_cont(0.6) within group (order by qty) from sales") == [(28.0,)]
     assert run("select approximate count(distinct sellerid) from sales") == [(3,)]
     assert run("select top 2 qty from sales order by qty desc") == [(40,), (30,)]
     assert run(
