@@ -222,3 +222,13 @@ def test_three_part_names_read_the_zero_etl_database(run: Any) -> None:
 def test_refused_and_nothing_runs(database: str, sql: str, construct: str) -> None:
     with pytest.raises(Refused, match=construct):
         translate(sql, database=database.rsplit("/", 1)[1])
+
+
+def test_convert_timezone_of_an_instant_ignores_the_session_zone(run: Any) -> None:
+    run("set timezone to 'America/New_York'")
+    assert run("select convert_timezone('UTC', timestamptz '2008-03-05 12:00:00+00')") == [
+        (datetime(2008, 3, 5, 12, 0),)
+    ]
+    assert run("select convert_timezone('Asia/Tokyo', timestamp '2008-03-05 12:00:00')") == [
+        (datetime(2008, 3, 5, 21, 0),)
+    ]

@@ -13,6 +13,17 @@ CREATE OR REPLACE FUNCTION zetl_redshift.trunc(n numeric) RETURNS numeric
 CREATE OR REPLACE FUNCTION zetl_redshift.trunc(n double precision) RETURNS double precision
     LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURN pg_catalog.trunc(n);
 
+-- CONVERT_TIMEZONE([source,] target, ts): a timestamp is read in the source zone (UTC when
+-- none is given); a timestamptz is an instant, shown in the target zone (CONVERT_TIMEZONE.html).
+CREATE OR REPLACE FUNCTION zetl_redshift.convert_timezone(source text, target text, ts timestamp)
+    RETURNS timestamp LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURN
+    (ts AT TIME ZONE source) AT TIME ZONE target;
+CREATE OR REPLACE FUNCTION zetl_redshift.convert_timezone(source text, target text, ts timestamptz)
+    RETURNS timestamp LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURN ts AT TIME ZONE target;
+CREATE OR REPLACE FUNCTION zetl_redshift.convert_timezone(source text, target text, ts date)
+    RETURNS timestamp LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURN
+    (ts::timestamp AT TIME ZONE source) AT TIME ZONE target;
+
 -- ADD_MONTHS: the last day of a month stays the last day (r_ADD_MONTHS.html), unlike
 -- PostgreSQL's interval arithmetic ('2008-02-29' + 1 month is '2008-03-29' there).
 CREATE OR REPLACE FUNCTION zetl_redshift.add_months(ts timestamp, months bigint) RETURNS timestamp

@@ -162,7 +162,11 @@ def _datepart(node: exp.Expr, function: str) -> str:
 
 
 def _timestamp(node: exp.Expr) -> exp.Expr:
-    return exp.cast(node, exp.DataType.build("timestamp"))
+    """A string literal read as a timestamp (Redshift's reading); any other argument keeps its
+    type, so a timestamptz stays an instant whatever the session's time zone."""
+    if isinstance(node, exp.Literal) and node.is_string:
+        return exp.cast(node, exp.DataType.build("timestamp"))
+    return node
 
 
 def _dateadd(args: list[exp.Expr]) -> exp.Expr:
@@ -187,8 +191,9 @@ def _datediff(args: list[exp.Expr]) -> exp.Expr:
     ordinal = ORDINALS[part]
     return _sql(
         f"cast(({ordinal.format(t='{b}')}) - ({ordinal.format(t='{a}')}) as bigint)",
-        a=_timestamp(args[1]),
-        b=_timestamp(args[2]),
+        # boundaries in the session's time zone, as Redshift counts them (UTC by default)
+        a=exp.cast(args[1], exp.DataType.build("timestamp")),
+        b=exp.cast(args[2], exp.DataType.build("timestamp")),
     )
 
 
@@ -205,12 +210,9 @@ def _convert_timezone(args: list[exp.Expr]) -> exp.Expr:
         args = [exp.Literal.string("UTC"), *args]
     if len(args) != 3:
         raise Untranslatable("CONVERT_TIMEZONE takes ([source_timezone,] target_timezone, ts)")
-    return _sql(
-        "({ts} at time zone {source}) at time zone {target}",
-        ts=_timestamp(args[2]),
-        source=args[0],
-        target=args[1],
-    )
+    # zetl_redshift.convert_timezone: a timestamp is read in the source zone, a timestamptz is
+    # an instant already (its overloads, sql/functions.sql)
+    return _ours("convert_timezone", args[0], args[1], _timestamp(args[2]))
 
 
 def _json_extract_path_text(args: list[exp.Expr]) -> exp.Expr:
