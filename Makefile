@@ -157,3 +157,9 @@ test-major: install ## replicator and image-contract tests on one Postgres major
 	fi; \
 	echo "=== PostgreSQL $(MAJOR): $$image"; \
 	POSTGRES_IMAGE="$$image" POSTGRES_MAJOR=$(MAJOR) $(BIN)/pytest -x $(MAJOR_TESTS)
+
+# --- the Redshift front ---
+.PHONY: bench-redshift
+bench-redshift: install ## the front's relay (1M-row result, 100 clients) beside direct Postgres; translation per statement (Docker)
+	$(BIN)/python -m bench.redshift.wire
+	if [ -f bench/redshift/translate.py ]; then $(BIN)/python -m bench.redshift.translate; fi

@@ -148,28 +148,27 @@ class Session:
     async def run(self) -> None:
         to_backend = asyncio.create_task(self._from_client())
         to_client = asyncio.create_task(self._from_backend())
-        done, _ = await asyncio.wait({to_backend, to_client}, return_when=asyncio.FIRST_COMPLETED)
-        busy = self.groups_sent > self.groups_done
-        for task in (to_backend, to_client):
-            task.cancel()
-        for task in (to_backend, to_client):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        if busy:
+        relays = (to_backend, to_client)
+        try:
+            done, _ = await asyncio.wait(relays, return_when=asyncio.FIRST_COMPLETED)
+        finally:  # the front stopping cancels this task: its relays end with it
+            for task in relays:
+                task.cancel()
+            outcomes = await asyncio.gather(*relays, return_exceptions=True)
+            self.backend.close()
+        if self.groups_sent > self.groups_done:
             # The client left mid-statement: a backend in pg_sleep or a long scan would not
-            # notice the closed socket until it next writes; cancel it, then drop it.
+            # notice its closed socket until it next writes; cancel the statement.
             with contextlib.suppress(Exception):
                 await wh.cancel(self.front.config.warehouse, self._cancel_packet())
-        self.backend.close()
         if to_backend not in done:
             # The warehouse ended the session (its FATAL error is on the way): deliver it.
             self.client_writer.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.client_writer.wait_closed(), 5)
-        for task in done:
-            exc = None if task.cancelled() else task.exception()
-            if exc is not None and not isinstance(exc, _GONE):
-                log.error("session failed", exc_info=exc, extra=self._who())
+        for outcome in outcomes:
+            if isinstance(outcome, Exception) and not isinstance(outcome, _GONE):
+                log.error("session failed", exc_info=outcome, extra=self._who())
 
     def _who(self) -> dict[str, Any]:
         return {"user": self.user, "database": self.database, "pid": self.backend.pid}
@@ -501,6 +500,8 @@ class Front:
             log.warning("TLS handshake failed", extra={"peer": str(peer), "reason": str(exc)})
         except Exception:
             log.exception("client connection failed", extra={"peer": str(peer)})
+        except asyncio.CancelledError:
+            pass  # the front is stopping: this connection ends with it
         finally:
             writer.transport.abort()
 
