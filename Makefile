@@ -12,7 +12,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 # The installer of both venvs (.venv and .venv-airflow), and the resolver of their locks.
 UV_VERSION := 0.13.9
-SERVICES := common schema aws loader generator replicator dashboard transform quality
+SERVICES := common schema aws loader generator replicator dashboard transform quality redshift
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 export DOCKER_BUILDKIT ?= 0
 
@@ -178,3 +178,9 @@ test-major: install ## replicator and image-contract tests on one Postgres major
 	fi; \
 	echo "=== PostgreSQL $(MAJOR): $$image"; \
 	POSTGRES_IMAGE="$$image" POSTGRES_MAJOR=$(MAJOR) $(BIN)/pytest -x $(MAJOR_TESTS)
+
+# --- the Redshift front ---
+.PHONY: bench-redshift
+bench-redshift: install ## the front's relay (1M-row result, 100 clients) beside direct Postgres; translation per statement (Docker)
+	$(BIN)/python -m bench.redshift.wire
+	if [ -f bench/redshift/translate.py ]; then $(BIN)/python -m bench.redshift.translate; fi

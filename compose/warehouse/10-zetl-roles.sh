@@ -9,7 +9,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=../secrets.bash
 . "$here/../secrets.bash"
 export_secret ZETL_REPLICATOR_PASSWORD ZETL_TRANSFORM_PASSWORD ZETL_DQ_PASSWORD \
-  ZETL_DASHBOARD_PASSWORD ZETL_ORCHESTRATION_PASSWORD
+  ZETL_DASHBOARD_PASSWORD ZETL_ORCHESTRATION_PASSWORD ZETL_REDSHIFT_PASSWORD
 export ZETL_REPLICA_DATABASE="${ZETL_REPLICA_DATABASE:-raw_transactions}"
 # The transform service's set-up of the postgres_fdw link (one copy: compose mounts it here).
 export ZETL_REPLICA_LINK_SQL="${ZETL_REPLICA_LINK_SQL:-$here/../../services/transform/src/zetl_transform/sql/setup_replica_link.sql}"

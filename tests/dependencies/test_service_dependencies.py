@@ -47,6 +47,7 @@ IMAGES = {
     "services/replicator/Dockerfile": ["zetl-replicator"],
     "services/dashboard/Dockerfile": ["zetl-dashboard"],
     "services/quality/Dockerfile": ["zetl-quality"],
+    "services/redshift/Dockerfile": ["zetl-redshift"],
     "transform/Dockerfile": ["zetl-transform"],
     "orchestration/Dockerfile": ["zetl-replicator", "zetl-quality", "zetl-transform"],
 }

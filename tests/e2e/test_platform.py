@@ -47,6 +47,7 @@ PASSWORDS = {
     "ZETL_TRANSFORM_PASSWORD": "e2e-transform",
     "ZETL_DQ_PASSWORD": "e2e-dq",
     "ZETL_DASHBOARD_PASSWORD": "e2e-dashboard",
+    "ZETL_REDSHIFT_PASSWORD": "e2e-redshift",
 }
 
 
@@ -143,6 +144,7 @@ def platform() -> Iterator[Platform]:
         GENERATOR_METRICS_PORT=str(free_port()),
         REPLICATOR_METRICS_PORT=str(free_port()),
         DASHBOARD_PORT=str(free_port()),
+        REDSHIFT_PORT=str(free_port()),
         ZETL_IMAGE_TAG="e2e",
         ZETL_GENERATOR_RATE="20",
         # Short turns so the marts follow the workload within the test.
@@ -348,6 +350,21 @@ def test_every_dashboard_page_draws_its_charts(platform: Platform) -> None:
             platform.mark("every page drawn")
         finally:
             browser.close()
+
+
+def test_psycopg2_reads_the_marts_through_the_redshift_front(platform: Platform) -> None:
+    """The front on 5439 answers as Redshift and relays to the warehouse as the client's role
+    (TLS on, as the README connects; the marts were built by the first test)."""
+    front = platform.url("zetl_dashboard", "REDSHIFT", "dev") + "?sslmode=require"
+    with psycopg2.connect(front) as conn, conn.cursor() as cur:
+        assert conn.info.ssl_in_use
+        assert conn.get_parameter_status("server_version") == "8.0.2"
+        cur.execute("SELECT current_user, count(*) FROM analytics.daily_revenue")
+        user, rows = cur.fetchone()  # type: ignore[misc]
+        assert (user, rows > 0) == ("zetl_dashboard", True)
+        cur.execute("SELECT getdate() <= sysdate + interval '1 minute'")  # Redshift SQL
+        assert cur.fetchone() == (True,)
+    platform.mark("read the marts through the front")
 
 
 def test_the_replica_survives_a_stopped_replicator_and_a_source_restart(

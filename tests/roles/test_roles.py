@@ -38,6 +38,7 @@ PASSWORDS = {
     "zetl_dq": "dq-Pw-7",
     "zetl_dashboard": "dashboard-Pw-8",
     "zetl_orchestration": "orchestration-Pw-9",
+    "zetl_redshift": "redshift-Pw-10",
 }
 REPLICA = "raw_transactions"
 # Where the init scripts are copied in the containers (the postgres user's home in both images).
@@ -339,5 +340,36 @@ def test_the_dashboard_reads_marts_and_cannot_write_anything(built: Servers) -> 
         # No user mapping: the raw replica is not the dashboard's to read, even through the link.
         with pytest.raises(psycopg2.Error):
             scalar(dashboard, "SELECT count(*) FROM raw_transactions_public.customer")
+    finally:
+        dashboard.close()
+
+
+def test_the_front_installs_its_schema_and_reads_no_one_s_data(built: Servers) -> None:
+    from zetl_redshift import catalog, history
+
+    front = built.as_role("zetl_redshift")
+    try:
+        front.autocommit = False
+        history.install(front)
+        catalog.install(front)
+        front.commit()
+        front.autocommit = True
+        owner = "SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = 'zetl_redshift'"
+        assert scalar(front, owner) == "zetl_redshift"
+        assert refused(front, "SELECT count(*) FROM analytics.customer_count")
+        assert refused(front, "SELECT count(*) FROM zetl_dq.result_probe")
+        assert refused(front, "CREATE TABLE analytics.sneaky (id int)")
+    finally:
+        front.close()
+    replica = built.as_role("zetl_redshift", REPLICA)
+    try:
+        assert refused(replica, "CREATE SCHEMA zetl_redshift")
+        assert refused(replica, "UPDATE public.customer SET country_code = 'ZZ'")
+    finally:
+        replica.close()
+    # Every role reads the front's views, as everyone reads Redshift's system views.
+    dashboard = built.as_role("zetl_dashboard")
+    try:
+        assert scalar(dashboard, "SELECT count(*) FROM zetl_redshift.sys_query_history") == 0
     finally:
         dashboard.close()

@@ -14,3 +14,9 @@
 {% macro redshift__utc_date(column) -%}
   cast(convert_timezone('UTC', {{ column }}) as date)
 {%- endmacro %}
+
+{#- Indexes for the local (Postgres) warehouse only: Redshift has none (sort keys instead), and
+    dbt-redshift's incremental materialization fails on an `indexes` config. -#}
+{% macro postgres_indexes(indexes) %}
+  {{- return(indexes if target.type == 'postgres' else []) -}}
+{% endmacro %}

@@ -73,6 +73,33 @@ def test_storefront_figures_come_from_the_mart(
     # 41 days x 3 publishers x 2 games x 2 platforms, 3 sales each.
     assert metrics["Sales"] == f"{41 * 3 * 2 * 2 * 3:,}"
     assert app.selectbox[0].options == ["USD"]
+    # The currency is in the label, so the amount alone fits its column.
+    assert {"Gross (USD)", "Net (USD)", "Refunded (USD)"} <= set(metrics)
+    assert all(" " not in value for value in metrics.values())
+
+
+def test_a_passing_checkpoint_has_no_failure_arrow(
+    filled_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = run_page("health.py", filled_url, monkeypatch)
+    checks = {m.label: m for m in app.metric if m.label in CHECKPOINTS}
+    # Each checkpoint's latest run passed; an earlier one failed (conftest).
+    assert set(checks) == set(CHECKPOINTS)
+    assert [(m.value, m.delta or None) for m in checks.values()] == [("pass", None)] * 3
+
+
+CHECKPOINTS = ("source_integrity", "replica_parity", "marts")
+
+
+def test_the_dashboard_sql_is_redshift_sql() -> None:
+    """The dashboard reads through the Redshift front (and Redshift on AWS): none of its
+    queries is one that the front, like Redshift, refuses."""
+    from zetl_dashboard import queries
+    from zetl_redshift.translate import translate
+
+    for query in vars(queries).values():
+        if isinstance(query, queries.Query):
+            translate(query.sql.replace("%s", "$1"))  # raises Refused with the construct
 
 
 def test_reconciliation_lists_only_flagged_rows(

@@ -26,7 +26,7 @@ def zetl(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
 def test_an_unknown_target_is_a_usage_error() -> None:
     done = zetl("--target", "bigquery", WAREHOUSE_DATABASE_URL="postgresql://u@h/dev")
     assert done.returncode == 2
-    assert "--target must be one of local, aws" in done.stderr
+    assert "--target must be one of local, local-redshift, aws" in done.stderr
 
 
 def test_the_local_target_needs_the_warehouse_url() -> None:

@@ -2,8 +2,8 @@
     materialized='incremental',
     incremental_strategy='zetl_replace_units',
     unit_expression='customer_id',
-    indexes=[{'columns': ['customer_id']}, {'columns': ['zetl_invocation_id']},
-             {'columns': ['source_updated_at']}],
+    indexes=postgres_indexes([{'columns': ['customer_id']}, {'columns': ['zetl_invocation_id']},
+             {'columns': ['source_updated_at']}]),
     on_schema_change='fail',
 ) }}
 {#- Incremental unit: one customer (all their days). See README.md, "Incremental builds". -#}

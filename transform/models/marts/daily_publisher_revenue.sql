@@ -2,7 +2,7 @@
     materialized='incremental',
     incremental_strategy='zetl_replace_units',
     unit_expression='revenue_date',
-    indexes=[{'columns': ['currency', 'revenue_date']}, {'columns': ['zetl_invocation_id']}],
+    indexes=postgres_indexes([{'columns': ['currency', 'revenue_date']}, {'columns': ['zetl_invocation_id']}]),
     on_schema_change='fail',
 ) }}
 -- daily_revenue summed over games: one row per UTC day, publisher, platform and currency. What

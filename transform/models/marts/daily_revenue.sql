@@ -2,8 +2,8 @@
     materialized='incremental',
     incremental_strategy='zetl_replace_units',
     unit_expression='revenue_date',
-    indexes=[{'columns': ['revenue_date']}, {'columns': ['zetl_invocation_id']},
-             {'columns': ['source_updated_at']}],
+    indexes=postgres_indexes([{'columns': ['revenue_date']}, {'columns': ['zetl_invocation_id']},
+             {'columns': ['source_updated_at']}]),
     on_schema_change='fail',
 ) }}
 -- depends_on: {{ ref('stg_store_transaction') }}, {{ ref('stg_store_transaction_line') }}

@@ -1,5 +1,5 @@
 {{ config(
-    indexes=[{'columns': ['currency']}],
+    indexes=postgres_indexes([{'columns': ['currency']}]),
 ) }}
 -- daily_revenue summed over days, publishers and platforms: one row per game and currency,
 -- for the dashboard's top games. Rebuilt on each run from daily_revenue (incremental).

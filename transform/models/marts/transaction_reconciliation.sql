@@ -2,8 +2,8 @@
     materialized='incremental',
     incremental_strategy='zetl_replace_units',
     unit_expression='transaction_id / 1000',
-    indexes=[{'columns': ['transaction_id']}, {'columns': ['zetl_invocation_id']},
-             {'columns': ['source_updated_at']}],
+    indexes=postgres_indexes([{'columns': ['transaction_id']}, {'columns': ['zetl_invocation_id']},
+             {'columns': ['source_updated_at']}]),
     on_schema_change='fail',
 ) }}
 {#- Incremental unit: a block of 1000 transaction ids (transaction_id / 1000). Changed blocks:

@@ -1,6 +1,8 @@
 """The page queries: marts in ``analytics`` and the monitoring relations, each with the
 relations it needs (absent ones are empty states). Every query aggregates in the database and
-returns at most a few thousand rows, so a page costs the same at any replica size."""
+returns at most a few thousand rows, so a page costs the same at any replica size. The SQL is
+Redshift's (the dashboard reads the warehouse through the Redshift front, Redshift on AWS), so
+no DISTINCT ON or aggregate FILTER: the front refuses what Redshift refuses."""
 
 from __future__ import annotations
 
@@ -67,8 +69,8 @@ DAILY_WALLET = Query(
 
 RECONCILIATION_SUMMARY = Query(
     ("analytics.transaction_reconciliation",),
-    "SELECT count(*) AS transactions, count(*) FILTER (WHERE is_mismatched) AS flagged,"
-    " coalesce(sum(abs(difference)) FILTER (WHERE is_mismatched), 0) AS flagged_difference"
+    "SELECT count(*) AS transactions, count(CASE WHEN is_mismatched THEN 1 END) AS flagged,"
+    " coalesce(sum(CASE WHEN is_mismatched THEN abs(difference) END), 0) AS flagged_difference"
     " FROM analytics.transaction_reconciliation",
 )
 FLAGGED_BY_DAY = Query(
@@ -90,8 +92,10 @@ LAG = Query(
 )
 CHECKPOINT_LAST = Query(
     ("zetl_dq.checkpoint_result",),
-    "SELECT DISTINCT ON (checkpoint) checkpoint, success, finished_at, evaluated, successful,"
-    " failed FROM zetl_dq.checkpoint_result ORDER BY checkpoint, finished_at DESC NULLS LAST",
+    "SELECT checkpoint, success, finished_at, evaluated, successful, failed FROM ("
+    " SELECT *, row_number() OVER (PARTITION BY checkpoint"
+    " ORDER BY finished_at DESC NULLS LAST) AS latest FROM zetl_dq.checkpoint_result) runs"
+    " WHERE latest = 1 ORDER BY checkpoint",
 )
 CHECKPOINT_HISTORY = Query(
     ("zetl_dq.checkpoint_result",),

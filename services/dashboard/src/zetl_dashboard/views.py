@@ -111,11 +111,13 @@ def storefront(url: str) -> None:
     st.session_state["currency_label"] = currency
     days = int(st.slider("Days", 7, 365, 90, key="storefront_days"))
     row = frame[frame["currency"] == currency].iloc[0]
-    cols = st.columns(4)
-    cols[0].metric("Gross", f"{row['gross']:,.2f} {currency}")
-    cols[1].metric("Net", f"{row['net']:,.2f} {currency}")
-    cols[2].metric("Refunded", f"{row['refunds']:,.2f} {currency}")
-    cols[3].metric("Sales", f"{int(row['sales']):,}")
+    # Two by two, the currency in the label: four amounts side by side, each with its
+    # currency, were wider than their columns and shown cut off ("109,427.95 …").
+    upper, lower = st.columns(2), st.columns(2)
+    upper[0].metric(f"Gross ({currency})", f"{row['gross']:,.2f}")
+    upper[1].metric(f"Net ({currency})", f"{row['net']:,.2f}")
+    lower[0].metric(f"Refunded ({currency})", f"{row['refunds']:,.2f}")
+    lower[1].metric("Sales", f"{int(row['sales']):,}")
     since = row["latest"] - timedelta(days=days)
     window, top = fetch_all(
         url, [(queries.STOREFRONT_WINDOW, (currency, since)), (queries.TOP_GAMES, (currency,))]
@@ -224,8 +226,11 @@ def health(url: str) -> None:
         cols = st.columns(max(1, len(last.frame)))
         for col, (_, check) in zip(cols, last.frame.iterrows(), strict=False):
             verdict = "pass" if check["success"] else "FAIL"
-            col.metric(str(check["checkpoint"]), verdict, f"{int(check['failed'] or 0)} failed",
-                       delta_color="inverse")  # fmt: skip
+            failed = int(check["failed"] or 0)
+            # A delta always gets an arrow (up for "0 failed", red when inverse): only failures
+            # get one, red and up, as more failures are worse.
+            delta = f"{failed} failed" if failed else None
+            col.metric(str(check["checkpoint"]), verdict, delta, delta_color="inverse")
         history = fetch(url, queries.CHECKPOINT_HISTORY).frame
         if not history.empty:
             history = history.assign(Runs=1).rename(

@@ -27,7 +27,11 @@ FULL_REFRESH_OPTION = typer.Option(
     False, "--full-refresh", help="rebuild incremental models from scratch"
 )
 TARGET_OPTION = typer.Option(
-    "local", "--target", envvar="ZETL_DBT_TARGET", help="local (warehouse) or aws (Redshift)"
+    "local",
+    "--target",
+    envvar="ZETL_DBT_TARGET",
+    help="local (warehouse), local-redshift (the warehouse through zetl's Redshift front, with"
+    " dbt-redshift) or aws (Redshift)",
 )
 
 
@@ -38,7 +42,7 @@ def transform(
     full_refresh: bool = FULL_REFRESH_OPTION,
     target: str = TARGET_OPTION,
 ) -> None:
-    """Refresh the replica link (local target), then dbt build; exit 1 if a model or test fails."""
+    """Refresh the replica link (local targets), then dbt build; exit 1 if a model or test fails."""
     if ctx.invoked_subcommand is None:
         _build(select, full_refresh, target)
 

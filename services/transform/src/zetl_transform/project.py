@@ -11,8 +11,10 @@ from zetl.dbt import project_dir
 from zetl.errors import ConfigError
 from zetl.settings import read_env
 
-TARGETS = ("local", "aws")
-__all__ = ["TARGETS", "dbt_env", "project_dir", "work_dir"]
+TARGETS = ("local", "local-redshift", "aws")
+# Targets that build in the local warehouse (the replica link and the run log are theirs).
+LOCAL_TARGETS = ("local", "local-redshift")
+__all__ = ["LOCAL_TARGETS", "TARGETS", "dbt_env", "project_dir", "work_dir"]
 
 
 def work_dir(project: Path) -> Path:
@@ -26,9 +28,10 @@ def work_dir(project: Path) -> Path:
 
 
 def dbt_env(warehouse_url: str | None, replica_database: str, target: str) -> dict[str, str]:
-    """The variables profiles.yml reads: the local target's from WAREHOUSE_DATABASE_URL."""
+    """The variables profiles.yml reads: the local targets' from WAREHOUSE_DATABASE_URL (the
+    front authenticates to the warehouse as the role that logs in to it)."""
     env = {"ZETL_DBT_TARGET": target, "ZETL_REPLICA_DATABASE": replica_database}
-    if target == "local":
+    if target in LOCAL_TARGETS:
         if not warehouse_url:
             raise ConfigError("WAREHOUSE_DATABASE_URL (or WAREHOUSE_DATABASE_URL_FILE) must be set")
         parts = urlsplit(warehouse_url)
@@ -41,6 +44,9 @@ def dbt_env(warehouse_url: str | None, replica_database: str, target: str) -> di
             "DBT_PG_PASSWORD": unquote(parts.password or ""),
             "DBT_PG_DBNAME": unquote(parts.path.strip("/")),
         }
+        ca_file = read_env("ZETL_REDSHIFT_CA_FILE")
+        if target == "local-redshift" and ca_file:
+            env["SSL_CERT_FILE"] = ca_file
     else:
         password = read_env("REDSHIFT_PASSWORD")
         if password:

@@ -16,7 +16,7 @@ from typing import Any
 
 from zetl.db import connect
 from zetl.errors import ConfigError
-from zetl_transform.project import dbt_env, work_dir
+from zetl_transform.project import LOCAL_TARGETS, dbt_env, work_dir
 
 logger = logging.getLogger("zetl.transform")
 
@@ -129,7 +129,7 @@ def build(
     select: list[str],
     full_refresh: bool,
 ) -> RunOutcome:
-    """Refresh the link (local target), run ``dbt build``, record the run; the outcome says
+    """Refresh the link (local targets), run ``dbt build``, record the run; the outcome says
     whether every model and test passed."""
     run = RunOutcome(
         run_id=str(uuid.uuid4()),
@@ -139,7 +139,7 @@ def build(
         full_refresh=full_refresh,
     )
     env = dbt_env(warehouse_url, replica_database, target)
-    if target == "local":
+    if target in LOCAL_TARGETS:
         assert warehouse_url is not None  # dbt_env checked it
         _record(warehouse_url, run)
         from zetl_transform.link import refresh
@@ -170,7 +170,7 @@ def build(
             f"{run.models_ok} models ok, {run.models_error} failed, {run.tests_failed} tests"
             f" failed in {time.monotonic() - started:.1f} s"
         )
-    if target == "local" and warehouse_url:
+    if target in LOCAL_TARGETS and warehouse_url:
         _record(warehouse_url, run)
     logger.info(
         "transform finished",
