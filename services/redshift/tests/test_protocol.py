@@ -450,6 +450,51 @@ def test_terminate_leaves_no_backend(front: RunningFront, role: tuple[str, str])
     wait_for(lambda: backends_of(front, role[0]) == 0, "the backend to end", timeout=30)
 
 
+def test_wide_values_pass_whole_in_both_directions(
+    front: RunningFront, role: tuple[str, str]
+) -> None:
+    # Messages far larger than the front's read chunk: a 3 MB statement to the warehouse, and
+    # a 20 MB row back, alone and as the last row of a portal the client suspends with Flush.
+    conn = front.connect(*role)
+    try:
+        wide = "y" * 3_000_000
+        assert scalar(conn, "SELECT length(%s)", (wide,)) == len(wide)
+        assert scalar(conn, "SELECT length(repeat('x', 20000000))") == 20_000_000
+        value = scalar(conn, "SELECT repeat('x', 20000000)")
+        assert isinstance(value, str) and len(value) == 20_000_000
+    finally:
+        conn.close()
+    wire = Wire(front, *role)
+    try:
+        # No Sync, only Flush: the warehouse sends ParseComplete, BindComplete, the wide
+        # DataRow and PortalSuspended, then waits; the front must forward the row without
+        # waiting for more from either side.
+        wire.send(
+            m.parse("", "SELECT repeat('z', 5000000)", struct.pack("!h", 0)),
+            bind("", "", [], binary=False),
+            execute("", max_rows=1),
+            m.message(b"H"),
+        )
+        got = [wire.read() for _ in range(4)]
+        assert kinds(got) == b"12Ds"
+        assert got[2][1].count(b"z") == 5_000_000
+        # A wide message that is the last the warehouse sends before it waits: an error that
+        # quotes a 5 MB value, answered to a Flush before any Sync.
+        wire.send(
+            m.SYNC,
+            m.parse("", "SELECT repeat('z', 5000000)::integer", struct.pack("!h", 0)),
+            bind("", "", [], binary=False),
+            execute(""),
+            m.message(b"H"),
+        )
+        got = [wire.read() for _ in range(3)]
+        assert kinds(got) == b"Z1E"  # the constant is folded, and fails, at Bind
+        assert m.parse_error(got[2][1]).sqlstate == "22P02"
+        assert got[2][1].count(b"z") == 5_000_000
+    finally:
+        wire.close()
+
+
 def vanish(sock: socket.socket) -> None:
     """Close as a crashed client does: at once, with a reset."""
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

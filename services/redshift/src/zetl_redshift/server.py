@@ -281,28 +281,38 @@ class Session:
             if not chunk:
                 return  # the warehouse closed the connection (after its own FATAL error)
             buffer = buffer + chunk if buffer else chunk
-            pos, size, start = 0, len(buffer), 0
-            parts: list[bytes] = []
-            while pos + 5 <= size:
-                end = pos + 1 + m.LENGTH.unpack_from(buffer, pos + 1)[0]
-                if end > size:
+            while True:
+                buffer = await self._forward_complete(buffer)
+                if len(buffer) < 5:
                     break
-                if buffer[pos] != _DATA_ROW:  # rows, the bulk of it, are only stepped over
-                    kind = buffer[pos : pos + 1]
-                    replacement = await self._backend_message(kind, buffer[pos + 5 : end])
-                    if replacement is not None:
-                        parts += (buffer[start:pos], replacement)
-                        start = end
-                pos = end
-            parts.append(buffer[start:pos] if start or pos < size else buffer)
-            out.write(b"".join(parts) if len(parts) > 1 else parts[0])
-            buffer = buffer[pos:]
-            if len(buffer) >= 5:
-                # A long message still arriving (a wide row): read the rest of it at once.
+                # A long message still arriving (a wide row): read the rest of it at once, and
+                # forward it before waiting for more (it may be the last the warehouse sends).
                 missing = 1 + m.LENGTH.unpack_from(buffer, 1)[0] - len(buffer)
-                if missing > CHUNK:
-                    buffer += await reader.readexactly(missing)
+                if missing <= CHUNK:
+                    break
+                buffer += await reader.readexactly(missing)
             await out.drain()
+
+    async def _forward_complete(self, buffer: bytes) -> bytes:
+        """Write the complete messages at the start of ``buffer`` to the client (DataRows as they
+        are, others through _backend_message); return the incomplete rest."""
+        pos, size, start = 0, len(buffer), 0
+        parts: list[bytes] = []
+        while pos + 5 <= size:
+            end = pos + 1 + m.LENGTH.unpack_from(buffer, pos + 1)[0]
+            if end > size:
+                break
+            if buffer[pos] != _DATA_ROW:  # rows, the bulk of it, are only stepped over
+                kind = buffer[pos : pos + 1]
+                replacement = await self._backend_message(kind, buffer[pos + 5 : end])
+                if replacement is not None:
+                    parts += (buffer[start:pos], replacement)
+                    start = end
+            pos = end
+        if pos:
+            parts.append(buffer[start:pos] if start or pos < size else buffer)
+            self.client_writer.write(b"".join(parts) if len(parts) > 1 else parts[0])
+        return buffer[pos:]
 
     async def _backend_message(self, kind: bytes, body: bytes) -> bytes | None:
         """Act on one warehouse message other than DataRow; bytes replace it for the client."""
