@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from zetl.errors import ConfigError
-from zetl.settings import Settings, read_env
+from zetl.settings import Settings, read_env, seconds
 
 DEFAULT_PORT = 5439  # Redshift's
 
@@ -27,16 +27,6 @@ def _flag(name: str, text: str) -> bool:
     if lowered in ("0", "false", "off", "no"):
         return False
     raise ConfigError(f"{name}={text!r}: use on or off")
-
-
-def _seconds(name: str, text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError as exc:
-        raise ConfigError(f"{name}={text!r} is not a number of seconds") from exc
-    if value <= 0:
-        raise ConfigError(f"{name}={text!r} must be more than 0")
-    return value
 
 
 def port_number(name: str, text: str) -> int:
@@ -111,5 +101,5 @@ class FrontConfig:
         if (history := text("ZETL_REDSHIFT_HISTORY")) is not None:
             values["history"] = _flag("ZETL_REDSHIFT_HISTORY", history)
         if (flush := text("ZETL_REDSHIFT_HISTORY_FLUSH_SECONDS")) is not None:
-            values["history_flush_seconds"] = _seconds("ZETL_REDSHIFT_HISTORY_FLUSH_SECONDS", flush)
+            values["history_flush_seconds"] = seconds("ZETL_REDSHIFT_HISTORY_FLUSH_SECONDS", flush)
         return replace(cls(warehouse_from_url(settings.require_warehouse())), **values)

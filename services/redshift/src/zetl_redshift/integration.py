@@ -21,10 +21,9 @@ from typing import Any
 import psycopg2
 
 from zetl.errors import ConfigError
-from zetl.integration import TableState
 from zetl_redshift.translate import Refused
 from zetl_redshift.translate.refusals import body
-from zetl_replicator.ops.clauses import parse_options, parse_refresh
+from zetl_replicator.ops.clauses import parse_options, parse_refresh, tables_to_refresh
 from zetl_replicator.state.options import set_options
 from zetl_replicator.state.store import PostgresStateStore
 
@@ -115,20 +114,7 @@ def _refresh(dsn: str, database: str, clause: str) -> None:
     conn = _replica(dsn, database)
     try:
         store = PostgresStateStore(conn)
-        states = store.table_states()
-        if kind == "tables":
-            unknown = [n for n in names if n not in states]
-            if unknown:
-                raise ConfigError("not tables of the integration: " + ", ".join(unknown))
-            chosen = names
-        else:
-            in_error = (TableState.FAILED, TableState.RESYNC_REQUIRED)
-            chosen = sorted(
-                name
-                for name, status in states.items()
-                if (kind == "all" or status.state in in_error)
-                and (not names or status.schema in names)
-            )
+        chosen = tables_to_refresh(kind, names, store.table_states())
         for name in chosen:
             schema, _, table = name.partition(".")
             store.request_resync(schema, table)

@@ -3,8 +3,12 @@ and ``zetl database set`` take them on their command line."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from zetl.errors import ConfigError
+from zetl.integration import TableState
 from zetl_replicator.state.options import OPTIONS
+from zetl_replicator.state.store import TableStatus
 
 REFRESH_USAGE = (
     "use: zetl refresh TABLE schema.table[, ...] | ALL TABLES [IN SCHEMA s[, ...]]"
@@ -65,3 +69,19 @@ def parse_options(words: list[str]) -> dict[str, bool | int | None]:
     if not values:
         raise ConfigError(OPTIONS_USAGE)
     return values
+
+
+def tables_to_refresh(kind: str, names: list[str], states: Mapping[str, TableStatus]) -> list[str]:
+    """The tables a parsed REFRESH clause names (``schema.table``), given the integration's
+    table states: the one rule for ``zetl refresh`` and the front's ALTER DATABASE."""
+    if kind == "tables":
+        unknown = [n for n in names if n not in states]
+        if unknown:
+            raise ConfigError("not tables of the integration: " + ", ".join(unknown))
+        return names
+    in_error = (TableState.FAILED, TableState.RESYNC_REQUIRED)
+    return sorted(
+        name
+        for name, status in states.items()
+        if (kind == "all" or status.state in in_error) and (not names or status.schema in names)
+    )

@@ -234,10 +234,9 @@ def refresh(
 ) -> None:
     """Re-copy tables, as ALTER DATABASE ... INTEGRATION REFRESH does (the running replicator
     copies them while the others keep streaming)."""
-    from zetl.integration import TableState
     from zetl_replicator.config import ReplicatorConfig
     from zetl_replicator.destination.replica import connect_replica_read_only
-    from zetl_replicator.ops.clauses import parse_refresh
+    from zetl_replicator.ops.clauses import parse_refresh, tables_to_refresh
     from zetl_replicator.state.store import PostgresStateStore
 
     kind, names = parse_refresh(clause)
@@ -247,18 +246,7 @@ def refresh(
         states = PostgresStateStore(replica).table_states()
     finally:
         replica.close()
-    if kind == "tables":
-        unknown = [n for n in names if n not in states]
-        if unknown:
-            raise ConfigError("not tables of the integration: " + ", ".join(unknown))
-        chosen = names
-    else:
-        in_error = (TableState.FAILED, TableState.RESYNC_REQUIRED)
-        chosen = sorted(
-            n
-            for n, s in states.items()
-            if (kind == "all" or s.state in in_error) and (not names or s.schema in names)
-        )
+    chosen = tables_to_refresh(kind, names, states)
     from zetl_replicator.destination.replica import connect_replica
 
     replica = connect_replica(config.warehouse_url, config.replica_database)
