@@ -107,7 +107,7 @@ def status(json_output: bool = typer.Option(False, "--json", help="print JSON"))
                 str(t.table_rows),
                 str(t.rows_applied),
                 t.reason or "",
-                t.updated_at.isoformat(),
+                t.updated_at.isoformat() if t.updated_at else "-",
             )
         console.print(table)
     if report.source_error:

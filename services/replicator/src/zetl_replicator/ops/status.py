@@ -12,35 +12,29 @@ import psycopg2
 
 from zetl.db import connect
 from zetl.errors import ConfigError, DataError, first_line
+from zetl.integration import read_integration, read_tables
 from zetl_replicator.config import ReplicatorConfig
 from zetl_replicator.source import server
 from zetl_replicator.source.pgoutput import lsn_to_str, str_to_lsn
 
-# Each query's columns are its row class's fields, in order.
-_INTEGRATION_SQL = """
-SELECT i.integration_id, i.state, i.current_lag, i.last_replicated_checkpoint,
-       i.total_tables_replicated, i.total_tables_failed, s.last_error, s.heartbeat
-FROM svv_integration i
-JOIN zetl.integration_status s USING (target_database)
-WHERE i.target_database = %s
+# What only zetl keeps beside the views (zetl.integration reads the views themselves): the
+# replicator's last report and error, and each table's applied row count.
+_REPORT_SQL = """
+SELECT last_error, heartbeat FROM zetl.integration_status WHERE target_database = %s
 """
-_TABLES_SQL = """
-SELECT v.schema_name || '.' || v.table_name, v.table_state, v.reason, v.table_rows,
-       t.rows_applied, v.last_updated_timestamp
-FROM svv_integration_table_state v
-JOIN zetl.integration_table_status t USING (target_database, schema_name, table_name)
-WHERE v.target_database = %s
-ORDER BY 1
+_ROWS_APPLIED_SQL = """
+SELECT schema_name || '.' || table_name, rows_applied
+FROM zetl.integration_table_status WHERE target_database = %s
 """
 
 
 @dataclass(frozen=True)
 class IntegrationRow:
-    """A row of ``_INTEGRATION_SQL``: svv_integration with the replicator's last report."""
+    """svv_integration's row with the replicator's last report."""
 
-    integration_id: object  # uuid
+    integration_id: str
     state: str
-    current_lag_ms: int | None
+    lag_seconds: float | None
     last_replicated_checkpoint: str | None
     tables_replicated: int
     tables_failed: int
@@ -50,14 +44,14 @@ class IntegrationRow:
 
 @dataclass(frozen=True)
 class TableRow:
-    """A row of ``_TABLES_SQL``: one table of svv_integration_table_state."""
+    """One table of svv_integration_table_state, with the rows zetl applied to it."""
 
     table: str  # schema.table
     state: str
     reason: str | None
     table_rows: int | None
     rows_applied: int
-    updated_at: datetime
+    updated_at: datetime | None
 
 
 @dataclass(kw_only=True)
@@ -84,7 +78,8 @@ class Status:
         """The report as ``zetl status --json`` prints it."""
         data = asdict(self)
         for table in data["tables"]:
-            table["updated_at"] = table["updated_at"].isoformat()
+            if table["updated_at"] is not None:
+                table["updated_at"] = table["updated_at"].isoformat()
         return data
 
 
@@ -94,15 +89,13 @@ def read_status(config: ReplicatorConfig) -> Status:
     integration, tables = _read_views(config)
     applied_text = integration.last_replicated_checkpoint
     status = Status(
-        integration_id=str(integration.integration_id),
+        integration_id=integration.integration_id,
         integration_state=integration.state,
         last_error=integration.last_error,
         reported_at=integration.heartbeat.isoformat(),
         slot=config.slot,
         applied_lsn=applied_text,
-        lag_seconds=None
-        if integration.current_lag_ms is None
-        else integration.current_lag_ms / 1000,
+        lag_seconds=integration.lag_seconds,
         tables_replicated=integration.tables_replicated,
         tables_failed=integration.tables_failed,
         tables=tables,
@@ -119,19 +112,44 @@ def _read_views(config: ReplicatorConfig) -> tuple[IntegrationRow, list[TableRow
     try:
         dev.set_session(readonly=True)
         with dev.cursor() as cur:
-            cur.execute("SELECT to_regclass('svv_integration') IS NOT NULL")
-            row = cur.fetchone()
-            if not (row and row[0]):
+            view = read_integration(cur, config.replica_database)
+            states = read_tables(cur, config.replica_database)
+            if view is None or states is None:
                 raise not_initialised
-            cur.execute(_INTEGRATION_SQL, (config.replica_database,))
-            integration = cur.fetchone()
-            if integration is None:
+            cur.execute(_REPORT_SQL, (config.replica_database,))
+            report = cur.fetchone()
+            if report is None:
                 raise not_initialised
-            cur.execute(_TABLES_SQL, (config.replica_database,))
-            tables = [TableRow(*r) for r in cur.fetchall()]
+            cur.execute(_ROWS_APPLIED_SQL, (config.replica_database,))
+            rows_applied = dict(cur.fetchall())
     finally:
         dev.close()
-    return IntegrationRow(*integration), tables
+    last_error, heartbeat = report
+    row = IntegrationRow(
+        view.integration_id,
+        view.state,
+        view.lag_seconds,
+        view.last_replicated_checkpoint,
+        view.total_tables_replicated or 0,
+        view.total_tables_failed or 0,
+        last_error,
+        heartbeat,
+    )
+    tables = []
+    for t in states:
+        name = f"{t.schema_name}.{t.table_name}"
+        if name in rows_applied:  # the join the views' reader does not need
+            tables.append(
+                TableRow(
+                    name,
+                    t.table_state,
+                    t.reason,
+                    t.table_rows,
+                    rows_applied[name],
+                    t.last_updated_timestamp,
+                )
+            )
+    return row, tables
 
 
 def _add_slot_health(status: Status, config: ReplicatorConfig) -> None:
