@@ -43,6 +43,7 @@ PASSWORDS = {
     "ZETL_DQ_PASSWORD": "dq-Pw-3",
     "ZETL_DASHBOARD_PASSWORD": "dashboard-Pw-4",
     "ZETL_ORCHESTRATION_PASSWORD": "orchestration-Pw-5",
+    "ZETL_REDSHIFT_PASSWORD": "redshift-Pw-6",
 }
 
 
