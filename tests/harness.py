@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import psycopg2
@@ -26,6 +27,9 @@ import pytest
 from psycopg2 import sql
 
 DEFAULT_POSTGRES_IMAGE = "postgres:17"
+# What the source gets beside RDS's own behaviour: DDL capture and rds.replica_identity_full's
+# emulation (event triggers: a superuser installs them), as compose's init runs it
+ZERO_ETL_SOURCE_SQL = Path(__file__).parents[1] / "compose/source/20-zetl-zero-etl-source.sql"
 SOURCE_SETTINGS = {
     "wal_level": "logical",
     "max_replication_slots": "20",
@@ -171,8 +175,23 @@ def _fresh_database(server: PostgresServer) -> Iterator[str]:
 
 @pytest.fixture
 def source_url(source_server: PostgresServer) -> Iterator[str]:
-    """A libpq URL of a new, empty database on the source server, dropped afterwards."""
-    yield from _fresh_database(source_server)
+    """A libpq URL of a new database on the source server, dropped afterwards: empty but for
+    the event triggers compose's init installs on the source (DDL capture and the emulation of
+    rds.replica_identity_full)."""
+    for url in _fresh_database(source_server):
+        install_zero_etl_source(url)
+        yield url
+
+
+def install_zero_etl_source(url: str) -> None:
+    """Install the source's zero-ETL event triggers in the database at ``url`` (superuser)."""
+    conn = psycopg2.connect(url)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(ZERO_ETL_SOURCE_SQL.read_text())
+    finally:
+        conn.close()
 
 
 @pytest.fixture

@@ -106,11 +106,12 @@ def replica_url(config: ReplicatorConfig) -> str:
 
 
 def fingerprint(url: str, table: str) -> list[tuple[object, ...]]:
-    """Every row's text, sorted, hashed as one string: independent of the replicator."""
+    """Every row's text, sorted (by bytes: the source's collation and the replica's differ),
+    hashed as one string: independent of the replicator."""
     return rows(
         url,
-        f"SELECT count(*), md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), ''))"
-        f" FROM {table} t",
+        "SELECT count(*), md5(coalesce(string_agg(t::text, '|' ORDER BY t::text COLLATE \"C\"),"
+        f" '')) FROM {table} t",
     )
 
 

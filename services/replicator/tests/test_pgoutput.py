@@ -31,6 +31,9 @@ from zetl_replicator.source.pgoutput import (
 )
 
 BIG = "x" * 20000 + "".join(str(i) for i in range(3000))  # stored out of line (TOAST)
+# How long a capture may take to decode what its workload wrote: generous, since decoding
+# thousands of rows on a loaded machine takes many times what it takes on an idle one.
+CAPTURE_SECONDS = 180
 
 
 def capture(
@@ -54,9 +57,11 @@ def capture(
         cur.create_replication_slot(slot, output_plugin="pgoutput")
         workload()
         cur.start_replication(slot_name=slot, decode=False, options=options)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + CAPTURE_SECONDS
         while not done(payloads):
-            assert time.monotonic() < deadline, f"captured only {len(payloads)} messages"
+            assert time.monotonic() < deadline, (
+                f"captured only {len(payloads)} messages in {CAPTURE_SECONDS} s"
+            )
             message = cur.read_message()
             if message is None:
                 select.select([cur], [], [], 0.5)

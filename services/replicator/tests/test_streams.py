@@ -94,6 +94,12 @@ class Discovery:
     def reload(self, *, in_open_transaction: bool = False) -> None:
         raise AssertionError("no schema change here")
 
+    def replica_name(self, oid: int) -> tuple[str, str] | None:
+        return None
+
+    def renamed(self, oid: int, name: tuple[str, str]) -> None:
+        raise AssertionError("no rename here")
+
 
 def loop_over(
     destination: MemoryDestination,

@@ -91,6 +91,11 @@ class MemoryStateStore:
     def forget_table(self, schema: str, name: str) -> None:
         self.tables.pop(f"{schema}.{name}", None)
 
+    def rename_table(self, schema: str, name: str, new_name: str) -> None:
+        before = self.tables.pop(f"{schema}.{name}", None)
+        if before is not None:
+            self.tables[f"{schema}.{new_name}"] = replace(before, name=new_name)
+
     def request_resync(self, schema: str, name: str) -> bool:
         before = self.tables.get(f"{schema}.{name}")
         if before is None:
@@ -171,6 +176,14 @@ class MemoryDestination:
 
     def set_table_state(self, table: TableInfo, state: TableState, reason: str) -> None:
         self.states[table.qualified] = (state, reason)
+
+    def rename_table(self, table: TableInfo, new_name: str) -> None:
+        renamed = f"{table.schema}.{new_name}"
+        if table.qualified in self.states:
+            self.states[renamed] = self.states.pop(table.qualified)
+        for tables in (self.batch, self.committed):
+            if table.qualified in tables:
+                tables[renamed] = tables.pop(table.qualified)
 
     def savepoint(self, name: str) -> None:
         self.savepoints[name] = {t: dict(rows) for t, rows in self.batch.items()}

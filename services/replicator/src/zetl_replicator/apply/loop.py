@@ -15,6 +15,7 @@ change of a routed table goes to ``Destination.insert/update/delete`` with the d
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import threading
@@ -27,6 +28,7 @@ from typing import Protocol
 import psycopg2.extensions
 
 from zetl.integration import TableState
+from zetl_replicator.apply import captured_ddl
 from zetl_replicator.apply.netchange import Row
 from zetl_replicator.apply.registry import TableRegistry
 from zetl_replicator.apply.schema import SchemaChange, plan
@@ -38,7 +40,7 @@ from zetl_replicator.source import catalog, pgoutput
 from zetl_replicator.source.column_changes import added_column_backfill, is_renamed_in_place
 from zetl_replicator.source.receiver import Idle, QueueItem, ReceiveFailed
 from zetl_replicator.source.tables import TableInfo
-from zetl_replicator.source.types import varchar_sizes
+from zetl_replicator.source.types import cut_to_bytes, varchar_sizes
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +89,14 @@ class TableUpkeep(Protocol):
         """Load the replicated tables as the replica has them."""
         ...
 
+    def replica_name(self, oid: int) -> tuple[str, str] | None:
+        """The (schema, name) the replica has the source table ``oid`` under (None: unknown)."""
+        ...
+
+    def renamed(self, oid: int, name: tuple[str, str]) -> None:
+        """The source table ``oid`` was renamed in place in the replica."""
+        ...
+
 
 class StreamPosition(Protocol):
     """What the loop needs of the receiver (``source.receiver.Receiver``): how far the stream
@@ -133,6 +143,7 @@ class ApplyLoop:
         self.last_maintenance = 0.0
         self.last_commit = 0.0
         self.idle_wal_end = 0  # the newest idle position the server reported, to record
+        self.discovery_requested = False  # captured DDL: discovery runs after its transaction
         self.types: dict[tuple[int, int], tuple[str, str]] = {}
         # replica table -> its VARCHAR(n) columns, for TRUNCATECOLUMNS
         self.varchar_sizes: dict[int, tuple[TableInfo, tuple[tuple[int, int], ...]]] = {}
@@ -195,7 +206,9 @@ class ApplyLoop:
             tables = [t for rid in message.relation_ids if (t := self._target(rid)) is not None]
             if tables:
                 self.destination.truncate(tables)
-        # Origin, Type, logical messages: nothing to apply.
+        elif isinstance(message, pgoutput.LogicalMessage):
+            self._on_logical_message(message)
+        # Origin, Type, other logical messages: nothing to apply.
 
     def enter_transaction(self, begin: pgoutput.Begin, *, skipping: bool = False) -> None:
         """Changes from now on belong to ``begin``'s transaction (``skipping``: drop them)."""
@@ -242,20 +255,28 @@ class ApplyLoop:
             self.destination.delete(table, message.old, message.size)
 
     def _truncated(self, table: TableInfo, row: Row) -> Row:
-        """``row`` with values longer than their VARCHAR(n) column cut to n (TRUNCATECOLUMNS)."""
+        """``row`` with values over their VARCHAR(n) or CHAR(n) column's n bytes cut to fit
+        (TRUNCATECOLUMNS), on a character boundary."""
         cached = self.varchar_sizes.get(id(table))
         if cached is None or cached[0] is not table:
             cached = self.varchar_sizes[id(table)] = (table, varchar_sizes(table))
         cut: list[pgoutput.Value] | None = None
         for i, n in cached[1]:
             value = row[i]
-            if value is not None and len(value) > n and value is not pgoutput.UNCHANGED_TOAST:
+            if value is None or value is pgoutput.UNCHANGED_TOAST or len(value) * 4 <= n:
+                continue
+            fitting = cut_to_bytes(value, n)
+            if fitting is not value:
                 if cut is None:
                     cut = list(row)
-                cut[i] = value[:n]
+                cut[i] = fitting
         return row if cut is None else tuple(cut)
 
-    def _on_relation(self, message: pgoutput.Relation) -> None:
+    def _on_relation(
+        self, message: pgoutput.Relation, captured: captured_ddl.CapturedTable | None = None
+    ) -> None:
+        """A table's shape, from a Relation message or captured DDL (``captured``: what the
+        source's catalog said at that point, instead of asking it now)."""
         registry = self.registry
         registry.remember(message)
         begin = self.transaction.begin
@@ -265,13 +286,18 @@ class ApplyLoop:
         current = registry.target_table(name, begin.final_lsn)
         if current is None:
             return  # not replicated, paused, or an older shape than the copy already has
-        change = plan(
-            current,
-            message,
-            self._type_of,
-            lambda column: added_column_backfill(self.src, message.namespace, message.name, column),
-            lambda column: is_renamed_in_place(self.src, message.namespace, message.name, column),
-        )
+        if captured is not None:
+            change = plan(
+                current, message, self._type_of, captured.backfill, captured.can_be_renamed
+            )
+        else:
+            change = plan(
+                current,
+                message,
+                self._type_of,
+                lambda c: added_column_backfill(self.src, message.namespace, message.name, c),
+                lambda c: is_renamed_in_place(self.src, message.namespace, message.name, c),
+            )
         if change is None:
             return
         self.streams.schema_changed()  # undone if a live transaction rolls back: reload then
@@ -285,6 +311,36 @@ class ApplyLoop:
         self.destination.set_table_state(current, TableState.RESYNC_REQUIRED, change)
         self.state_changed()
         log.warning("table needs a resync", extra={"table": name, "reason": change})
+
+    def _on_logical_message(self, message: pgoutput.LogicalMessage) -> None:
+        """Captured DDL, at its position in its transaction: renames and shape changes now,
+        as a Relation message would bring them; discovery right after the transaction."""
+        if not captured_ddl.is_captured_ddl(message):
+            return
+        if self.transaction.skipping or self.transaction.begin is None:
+            return
+        ddl = captured_ddl.parse(message)
+        for table in ddl.tables:
+            self._rename_in_place(table)
+            self._on_relation(table.relation, table)
+        self.discovery_requested = True  # new, dropped, moved or newly eligible tables
+        log.info("captured DDL applied", extra={"command": ddl.tag})
+
+    def _rename_in_place(self, captured: captured_ddl.CapturedTable) -> None:
+        """RENAME TABLE renames the replica table in place; SET SCHEMA is left to discovery
+        (it drops the table and copies it in its new schema, as zero-ETL does)."""
+        old = self.table_sync.replica_name(captured.oid)
+        new = (captured.relation.namespace, captured.relation.name)
+        if old is None or old == new or old[0] != new[0]:
+            return
+        name = ".".join(old)
+        table = self.registry.tables.get(name) or TableInfo(old[0], old[1], (), ())
+        self.destination.rename_table(table, new[1])
+        self.registry.rename(name, dataclasses.replace(table, name=new[1]))
+        self.table_sync.renamed(captured.oid, new)
+        self.streams.schema_changed()  # undone if a live transaction rolls back: reload then
+        self.state_changed()
+        log.info("table renamed in place", extra={"table": name, "new_name": new[1]})
 
     def _type_of(self, oid: int, modifier: int) -> tuple[str, str]:
         key = (oid, modifier)
@@ -302,8 +358,11 @@ class ApplyLoop:
             self.clock() - self.batch.started >= self.config.batch_max_seconds
             or self.destination.pending_bytes >= self.config.batch_max_bytes
         )
-        if (full or (end_of_input and self._batch_waited())) and self._commit_allowed():
+        due = full or (end_of_input and self._batch_waited()) or self.discovery_requested
+        if due and self._commit_allowed():
             self.commit_batch()
+        if self.discovery_requested and self.batch.lsn is None:
+            self._maintain()
 
     def _batch_waited(self) -> bool:
         """The batch has waited long enough for more transactions (ZETL_BATCH_MIN_SECONDS)."""
@@ -390,7 +449,10 @@ class ApplyLoop:
         if self.transaction.begin is not None or self.streams.applying_live:
             return
         now = self.clock()
-        maintenance_due = now - self.last_maintenance >= self.config.discovery_interval_seconds
+        maintenance_due = (
+            self.discovery_requested
+            or now - self.last_maintenance >= self.config.discovery_interval_seconds
+        )
         waited = maintenance_due or self._batch_waited()
         if self.batch.lsn is not None and waited and self._refresh_due():
             self.commit_batch()
@@ -413,5 +475,9 @@ class ApplyLoop:
         if maintenance_due and self.batch.lsn is None:
             # Never inside an open batch: maintenance commits its own state writes, which would
             # make the batch's changes durable without their progress.
-            self.last_maintenance = now
-            self.table_sync.maintain()
+            self._maintain()
+
+    def _maintain(self) -> None:
+        self.last_maintenance = self.clock()
+        self.discovery_requested = False
+        self.table_sync.maintain()

@@ -105,6 +105,17 @@ class TableRegistry:
         self.sync_lsn.pop(name, None)
         self._routes.clear()
 
+    def rename(self, name: str, table: TableInfo) -> None:
+        """The table ``name`` was renamed in place: the same table, under ``table``'s name."""
+        self.tables[table.qualified] = table
+        self.tables.pop(name, None)
+        self.sync_lsn[table.qualified] = self.sync_lsn.pop(name, 0)
+        for names in (self.paused, self.history):
+            if name in names:
+                names.discard(name)
+                names.add(table.qualified)
+        self._routes.clear()
+
     def reshape(self, name: str, table: TableInfo) -> None:
         """A schema change gave the replica table a new shape."""
         self.tables[name] = table

@@ -10,6 +10,7 @@ from zetl.errors import first_line
 from zetl_replicator.destination.history import HISTORY_COLUMNS_SQL
 from zetl_replicator.destination.statements import table_identifier
 from zetl_replicator.source.tables import ColumnInfo, TableInfo
+from zetl_replicator.source.types import byte_size
 
 
 def create_table_sql(table: TableInfo, *, with_key: bool, history: bool = False) -> sql.Composed:
@@ -49,14 +50,34 @@ _VALUE_CHECKS: dict[str, tuple[str, str]] = {
         "isfinite({c}) AND {c} >= '0001-01-01 00:00:00+00'::timestamptz"
         " AND {c} < '10000-01-01 00:00:00+00'::timestamptz",
     ),
-    "date": ("range", "isfinite({c}) AND {c} >= '0001-01-01'::date AND {c} < '10000-01-01'::date"),
+    # Redshift's DATE reaches 294,276 AD (and back to 4713 BC, as far as Postgres' own date).
+    "date": ("date", "isfinite({c}) AND {c} < '294277-01-01'::date"),
+    # Redshift's INTERVAL is YEAR TO MONTH or DAY TO SECOND: a value has months or days and
+    # time, never both.
+    "interval": (
+        "interval",
+        "isfinite({c}) AND (extract(year FROM {c}) = 0 AND extract(month FROM {c}) = 0"
+        " OR extract(day FROM {c}) = 0 AND extract(hour FROM {c}) = 0"
+        " AND extract(minute FROM {c}) = 0 AND extract(second FROM {c}) = 0)",
+    ),
 }
 
 
 VALUE_RULES = {
     "nan": "NaN or Infinity in a numeric column",
-    "range": "a B.C. date, a year after 9999 or ±infinity",
+    "range": "a B.C. timestamp, a year after 9999 or ±infinity",
+    "date": "a date after 294,276 AD or ±infinity",
+    "interval": (
+        "an interval mixing months with days or time (Redshift takes YEAR TO MONTH or"
+        " DAY TO SECOND values only), or ±infinity"
+    ),
 }
+
+
+def _rule_text(rule: str) -> str:
+    if rule.startswith("bytes"):  # bytes<n>: the column holds n bytes
+        return f"a value over {int(rule[5:]):,} bytes (set TRUNCATECOLUMNS to truncate it)"
+    return VALUE_RULES.get(rule, rule)
 
 
 def refusal_reason(error: BaseException) -> str:
@@ -66,7 +87,7 @@ def refusal_reason(error: BaseException) -> str:
     name = getattr(diag, "constraint_name", None) or ""
     if name.startswith(VALUE_CHECK_PREFIX):
         rule, _, column = name[len(VALUE_CHECK_PREFIX) :].partition("_")
-        return f"unsupported value in column {column}: {VALUE_RULES.get(rule, rule)}"
+        return f"unsupported value in column {column}: {_rule_text(rule)}"
     if "value too long for type character varying(65535)" in text:
         return "a value over 65,535 bytes (set TRUNCATECOLUMNS to truncate it): " + text
     return text
@@ -84,7 +105,7 @@ def column_sql(column: ColumnInfo, *, not_null: bool = False) -> sql.Composed:
         sql.SQL(column.type_sql),
         sql.SQL(" NOT NULL" if not_null else ""),
     )
-    check = _VALUE_CHECKS.get(column.type_name)
+    check = _value_check(column)
     if check is None:
         return definition
     rule, condition = check
@@ -93,6 +114,16 @@ def column_sql(column: ColumnInfo, *, not_null: bool = False) -> sql.Composed:
         sql.Identifier(value_check_name(column.name, rule)),
         sql.SQL(condition).format(c=sql.Identifier(column.name)),
     )
+
+
+def _value_check(column: ColumnInfo) -> tuple[str, str] | None:
+    """The rule and condition of the CHECK a replica column gets (None: none)."""
+    size = byte_size(column.type_sql, column.type_name)
+    if size is not None:
+        # Redshift counts a VARCHAR's or CHAR's size in bytes, Postgres in characters (and
+        # pads a CHAR(n) to n characters: ::text leaves the padding out)
+        return f"bytes{size}", f"octet_length({{c}}::text) <= {size}"
+    return _VALUE_CHECKS.get(column.type_name)
 
 
 def ensure_schema(cur: psycopg2.extensions.cursor, schema: str) -> None:

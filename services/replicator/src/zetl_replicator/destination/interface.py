@@ -83,6 +83,11 @@ class Destination(Protocol):
         """Run a schema change of ``table`` after the changes so far."""
         ...
 
+    def rename_table(self, table: TableInfo, new_name: str) -> None:
+        """RENAME TABLE in the open batch, after the changes buffered before it: the replica
+        table and its state take ``new_name``."""
+        ...
+
     def set_table_state(self, table: TableInfo, state: TableState, reason: str) -> None:
         """Record ``table``'s state in the open batch: durable with it, undone with it."""
         ...

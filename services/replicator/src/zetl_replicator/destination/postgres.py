@@ -169,6 +169,20 @@ class PostgresDestination:
             cur.execute(statement)
         self._templates.clear()
 
+    def rename_table(self, table: TableInfo, new_name: str) -> None:
+        self.execute(
+            sql.SQL("ALTER TABLE IF EXISTS {} RENAME TO {}").format(
+                table_identifier(table.schema, table.name), sql.Identifier(new_name)
+            ),
+            table,
+        )
+        with self._store.in_open_transaction():
+            self._store.rename_table(table.schema, table.name, new_name)
+        # The rows applied before it are counted under the name the state now has.
+        counted = self._rows.pop((table.schema, table.name), 0)
+        if counted:
+            self._rows[(table.schema, new_name)] += counted
+
     def set_table_state(self, table: TableInfo, state: TableState, reason: str) -> None:
         self._copy_done()  # the store shares the connection
         with self._store.in_open_transaction():

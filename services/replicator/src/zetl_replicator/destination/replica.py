@@ -61,6 +61,19 @@ def connect_replica_read_only(
     return replica
 
 
+def redshift_collation(server_version: int) -> sql.Composable:
+    """The replica database's encoding and collation, as Redshift behaves: UTF-8 only, and
+    strings compare by their bytes (code point order), whatever the source's collation. From
+    Postgres 17 the builtin C.UTF-8 locale (code point order, Unicode case mapping), before it
+    the C locale."""
+    if server_version >= 170000:
+        return sql.SQL(
+            "TEMPLATE template0 ENCODING 'UTF8' LOCALE_PROVIDER builtin BUILTIN_LOCALE 'C.UTF-8'"
+            " LC_COLLATE 'C' LC_CTYPE 'C'"
+        )
+    return sql.SQL("TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'")
+
+
 def ensure_replica_database(warehouse_url: str, replica_database: str) -> None:
     """Create the replica database (from the maintenance database) and bring its state store
     to the current version (``state.migrations``)."""
@@ -70,7 +83,10 @@ def ensure_replica_database(warehouse_url: str, replica_database: str) -> None:
         with admin.cursor() as cur:
             cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (replica_database,))
             if cur.fetchone() is None:
-                cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(replica_database)))
+                cur.execute(
+                    sql.SQL("CREATE DATABASE {} ").format(sql.Identifier(replica_database))
+                    + redshift_collation(admin.server_version)
+                )
     finally:
         admin.close()
     conn = connect_replica(warehouse_url, replica_database)

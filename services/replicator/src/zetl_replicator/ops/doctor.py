@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import psycopg2.extensions
 
-from zetl_replicator.source import catalog
+from zetl_replicator.source import catalog, emulation
 from zetl_replicator.source.tables import TableInfo
 from zetl_replicator.sync.datafilter import DataFilter
 
@@ -191,4 +191,11 @@ def run_doctor(
     data_filter: DataFilter | None = None,
 ) -> list[Finding]:
     tables = catalog.list_tables(conn, schemas, data_filter)
-    return check_server(conn) + check_identity(tables) + check_tables(tables) + type_changes(tables)
+    source = [Finding(*f) for f in emulation.findings(conn)]  # DDL capture, replica identity
+    return (
+        check_server(conn)
+        + source
+        + check_identity(tables)
+        + check_tables(tables)
+        + type_changes(tables)
+    )

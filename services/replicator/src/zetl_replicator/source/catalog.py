@@ -11,10 +11,11 @@ import psycopg2.extensions
 from zetl_replicator.source.tables import ColumnInfo, TableInfo
 from zetl_replicator.sync.datafilter import DataFilter
 
-# Ordinary and partitioned tables (partitions are part of their parent), unlogged ones too (so
-# they are reported, never published). Foreign tables, views and materialized views are not
-# tables zero-ETL looks at. A table with no columns still has a row (the LEFT JOINs), so that
-# it is reported rather than skipped.
+# Ordinary and partitioned tables and their partitions (each is reported: zero-ETL fails every
+# table declarative partitioning affects), unlogged ones too (so they are reported, never
+# published). Foreign tables, views and materialized views are not tables zero-ETL looks at. A
+# table with no columns still has a row (the LEFT JOINs), so that it is reported rather than
+# skipped.
 _TABLES_SQL = r"""
 SELECT n.nspname, c.relname, c.relreplident, a.attname,
        format_type(a.atttypid, a.atttypmod),
@@ -24,14 +25,17 @@ SELECT n.nspname, c.relname, c.relreplident, a.attname,
        coalesce(a.attnum = ANY (i.indkey), false),
        c.relkind = 'p',
        (SELECT ri.indisprimary FROM pg_index ri WHERE ri.indrelid = c.oid AND ri.indisreplident),
-       c.relpersistence
+       c.relpersistence,
+       (SELECT rn.nspname || '.' || r.relname FROM pg_class r
+          JOIN pg_namespace rn ON rn.oid = r.relnamespace
+         WHERE c.relispartition AND r.oid = pg_partition_root(c.oid))
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
                          AND a.attgenerated = ''
 LEFT JOIN pg_type t ON t.oid = a.atttypid
 LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary
-WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
+WHERE c.relkind IN ('r', 'p')
   AND CASE WHEN %s::text[] IS NULL
            THEN n.nspname NOT IN ('pg_catalog', 'information_schema', 'zetl')
                 AND n.nspname NOT LIKE 'pg\_%%'
@@ -87,6 +91,7 @@ def _read_tables(
                 identity_index_is_primary=first[9],
                 partitioned=bool(first[8]),
                 persistence=str(first[10]),
+                partition_of=first[11],
             )
         )
     return tables
@@ -104,3 +109,30 @@ def type_of(conn: psycopg2.extensions.connection, type_oid: int, modifier: int) 
     if row is None:
         return f"unknown type {type_oid}", f"unknown type {type_oid}"
     return str(row[0]), str(row[1])
+
+
+def table_oids(conn: psycopg2.extensions.connection) -> dict[tuple[str, str], int]:
+    """Every ordinary and partitioned table's oid, by (schema, name)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT n.nspname, c.relname, c.oid FROM pg_class c"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p')"
+        )
+        return {(str(s), str(t)): int(oid) for s, t, oid in cur.fetchall()}
+
+
+def schema_exists(conn: psycopg2.extensions.connection, schema: str) -> bool:
+    with conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,))
+        return cur.fetchone() is not None
+
+
+def ddl_capture_installed(conn: psycopg2.extensions.connection, triggers: Sequence[str]) -> bool:
+    """Whether the source database has every one of ``triggers`` (event triggers), enabled."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT count(*) FROM pg_event_trigger WHERE evtname = ANY (%s) AND evtenabled <> 'D'",
+            (list(triggers),),
+        )
+        row = cur.fetchone()
+    return row is not None and int(row[0]) == len(triggers)

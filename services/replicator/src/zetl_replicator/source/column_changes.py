@@ -36,7 +36,12 @@ def added_column_backfill(
         row = cur.fetchone()
     if row is None:
         return Backfill(known=False)
-    has_missing, missing, has_default = row
+    return backfill_of(*row)
+
+
+def backfill_of(has_missing: bool, missing: str | None, has_default: bool) -> Backfill:
+    """The backfill the catalog's ``atthasmissing``, ``attmissingval`` and whether the column
+    has a default (``pg_attrdef``) tell."""
     if has_missing:
         return Backfill(known=True, value=missing)
     return Backfill(known=not has_default)
@@ -61,5 +66,10 @@ def is_renamed_in_place(
         row = cur.fetchone()
     if row is None:
         return False
-    attnum, newest, dropped = row
+    return can_be_renamed(*row)
+
+
+def can_be_renamed(attnum: int, newest: int, dropped: int) -> bool:
+    """Whether the attribute ``attnum`` of a table whose newest attribute is ``newest`` and
+    that has ``dropped`` dropped attributes can be a column renamed in place."""
     return bool(attnum < newest or dropped == 0)

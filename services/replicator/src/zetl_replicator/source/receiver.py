@@ -57,7 +57,12 @@ def start_stream(
     start_lsn: int,
 ) -> psycopg2.extras.ReplicationCursor:
     """START_REPLICATION of ``slot`` from ``start_lsn`` with pgoutput protocol ``version``."""
-    options = {"proto_version": str(version), "publication_names": publication}
+    # messages: the source's DDL capture travels as logical messages (apply/captured_ddl.py)
+    options = {
+        "proto_version": str(version),
+        "publication_names": publication,
+        "messages": "true",
+    }
     if version >= 2:  # large transactions arrive while they run, not only after commit
         # Protocol 4 (16+) offers 'parallel': the same interleaved streams, and each
         # Stream Abort carries its LSN and time, as RDS's own subscribers receive them.

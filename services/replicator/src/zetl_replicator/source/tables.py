@@ -33,6 +33,7 @@ class TableInfo:
     # With replica identity 'i': whether that index is the primary key's (None: it was dropped).
     identity_index_is_primary: bool | None = None
     partitioned: bool = False
+    partition_of: str | None = None  # a partition: its partitioned root table
     persistence: str = "p"  # pg_class.relpersistence: p(ermanent), u(nlogged), t(emporary)
 
     @property

@@ -64,26 +64,59 @@ TARGET_TYPES: dict[str, str | None] = {
     "oid": "bigint",
     "xid": "bigint",
     "cid": "bigint",
+    "macaddr8": "character varying(23)",
+    "name": "character varying(64)",
+    "pg_lsn": "character varying(17)",
+    "tid": "character varying(23)",
+    "xid8": "numeric(20,0)",
+    "jsonpath": VARCHAR_MAX,
+    "txid_snapshot": VARCHAR_MAX,
+    "pg_snapshot": VARCHAR_MAX,
+    "refcursor": VARCHAR_MAX,
+    "int2vector": None,  # SUPER
+    "oidvector": None,  # SUPER
 }
 
 
-# Source types whose values can outgrow the replica's VARCHAR(n) (TRUNCATECOLUMNS applies to
-# them); the others map to a varchar that always holds their text form.
-_TRUNCATABLE = frozenset({"varchar", "text", "xml", "tsvector", "tsquery"})
+# Source types whose values can outgrow the replica's VARCHAR(n) or CHAR(n), counted in bytes
+# as Redshift counts them (the replica checks it: destination.ddl); TRUNCATECOLUMNS cuts them.
+# The others map to a varchar that always holds their text form.
+BYTE_SIZED = frozenset(
+    {"varchar", "text", "xml", "tsvector", "tsquery", "jsonpath", "txid_snapshot"}
+    | {"pg_snapshot", "refcursor", "bpchar"}
+)
 
 
-_VARCHAR_SIZE = re.compile(r"^character varying\((\d+)\)$")
+_SIZED = re.compile(r"^(?:character varying|character)\((\d+)\)$")
+
+
+def byte_size(type_sql: str, type_name: str) -> int | None:
+    """The size in bytes Redshift gives a replica column (``type_sql``, AWS's type) of source
+    type ``type_name``, where its values can outgrow it; None: they cannot."""
+    match = _SIZED.match(type_sql)
+    return int(match.group(1)) if match and type_name in BYTE_SIZED else None
 
 
 def varchar_sizes(table: TableInfo) -> tuple[tuple[int, int], ...]:
-    """(position, size) of the columns of a replica-typed ``table`` whose values TRUNCATECOLUMNS
-    cuts to the column's size."""
+    """(position, size in bytes) of the columns of a replica-typed ``table`` whose values
+    TRUNCATECOLUMNS cuts to the column's size."""
     sizes = []
     for position, column in enumerate(table.columns):
-        match = _VARCHAR_SIZE.match(column.type_sql)
-        if match and column.type_name in _TRUNCATABLE:
-            sizes.append((position, int(match.group(1))))
+        size = byte_size(column.type_sql, column.type_name)
+        if size is not None:
+            sizes.append((position, size))
     return tuple(sizes)
+
+
+def cut_to_bytes(value: str, size: int) -> str:
+    """``value`` cut to at most ``size`` bytes of UTF-8, on a character boundary
+    (TRUNCATECOLUMNS: Redshift's VARCHAR(n) and CHAR(n) hold n bytes)."""
+    if len(value) * 4 <= size:
+        return value  # no UTF-8 character takes more than 4 bytes
+    encoded = value.encode()
+    if len(encoded) <= size:
+        return value
+    return encoded[:size].decode(errors="ignore")  # a character cut in two is left out
 
 
 def is_supported(type_name: str) -> bool:

@@ -104,6 +104,10 @@ class StateStore(Protocol):
         """The table is no longer replicated (gone from the source): no state at all."""
         ...
 
+    def rename_table(self, schema: str, name: str, new_name: str) -> None:
+        """The table was renamed in place (RENAME TABLE): its state under the new name."""
+        ...
+
     def request_resync(self, schema: str, name: str) -> bool:
         """Ask for a re-copy of the table (False: not known)."""
         ...
@@ -247,6 +251,15 @@ class PostgresStateStore:
             cur.execute(
                 "DELETE FROM zetl.table_state WHERE schema_name = %s AND table_name = %s",
                 (schema, name),
+            )
+        self._done()
+
+    def rename_table(self, schema: str, name: str, new_name: str) -> None:
+        with self.conn.cursor() as cur:
+            cur.execute(
+                "UPDATE zetl.table_state SET table_name = %s, updated_at = now()"
+                " WHERE schema_name = %s AND table_name = %s",
+                (new_name, schema, name),
             )
         self._done()
 

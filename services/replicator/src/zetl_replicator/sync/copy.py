@@ -36,12 +36,23 @@ def _column_list(table: TableInfo) -> sql.Composed:
     return sql.SQL(", ").join(sql.Identifier(c.name) for c in table.columns)
 
 
+# A value cut to its first n bytes of UTF-8 on a character boundary: when byte n+1 continues a
+# character (10xxxxxx), the cut backs up to where that character starts (1 to 3 bytes back).
+_CUT_TO_BYTES = """CASE WHEN octet_length({c}::text) <= {n} THEN {c}::text
+ELSE convert_from(substring(convert_to({c}::text, 'UTF8') FROM 1 FOR {n} - CASE
+  WHEN get_byte(convert_to({c}::text, 'UTF8'), {n}) & 192 <> 128 THEN 0
+  WHEN get_byte(convert_to({c}::text, 'UTF8'), {n} - 1) & 192 <> 128 THEN 1
+  WHEN get_byte(convert_to({c}::text, 'UTF8'), {n} - 2) & 192 <> 128 THEN 2
+  ELSE 3 END), 'UTF8') END"""
+
+
 def _truncated_column_list(target: TableInfo) -> sql.Composed:
-    """The columns, values longer than their replica VARCHAR(n) cut to n (TRUNCATECOLUMNS):
-    the source cuts them, so the copy stays one COPY stream."""
+    """The columns, values over their replica VARCHAR(n) or CHAR(n)'s n bytes cut to fit on a
+    character boundary (TRUNCATECOLUMNS): the source cuts them, so the copy stays one COPY
+    stream."""
     sizes = dict(varchar_sizes(target))
     return sql.SQL(", ").join(
-        sql.SQL("left({0}::text, {1})").format(sql.Identifier(c.name), sql.Literal(sizes[i]))
+        sql.SQL(_CUT_TO_BYTES).format(c=sql.Identifier(c.name), n=sql.Literal(sizes[i]))
         if i in sizes
         else sql.Identifier(c.name)
         for i, c in enumerate(target.columns)

@@ -22,6 +22,7 @@ import psycopg2.sql
 
 from zetl.errors import DataError
 from zetl.integration import TableState
+from zetl_replicator.apply.captured_ddl import EVENT_TRIGGERS
 from zetl_replicator.apply.registry import TableRegistry
 from zetl_replicator.config import ReplicatorConfig
 from zetl_replicator.destination.ddl import ensure_schema, refusal_reason
@@ -68,6 +69,18 @@ class TableSync:
         self.warehouse = store.conn
         self.state_changed = state_changed
         self.resync_failed_at: dict[str, float] = {}  # table -> when its last resync failed
+        # Source table oid -> the (schema, name) the replica has it under: a captured RENAME
+        # TABLE names the table by oid and its new name only.
+        self.replica_names: dict[int, tuple[str, str]] = {}
+        self.ddl_capture = False  # whether the source captures DDL into the stream
+
+    def replica_name(self, oid: int) -> tuple[str, str] | None:
+        """The (schema, name) the replica has the source table ``oid`` under (None: unknown)."""
+        return self.replica_names.get(oid)
+
+    def renamed(self, oid: int, name: tuple[str, str]) -> None:
+        """The source table ``oid`` was renamed in place in the replica."""
+        self.replica_names[oid] = name
 
     def reload(self, *, in_open_transaction: bool = False) -> None:
         """Load the replicated tables as the replica has them (``in_open_transaction``: inside
@@ -222,10 +235,16 @@ class TableSync:
         self.read_options()
         listed = catalog.list_tables(self.src, self.config.scope, self.config.table_filter())
         present = {t.qualified for t in listed}
+        in_flight = self._renames_in_flight(states)
+        dropped_schemas = set()
         for name, gone in states.items():
-            if name not in present:
+            if name not in present and name not in in_flight:
                 self._drop_gone(gone)
+                dropped_schemas.add(gone.schema)
+        self._drop_schemas_gone(dropped_schemas - {t.schema for t in listed})
         for table in listed:
+            if table.qualified in in_flight:
+                continue  # renamed on the source: the stream renames it in place
             status = states.get(table.qualified)
             if status is not None and status.apply_failed:
                 continue  # the warehouse refused its changes: re-copied on request only
@@ -259,6 +278,47 @@ class TableSync:
             )
             if needs_copy:
                 self._copy_again(table)
+
+    def _renames_in_flight(self, states: dict[str, TableStatus]) -> set[str]:
+        """The old and new names of the tables renamed on the source whose captured RENAME
+        has not reached the replica yet (discovery leaves them alone), and the oid of every
+        replicated table (as its current name on the source gives it)."""
+        self.ddl_capture = catalog.ddl_capture_installed(self.src, EVENT_TRIGGERS)
+        oids = catalog.table_oids(self.src)
+        self.replica_names = {
+            oid: name for oid, name in self.replica_names.items() if ".".join(name) in states
+        }
+        known = set(self.replica_names.values())
+        for status in states.values():
+            key = (status.schema, status.name)
+            if key in oids and key not in known:
+                self.replica_names.setdefault(oids[key], key)
+        if not self.ddl_capture:
+            return set()  # renames reach the replica as a new table and a dropped one
+        in_flight: set[str] = set()
+        for (schema, name), oid in oids.items():
+            old = self.replica_names.get(oid)
+            if old is not None and old[0] == schema and old[1] != name:
+                in_flight |= {".".join(old), f"{schema}.{name}"}
+        return in_flight
+
+    def _drop_schemas_gone(self, schemas: set[str]) -> None:
+        """DROP SCHEMA (or its RENAME) on the source: the schema goes from the replica too,
+        once its tables are gone."""
+        for schema in sorted(schemas):
+            if catalog.schema_exists(self.src, schema):
+                continue
+            try:
+                with self.store.transaction(), self.warehouse.cursor() as cur:
+                    cur.execute(
+                        psycopg2.sql.SQL("DROP SCHEMA IF EXISTS {}").format(
+                            psycopg2.sql.Identifier(schema)
+                        )
+                    )
+            except psycopg2.errors.DependentObjectsStillExist:
+                log.warning("schema kept: objects in the replica remain", extra={"schema": schema})
+                continue
+            log.info("schema dropped: no longer on the source", extra={"schema": schema})
 
     def _copy_again(self, table: TableInfo) -> None:
         try:
