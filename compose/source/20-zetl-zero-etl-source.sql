@@ -28,7 +28,7 @@ BEGIN
              'type', d.object_type, 'schema', d.schema_name, 'name', d.object_name))
       INTO dropped
       FROM pg_event_trigger_dropped_objects() d
-     WHERE d.object_type IN ('table', 'schema') AND d.original;
+     WHERE d.object_type IN ('table', 'schema') AND d.original AND NOT d.is_temporary;
   ELSE
     -- One entry per table the command touched, with its columns as pgoutput sends them
     -- (name, type oid, modifier, key) and what the replicator would otherwise ask the catalog
@@ -53,7 +53,7 @@ BEGIN
                   AND a.attgenerated = ''), '[]'::jsonb)))
       INTO tables
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE c.relkind IN ('r', 'p')
+     WHERE c.relkind IN ('r', 'p') AND c.relpersistence <> 't'  -- temporary: never replicated
        AND c.oid IN (SELECT e.objid FROM pg_event_trigger_ddl_commands() e
                       WHERE e.classid = 'pg_class'::regclass
                         AND e.object_type IN ('table', 'table column'));

@@ -11,11 +11,16 @@ import dataclasses
 import time
 
 import psycopg2
+import pytest
 
 from services.replicator.tests.support import Query, columns, count, execute, table_state
 from tests.support import running, wait_for
+from zetl.errors import DataError
+from zetl_replicator.apply import captured_ddl
 from zetl_replicator.config import ReplicatorConfig
 from zetl_replicator.ops.verify import verify
+from zetl_replicator.source import pgoutput
+from zetl_replicator.source.column_changes import Backfill
 
 
 def seconds_until(predicate: object, what: str, timeout: float = 60.0) -> float:
@@ -206,3 +211,33 @@ def test_without_ddl_capture_shape_changes_arrive_with_the_next_row_change(
         execute(src, "INSERT INTO t VALUES (1, 1)")
         wait_for(lambda: ("n", "integer") in columns(replica, "public.t"), "with the row change")
         assert replica("SELECT id, n FROM public.t") == [(1, 1)]
+
+
+def test_captured_ddl_runs_discovery_only_for_what_it_concerns() -> None:
+    def message(body: str) -> pgoutput.LogicalMessage:
+        return pgoutput.LogicalMessage(None, True, 0, captured_ddl.PREFIX, body.encode())
+
+    altered = captured_ddl.parse(
+        message(
+            '{"tag": "ALTER TABLE", "tables": [{"oid": "7", "schema": "sales", "name": "t",'
+            ' "identity": "d", "newest": 2, "dropped": 1, "columns": [["id", "23", -1, true, 1,'
+            ' false, null, false], ["n", "23", -1, false, 2, true, "5", true]]}]}'
+        )
+    )
+    assert altered.tables[0].oid == 7 and altered.tables[0].qualified == "sales.t"
+    assert altered.tables[0].backfill("n") == Backfill(known=True, value="5")
+    assert altered.tables[0].can_be_renamed("id") and not altered.tables[0].can_be_renamed("n")
+    assert altered.concerns(None) and altered.concerns(("sales",))
+    assert not altered.concerns(("public",))
+    created_schema = captured_ddl.parse(message('{"tag": "CREATE SCHEMA", "schemas": ["s"]}'))
+    assert not created_schema.concerns(None)  # zero-ETL: a no-op
+    renamed_schema = captured_ddl.parse(message('{"tag": "ALTER SCHEMA", "schemas": ["s2"]}'))
+    assert renamed_schema.concerns(("public",))
+    dropped = captured_ddl.parse(
+        message(
+            '{"tag": "DROP TABLE", "dropped": [{"type": "table", "schema": "public", "name": "t"}]}'
+        )
+    )
+    assert dropped.concerns(("public",)) and not dropped.concerns(("sales",))
+    with pytest.raises(DataError, match="not DDL capture's"):
+        captured_ddl.parse(message('{"tables": []}'))

@@ -55,6 +55,16 @@ class CapturedDdl:
     schemas: tuple[str, ...]  # created, altered or renamed (their new names)
     dropped: tuple[tuple[str, str | None, str], ...]  # (object type, schema, name)
 
+    def concerns(self, scope: tuple[str, ...] | None) -> bool:
+        """Whether it may change which tables of the schemas ``scope`` (None: every schema)
+        replicate: discovery runs after it. CREATE SCHEMA alone changes nothing (zero-ETL: a
+        no-op); a schema altered (renamed) or dropped always may."""
+        if self.tag in ("ALTER SCHEMA", "DROP SCHEMA"):
+            return True
+        touched = {t.relation.namespace for t in self.tables}
+        touched |= {(s or "") if kind == "table" else name for kind, s, name in self.dropped}
+        return bool(touched) and (scope is None or bool(touched & set(scope)))
+
     @property
     def changes_membership(self) -> bool:
         """Whether tables may have appeared or gone (discovery runs after the transaction)."""

@@ -323,7 +323,8 @@ class ApplyLoop:
         for table in ddl.tables:
             self._rename_in_place(table)
             self._on_relation(table.relation, table)
-        self.discovery_requested = True  # new, dropped, moved or newly eligible tables
+        if ddl.concerns(self.config.scope):  # new, dropped, moved or newly eligible tables
+            self.discovery_requested = True
         log.info("captured DDL applied", extra={"command": ddl.tag})
 
     def _rename_in_place(self, captured: captured_ddl.CapturedTable) -> None:
