@@ -62,6 +62,10 @@ NATIVE_STREAMING = os.environ.get("BENCH_NATIVE_STREAMING", "parallel")
 if NATIVE_STREAMING not in ("off", "on", "parallel"):
     sys.exit(f"BENCH_NATIVE_STREAMING is off, on or parallel, not {NATIVE_STREAMING!r}")
 STEPS = os.environ.get("BENCH_STEPS", "bulk,copy,oltp").split(",")
+# The current zetl's sources get the event triggers compose's init installs (DDL capture, the
+# emulation of rds.replica_identity_full): what they cost the source's throughput shows beside
+# the baseline's and native's runs, whose sources have none.
+ZERO_ETL_SOURCE = Path(__file__).parents[2] / "compose" / "source" / "20-zetl-zero-etl-source.sql"
 if not set(STEPS) <= {"bulk", "copy", "oltp"}:
     sys.exit(f"BENCH_STEPS lists bulk, copy and/or oltp, not {STEPS!r}")
 NATIVE_OPTIONS = f"copy_data = false, streaming = {NATIVE_STREAMING}"
@@ -268,6 +272,8 @@ def runs(
         for label in labels if round_no % 2 == 0 else labels[::-1]:
             db = f"{step}_{label}_{round_no}"
             src.sql("postgres", f"CREATE DATABASE {db}")
+            if label == "zetl":
+                src.sql(db, ZERO_ETL_SOURCE.read_text())
             src.sql(db, *schema)
             yield round_no, label, db
 
