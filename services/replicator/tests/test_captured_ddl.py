@@ -162,6 +162,24 @@ def test_rename_table_renames_in_place(config: ReplicatorConfig, replica: Query)
         assert verify(config).ok
 
 
+def test_rename_of_a_failed_table_renames_its_state(
+    config: ReplicatorConfig, replica: Query
+) -> None:
+    """A Failed table renamed stays Failed under its new name; once eligible it replicates
+    there."""
+    src = config.source_url
+    execute(src, "CREATE TABLE keyless (id int, v text)", "CREATE TABLE other (id int PRIMARY KEY)")
+    with running(config):
+        wait_for(lambda: (table_state(config, "public.keyless") or ("",))[0] == "Failed", "Failed")
+        execute(src, "ALTER TABLE keyless RENAME TO keyless2", "INSERT INTO other VALUES (1)")
+        wait_for(lambda: (table_state(config, "public.keyless2") or ("",))[0] == "Failed", "2")
+        assert table_state(config, "public.keyless") is None
+        wait_for(lambda: count(replica, "public.other") == 1, "others stream")
+        execute(src, "ALTER TABLE keyless2 ADD PRIMARY KEY (id)", "INSERT INTO keyless2 VALUES (1)")
+        wait_for(lambda: count(replica, "public.keyless2") == 1, "replicated once eligible")
+        wait_for(lambda: table_state(config, "public.keyless2") == ("Synced", None), "Synced")
+
+
 def test_drop_schema_drops_it_and_rename_schema_resyncs_under_the_new_name(
     config: ReplicatorConfig, replica: Query
 ) -> None:

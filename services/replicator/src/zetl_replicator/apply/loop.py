@@ -335,9 +335,11 @@ class ApplyLoop:
         if old is None or old == new or old[0] != new[0]:
             return
         name = ".".join(old)
-        table = self.registry.tables.get(name) or TableInfo(old[0], old[1], (), ())
+        replicated = self.registry.tables.get(name)  # None: Failed, its state alone is renamed
+        table = replicated or TableInfo(old[0], old[1], (), ())
         self.destination.rename_table(table, new[1])
-        self.registry.rename(name, dataclasses.replace(table, name=new[1]))
+        if replicated is not None:
+            self.registry.rename(name, dataclasses.replace(replicated, name=new[1]))
         self.table_sync.renamed(captured.oid, new)
         self.streams.schema_changed()  # undone if a live transaction rolls back: reload then
         self.state_changed()
