@@ -77,10 +77,13 @@ def test_intervals_mixing_months_with_days_or_time_fail_their_table(
         "CREATE TABLE copied_mixed (id int PRIMARY KEY, i interval)",
         "INSERT INTO copied_mixed VALUES (1, '1 month 1 day')",
         "CREATE TABLE streamed_mixed (id int PRIMARY KEY, i interval)",
+        "CREATE TABLE endless (id int PRIMARY KEY, i interval)",
+        "INSERT INTO endless VALUES (1, 'infinity')",
     )
     with running(config):
         wait_for(lambda: count(replica, "public.fine") == 3, "fine copied")
         assert "mixing months with days" in failed_reason(config, "public.copied_mixed")
+        assert "±infinity" in failed_reason(config, "public.endless")
         execute(src, "INSERT INTO fine VALUES (4, '-2 years')")
         execute(src, "INSERT INTO streamed_mixed VALUES (1, '2 days'), (2, '1 year 00:00:01')")
         assert "mixing months with days" in failed_reason(config, "public.streamed_mixed")
@@ -124,10 +127,13 @@ def test_values_over_65535_bytes_not_characters_fail_their_table(
         "CREATE TABLE fits (id int PRIMARY KEY, v text, c char(4))",
         "INSERT INTO fits VALUES (1, repeat('é', 32767), 'éé')",  # 65,534 bytes; 4 bytes
         "CREATE TABLE multibyte (id int PRIMARY KEY, v text)",
+        "CREATE TABLE copied (id int PRIMARY KEY, v text)",
+        "INSERT INTO copied VALUES (1, repeat('€', 25000))",
         "CREATE TABLE chars (id int PRIMARY KEY, c char(4))",
     )
     with running(config):
         wait_for(lambda: count(replica, "public.fits") == 1, "fits copied")
+        assert "over 65,535 bytes" in failed_reason(config, "public.copied")  # in the copy
         execute(src, "INSERT INTO multibyte VALUES (1, repeat('€', 25000))")
         assert "over 65,535 bytes" in failed_reason(config, "public.multibyte")
         execute(src, "INSERT INTO chars VALUES (1, 'ééé')")  # 3 characters, 6 bytes
