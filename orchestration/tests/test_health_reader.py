@@ -57,6 +57,30 @@ def test_the_gate_reads_what_zetl_integration_reads(warehouse_url: str) -> None:
     ]
     assert [t.state for t in gate.tables] == ["Synced", "ResyncInitiated", "Failed"]
     assert gate.integration_state == status.state
-    # Locally the gate also counts the replicator's silence since its last lag sample; with no
-    # sample yet, the lag is the view's.
     assert gate.lag_seconds == status.lag_seconds == 2.5
+
+
+def test_the_gate_and_the_reader_see_a_silent_replicator_as_stale(warehouse_url: str) -> None:
+    """One definition of "now": the view's. A replicator silent for longer than the docs'
+    30 s is in ErrorState, and its lag has grown by its silence, for both readers."""
+    ensure_monitoring(warehouse_url)
+    conn = psycopg2.connect(warehouse_url)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(ROWS)
+            cur.execute(
+                "UPDATE zetl.integration_status SET heartbeat = now() - interval '60 seconds'"
+                " WHERE target_database = %s",
+                (REPLICA,),
+            )
+        with conn.cursor() as cur:
+            status = integration.read_integration(cur, REPLICA)
+    finally:
+        conn.close()
+    gate = health.read_replication_health(warehouse_url, REPLICA)
+    assert status is not None and status.lag_seconds is not None
+    assert gate.integration_state == status.state == integration.ERROR_STATE
+    assert gate.lag_seconds is not None
+    assert 62.5 <= status.lag_seconds <= gate.lag_seconds < 62.5 + 30
+    with pytest.raises(health.ReplicationGateError, match="ErrorState"):
+        health.check(gate, max_lag_seconds=3600)

@@ -57,6 +57,10 @@ SVV_INTEGRATION = [
     "refresh_interval",
     "source_database",
     "is_history_mode",
+    "latest_detected_change_time",
+    "latest_applied_change_time",
+    "auto_remediation",
+    "latest_shipped_source_commit_time",
 ]
 
 

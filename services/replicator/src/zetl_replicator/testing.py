@@ -88,10 +88,16 @@ class MemoryStateStore:
             updated_at=now,
         )
 
-    def forget_table(self, schema: str, name: str) -> None:
+    def forget_table(
+        self,
+        schema: str,
+        name: str,
+        state: TableState = TableState.DELETED,
+        reason: str | None = None,
+    ) -> None:
         self.tables.pop(f"{schema}.{name}", None)
 
-    def request_resync(self, schema: str, name: str) -> bool:
+    def request_resync(self, schema: str, name: str, reason: str = "resync requested") -> bool:
         before = self.tables.get(f"{schema}.{name}")
         if before is None:
             return False
@@ -99,7 +105,7 @@ class MemoryStateStore:
             before,
             resync_requested=True,
             state=TableState.RESYNC_REQUIRED,
-            reason="resync requested",
+            reason=reason,
             apply_failed=False,
             updated_at=datetime.now(UTC),
         )
@@ -108,7 +114,7 @@ class MemoryStateStore:
     def request_resync_of_all(self, reason: str) -> None:
         now = datetime.now(UTC)
         for name, before in self.tables.items():
-            if before.state != TableState.FAILED:
+            if before.state not in (TableState.FAILED, TableState.DROPPED_SOURCE):
                 self.tables[name] = replace(
                     before,
                     resync_requested=True,

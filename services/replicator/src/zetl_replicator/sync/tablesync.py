@@ -22,7 +22,7 @@ import psycopg2.sql
 
 from zetl.errors import DataError
 from zetl.integration import TableState
-from zetl_replicator.apply.registry import TableRegistry
+from zetl_replicator.apply.registry import NOT_APPLIED, TableRegistry
 from zetl_replicator.config import ReplicatorConfig
 from zetl_replicator.destination.ddl import ensure_schema, refusal_reason
 from zetl_replicator.destination.history import is_history_table
@@ -223,14 +223,18 @@ class TableSync:
         listed = catalog.list_tables(self.src, self.config.scope, self.config.table_filter())
         present = {t.qualified for t in listed}
         for name, gone in states.items():
-            if name not in present:
+            if name not in present and gone.state != TableState.DROPPED_SOURCE:
                 self._drop_gone(gone)
         for table in listed:
             status = states.get(table.qualified)
             if status is not None and status.apply_failed:
-                continue  # the warehouse refused its changes: re-copied on request only
+                if not registry.auto_remediate(self.store, status):
+                    continue  # the warehouse refused its changes: re-copied on request only
+                self.state_changed()
+                log.info("AUTO_REMEDIATION: copying again", extra={"table": table.qualified})
             problem = table.problem()
-            replicated = status is not None and status.state != TableState.FAILED
+            # DroppedSource: a new table of the old name is copied afresh.
+            replicated = status is not None and status.state not in NOT_APPLIED
             if problem:
                 if replicated:
                     # It was replicated and no longer can be (its primary key dropped, its
@@ -287,6 +291,13 @@ class TableSync:
         copied as a new table), or left out of the data filter: as zero-ETL does, it goes from
         the replica too. Its changes still on their way need not be applied: it is going."""
         name = status.qualified
+        if name in self.registry.history and (
+            catalog.find_table(self.src, status.schema, status.name) is None
+        ):
+            self.registry.dropped_source(self.store, status.schema, status.name)
+            self.state_changed()
+            log.info("table dropped on the source: its history is kept", extra={"table": name})
+            return
         self.registry.drop(name)
         gone = TableInfo(status.schema, status.name, (), ())
         if status.state != TableState.FAILED:
@@ -300,7 +311,7 @@ class TableSync:
                             psycopg2.sql.Identifier(status.schema, status.name)
                         )
                     )
-                self.store.forget_table(status.schema, status.name)
+                self.registry.deleted(self.store, status.schema, status.name)
         except psycopg2.errors.DependentObjectsStillExist as exc:
             reason = (
                 "dropped, renamed or filtered out on the source, but objects in the replica"
