@@ -419,9 +419,7 @@ def test_add_primary_key_makes_a_failed_table_replicate(
         assert verify(config).ok
 
 
-def test_resync_required_resyncs_by_itself(
-    config: ReplicatorConfig, replica: Query
-) -> None:
+def test_resync_required_resyncs_by_itself(config: ReplicatorConfig, replica: Query) -> None:
     src = config.source_url
     execute(
         src,
