@@ -34,7 +34,19 @@ VALUES ('{REPLICA}', 'public', 'customer', 'Synced', NULL, now(), 200),
 
 def test_the_gate_uses_the_platforms_state_names() -> None:
     assert health.SYNCED == TableState.SYNCED
+    assert health.DROPPED_SOURCE == TableState.DROPPED_SOURCE
     assert health.ERROR_STATE == integration.ERROR_STATE
+
+
+def test_a_dropped_source_table_does_not_hold_the_gate() -> None:
+    tables = [
+        health.TableHealth("public", "t", "Synced", None),
+        health.TableHealth("public", "old", "DroppedSource", "dropped on the source"),
+    ]
+    health.check(health.ReplicationHealth(tables, 1.0, "test", "CdcRefreshState"), 60)
+    tables.append(health.TableHealth("public", "u", "ResyncRequired", None))
+    with pytest.raises(health.ReplicationGateError, match="1 of 3 tables not Synced"):
+        health.check(health.ReplicationHealth(tables, 1.0, "test", "CdcRefreshState"), 60)
 
 
 def test_the_gate_reads_what_zetl_integration_reads(warehouse_url: str) -> None:

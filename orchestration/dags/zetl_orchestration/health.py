@@ -1,7 +1,8 @@
 """The replication gate: the daily refresh runs only on a healthy, fresh replica.
 
-Healthy means every replicated table is ``Synced``, the integration is not in ``ErrorState``
-and replication lags the source by no more than a bound. ``read_replication_health`` is the
+Healthy means every replicated table is ``Synced`` (or ``DroppedSource``: its history kept,
+final), the integration is not in ``ErrorState`` and replication lags the source by no more
+than a bound. ``read_replication_health`` is the
 one place that knows where those facts live: the system views ``svv_integration_table_state``
 (``table_state`` per table) and ``svv_integration`` (``state``, ``current_lag`` in
 milliseconds), resolved unqualified in the warehouse database, on Redshift and locally alike
@@ -25,6 +26,8 @@ import psycopg2
 import psycopg2.extensions
 
 SYNCED = "Synced"
+# A history-mode table whose source was dropped: settled and queryable, its history final.
+DROPPED_SOURCE = "DroppedSource"
 ERROR_STATE = "ErrorState"  # svv_integration.state of an integration that stopped
 
 
@@ -55,7 +58,7 @@ def check(health: ReplicationHealth, max_lag_seconds: float) -> None:
         problems.append(f"the integration is in {ERROR_STATE}")
     if not health.tables:
         problems.append("no replicated tables")
-    unsynced = [t for t in health.tables if t.state != SYNCED]
+    unsynced = [t for t in health.tables if t.state not in (SYNCED, DROPPED_SOURCE)]
     if unsynced:
         shown = ", ".join(
             f"{t.schema}.{t.table} {t.state}" + (f" ({t.reason})" if t.reason else "")
