@@ -90,6 +90,11 @@ output "replica_database" {
   value       = var.replica_database
 }
 
+output "replica_database_options" {
+  description = "The target database's options the deploy sets (null: AWS's default)."
+  value       = var.replica_database_options
+}
+
 output "integration_arn" {
   description = "ARN of the zero-ETL integration."
   value       = module.integration.arn

@@ -130,6 +130,29 @@ variable "replica_database" {
   }
 }
 
+variable "replica_database_options" {
+  description = "The zero-ETL target database's options (Redshift's CREATE DATABASE ... FROM INTEGRATION ... SET): `make deploy-aws` creates the database with them, or sets them with ALTER DATABASE ... INTEGRATION SET when it exists. Unset (null) keeps AWS's default. The names are zetl.integration's DATABASE_OPTIONS; HISTORY_MODE is not among them, as AWS has no history mode for RDS for PostgreSQL sources."
+  type = object({
+    QUERY_ALL_STATES = optional(bool)
+    ACCEPTINVCHARS   = optional(bool)
+    REFRESH_INTERVAL = optional(number)
+    TRUNCATECOLUMNS  = optional(bool)
+    AUTO_REMEDIATION = optional(bool)
+  })
+  default = {}
+
+  validation {
+    condition = (
+      var.replica_database_options.REFRESH_INTERVAL == null ? true : (
+        var.replica_database_options.REFRESH_INTERVAL >= 0 &&
+        var.replica_database_options.REFRESH_INTERVAL <= 432000 &&
+        floor(var.replica_database_options.REFRESH_INTERVAL) == var.replica_database_options.REFRESH_INTERVAL
+      )
+    )
+    error_message = "replica_database_options.REFRESH_INTERVAL is whole seconds from 0 to 432000 (Redshift's bound)."
+  }
+}
+
 variable "warehouse_base_capacity_rpu" {
   description = "Redshift Serverless base capacity (RPUs)."
   type        = number

@@ -133,7 +133,7 @@ def platform(source_server: PostgresServer, warehouse_server: PostgresServer) ->
                 rows = query(platform.replica_url, "SELECT count(*) FROM wallet_transaction")
                 states = query(
                     platform.dev_url,
-                    "SELECT DISTINCT table_state FROM svv_integration_table_state"
+                    "SELECT DISTINCT table_state::text FROM svv_integration_table_state"
                     " WHERE target_database = %s",
                     (replica,),
                 )

@@ -34,7 +34,19 @@ VALUES ('{REPLICA}', 'public', 'customer', 'Synced', NULL, now(), 200),
 
 def test_the_gate_uses_the_platforms_state_names() -> None:
     assert health.SYNCED == TableState.SYNCED
+    assert health.DROPPED_SOURCE == TableState.DROPPED_SOURCE
     assert health.ERROR_STATE == integration.ERROR_STATE
+
+
+def test_a_dropped_source_table_does_not_hold_the_gate() -> None:
+    tables = [
+        health.TableHealth("public", "t", "Synced", None),
+        health.TableHealth("public", "old", "DroppedSource", "dropped on the source"),
+    ]
+    health.check(health.ReplicationHealth(tables, 1.0, "test", "CdcRefreshState"), 60)
+    tables.append(health.TableHealth("public", "u", "ResyncRequired", None))
+    with pytest.raises(health.ReplicationGateError, match="1 of 3 tables not Synced"):
+        health.check(health.ReplicationHealth(tables, 1.0, "test", "CdcRefreshState"), 60)
 
 
 def test_the_gate_reads_what_zetl_integration_reads(warehouse_url: str) -> None:
@@ -57,6 +69,30 @@ def test_the_gate_reads_what_zetl_integration_reads(warehouse_url: str) -> None:
     ]
     assert [t.state for t in gate.tables] == ["Synced", "ResyncInitiated", "Failed"]
     assert gate.integration_state == status.state
-    # Locally the gate also counts the replicator's silence since its last lag sample; with no
-    # sample yet, the lag is the view's.
     assert gate.lag_seconds == status.lag_seconds == 2.5
+
+
+def test_the_gate_and_the_reader_see_a_silent_replicator_as_stale(warehouse_url: str) -> None:
+    """One definition of "now": the view's. A replicator silent for longer than the docs'
+    30 s is in ErrorState, and its lag has grown by its silence, for both readers."""
+    ensure_monitoring(warehouse_url)
+    conn = psycopg2.connect(warehouse_url)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(ROWS)
+            cur.execute(
+                "UPDATE zetl.integration_status SET heartbeat = now() - interval '60 seconds'"
+                " WHERE target_database = %s",
+                (REPLICA,),
+            )
+        with conn.cursor() as cur:
+            status = integration.read_integration(cur, REPLICA)
+    finally:
+        conn.close()
+    gate = health.read_replication_health(warehouse_url, REPLICA)
+    assert status is not None and status.lag_seconds is not None
+    assert gate.integration_state == status.state == integration.ERROR_STATE
+    assert gate.lag_seconds is not None
+    assert 62.5 <= status.lag_seconds <= gate.lag_seconds < 62.5 + 30
+    with pytest.raises(health.ReplicationGateError, match="ErrorState"):
+        health.check(gate, max_lag_seconds=3600)

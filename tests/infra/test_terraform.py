@@ -369,3 +369,18 @@ def test_every_checkov_skip_says_why() -> None:
                 skips.append(line)
                 assert re.search(r"#checkov:skip=CKV2?_AWS_\d+:\S.{30,}", line), line
     assert skips, "no skips found: the pattern or the files moved"
+
+
+def test_zero_etl_minimum_versions_are_one_list_for_doctor_and_terraform() -> None:
+    """`zetl doctor` and the source module check the engine version against the same file."""
+    from zetl.integration import zero_etl_minimum_minors
+    from zetl_replicator.ops.doctor import MIN_MINOR
+
+    db = module("source_database")
+    text = (ROOT / "modules" / "source_database" / "main.tf").read_text()
+    assert 'services/common/src/zetl/zero_etl_versions.json"))["minimum_minor"]' in text
+    precondition = db.resource("aws_db_instance")["lifecycle"][0]["precondition"][0]
+    assert "local.zero_etl_minimum_minor" in precondition["condition"]
+    # The RDS page's figures when last read.
+    assert MIN_MINOR == zero_etl_minimum_minors() == {15: 7, 16: 3, 17: 1}
+    assert (ROOT.parents[1] / "services/common/src/zetl/zero_etl_versions.json").is_file()

@@ -1,7 +1,8 @@
 """The replication gate: the daily refresh runs only on a healthy, fresh replica.
 
-Healthy means every replicated table is ``Synced``, the integration is not in ``ErrorState``
-and replication lags the source by no more than a bound. ``read_replication_health`` is the
+Healthy means every replicated table is ``Synced`` (or ``DroppedSource``: its history kept,
+final), the integration is not in ``ErrorState`` and replication lags the source by no more
+than a bound. ``read_replication_health`` is the
 one place that knows where those facts live: the system views ``svv_integration_table_state``
 (``table_state`` per table) and ``svv_integration`` (``state``, ``current_lag`` in
 milliseconds), resolved unqualified in the warehouse database, on Redshift and locally alike
@@ -11,9 +12,10 @@ The platform's own reader of those views is ``zetl.integration``; the DAG folder
 the zetl package (Airflow's image, Amazon MWAA), so this module reads them itself and
 orchestration/tests/test_health_reader.py holds both to the same answer and state names.
 
-Locally the lag also counts how long ago the replicator's newest ``zetl.lag_history`` sample
-was taken: a stopped replicator reports its last lag forever, so its silence is the lag that
-matters.
+``svv_integration.current_lag`` is the lag now, not the replicator's last word: locally the
+view adds the silence of a replicator that stopped or stopped reporting (and says ErrorState),
+so the gate reads nothing else. The views' text columns are ``character(128)``, blank-padded
+as on Redshift: every text value is stripped.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ import psycopg2
 import psycopg2.extensions
 
 SYNCED = "Synced"
+# A history-mode table whose source was dropped: settled and queryable, its history final.
+DROPPED_SOURCE = "DroppedSource"
 ERROR_STATE = "ErrorState"  # svv_integration.state of an integration that stopped
 
 
@@ -54,7 +58,7 @@ def check(health: ReplicationHealth, max_lag_seconds: float) -> None:
         problems.append(f"the integration is in {ERROR_STATE}")
     if not health.tables:
         problems.append("no replicated tables")
-    unsynced = [t for t in health.tables if t.state != SYNCED]
+    unsynced = [t for t in health.tables if t.state not in (SYNCED, DROPPED_SOURCE)]
     if unsynced:
         shown = ", ".join(
             f"{t.schema}.{t.table} {t.state}" + (f" ({t.reason})" if t.reason else "")
@@ -115,26 +119,22 @@ def _from_svv_views(
             " ORDER BY schema_name, table_name",
             (replica_database,),
         )
-        tables = [TableHealth(str(s), str(t), str(st), r) for s, t, st, r in cur.fetchall()]
+        tables = [
+            TableHealth(_text(s), _text(t), _text(st), _text(r) or None)
+            for s, t, st, r in cur.fetchall()
+        ]
         cur.execute(
             "SELECT state, current_lag FROM svv_integration WHERE target_database = %s",
             (replica_database,),
         )
         row = cur.fetchone()
-        state = str(row[0]) if row else None
+        state = _text(row[0]) if row else None
         # current_lag is in milliseconds.
         lag = float(row[1]) / 1000.0 if row and row[1] is not None else None
-        if not _is_redshift(conn):
-            cur.execute("SELECT to_regclass('zetl.lag_history') IS NOT NULL")
-            has_history = cur.fetchone()
-            if has_history and has_history[0]:
-                cur.execute(
-                    "SELECT extract(epoch FROM now() - max(sampled_at)) FROM zetl.lag_history"
-                    " WHERE target_database = %s",
-                    (replica_database,),
-                )
-                silence = cur.fetchone()
-                if silence and silence[0] is not None:
-                    lag = max(lag or 0.0, float(silence[0]))
     conn.rollback()
     return ReplicationHealth(tables, lag, "svv_integration_table_state, svv_integration", state)
+
+
+def _text(value: object) -> str:
+    """A text column's value without Redshift's character(n) padding."""
+    return "" if value is None else str(value).rstrip(" ")

@@ -3,12 +3,18 @@ finish (their status stays STARTED), so botocore's Stubber answers with the real
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 from botocore.stub import ANY, Stubber
 
-from zetl.aws.database import Target, create_database_from_integration, create_database_sql
+from zetl.aws.database import (
+    Target,
+    alter_database_sql,
+    create_database_from_integration,
+    create_database_sql,
+)
 from zetl.aws.waiting import Deadline
 from zetl.errors import ConfigError, DataError
 
@@ -138,3 +144,71 @@ def test_only_plain_identifiers_reach_the_sql(
 ) -> None:
     with pytest.raises(ConfigError, match=message):
         create_database_sql(replica, integration_id, source)
+
+
+OPTIONS: dict[str, bool | int | None] = {
+    "QUERY_ALL_STATES": None,
+    "ACCEPTINVCHARS": None,
+    "REFRESH_INTERVAL": 60,
+    "TRUNCATECOLUMNS": True,
+    "AUTO_REMEDIATION": None,
+}
+
+
+def test_create_database_sets_the_options_from_their_one_definition() -> None:
+    assert create_database_sql("raw_transactions", INTEGRATION_ID, "storefront", OPTIONS) == (
+        CREATE + " SET REFRESH_INTERVAL 60 TRUNCATECOLUMNS = TRUE"
+    )
+    assert create_database_sql("raw_transactions", INTEGRATION_ID, "storefront", {}) == CREATE
+    assert alter_database_sql("raw_transactions", {"QUERY_ALL_STATES": True}) == (
+        'ALTER DATABASE "raw_transactions" INTEGRATION SET QUERY_ALL_STATES = TRUE'
+    )
+    assert alter_database_sql("raw_transactions", {"TRUNCATECOLUMNS": None}) is None
+
+
+def test_options_aws_would_refuse_are_refused_with_the_reason() -> None:
+    with pytest.raises(ConfigError, match=r"HISTORY_MODE cannot be set on AWS: .*RDS for MySQL"):
+        create_database_sql(
+            "raw_transactions", INTEGRATION_ID, "storefront", {"HISTORY_MODE": True}
+        )
+    with pytest.raises(ConfigError, match=r"REFRESH_INTERVAL .*0 to 432000"):
+        alter_database_sql("raw_transactions", {"REFRESH_INTERVAL": 432_001})
+    with pytest.raises(ConfigError, match="unknown option"):
+        alter_database_sql("raw_transactions", {"COMPRESSION": True})
+
+
+def test_an_existing_database_gets_its_options_with_alter_database(deadline: Deadline) -> None:
+    data_api = stubbed_client("redshift-data")
+    alter = (
+        'ALTER DATABASE "raw_transactions" INTEGRATION SET REFRESH_INTERVAL 60'
+        " TRUNCATECOLUMNS = TRUE"
+    )
+    with Stubber(data_api) as stub:
+        stub_exists_check(stub, found=True)
+        response, request = submitted("alter-1", alter)
+        stub.add_response("execute_statement", response, request)
+        stub.add_response("describe_statement", described("alter-1", "FINISHED"), {"Id": "alter-1"})
+        created = create_database_from_integration(
+            data_api,
+            TARGET,
+            replica="raw_transactions",
+            integration_id=INTEGRATION_ID,
+            source_database="storefront",
+            deadline=deadline,
+            options=OPTIONS,
+        )
+        stub.assert_no_pending_responses()
+    assert created is False
+
+
+def test_terraforms_options_are_the_one_definitions_aws_options() -> None:
+    """Terraform's replica_database_options names exactly the options AWS takes."""
+    from pathlib import Path
+
+    from zetl.integration import DATABASE_OPTIONS
+
+    text = (Path(__file__).resolve().parents[3] / "infra/terraform/variables.tf").read_text()
+    block = text[text.index('variable "replica_database_options"') :]
+    block = block[: block.index("default =")]
+    names = set(re.findall(r"^\s+([A-Z_]+)\s+=\s+optional", block, re.M))
+    assert names == {o.name for o in DATABASE_OPTIONS.values() if not o.local_only}

@@ -87,8 +87,12 @@ def count(replica: Query, table: str, where: str = "true") -> int | None:
 
 def dev(config: ReplicatorConfig, statement: str) -> list[Any]:
     """Rows of ``statement`` in the warehouse database, unqualified names resolved as an
-    analyst's session resolves them (default search_path)."""
-    return rows(config.warehouse_url, statement)
+    analyst's session resolves them (default search_path). Text comes back without the
+    blank padding of the views' character(128) columns, as zetl.integration reads it."""
+    return [
+        tuple(v.rstrip(" ") if isinstance(v, str) else v for v in row)
+        for row in rows(config.warehouse_url, statement)
+    ]
 
 
 def table_state(config: ReplicatorConfig, table: str) -> tuple[str, str | None] | None:

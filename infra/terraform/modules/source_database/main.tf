@@ -8,6 +8,10 @@ locals {
   engine_major   = split(".", var.engine_version)[0]
   public         = length(var.public_access_cidrs) > 0
   final_snapshot = "${local.identifier}-final"
+  engine_minor   = try(tonumber(split(".", var.engine_version)[1]), null)
+
+  # The lowest minor of each major zero-ETL supports: the one list, which `zetl doctor` reads too.
+  zero_etl_minimum_minor = jsondecode(file("${path.module}/../../../../services/common/src/zetl/zero_etl_versions.json"))["minimum_minor"]
 
   # What RDS zero-ETL requires of an RDS for PostgreSQL source (AWS: "Getting started with
   # Amazon RDS zero-ETL integrations", step 1). Static ones take effect at the first boot,
@@ -105,6 +109,15 @@ resource "aws_db_instance" "this" {
   engine         = "postgres"
   engine_version = var.engine_version
   instance_class = var.instance_class
+
+  lifecycle {
+    precondition {
+      condition = contains(keys(local.zero_etl_minimum_minor), local.engine_major) && (
+        local.engine_minor == null || try(local.engine_minor >= local.zero_etl_minimum_minor[local.engine_major], false)
+      )
+      error_message = "engine_version ${var.engine_version}: RDS zero-ETL supports PostgreSQL ${join(", ", [for major, minor in local.zero_etl_minimum_minor : "${major}.${minor}+"])} (services/common/src/zetl/zero_etl_versions.json)."
+    }
+  }
 
   allocated_storage     = var.allocated_storage_gb
   max_allocated_storage = var.max_allocated_storage_gb == 0 ? null : var.max_allocated_storage_gb

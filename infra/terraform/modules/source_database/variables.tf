@@ -51,17 +51,14 @@ variable "public_access_cidrs" {
 }
 
 variable "engine_version" {
-  description = "RDS for PostgreSQL version: a major (\"17\": RDS picks its default minor) or major.minor. Zero-ETL needs 15.11+, 16.7+ or 17.3+; `zetl aws preflight` asks RDS whether the version it would run supports integrations in the region."
+  description = "RDS for PostgreSQL version: a major (\"17\": RDS picks its default minor) or major.minor. Zero-ETL's minimum minor per major is in services/common/src/zetl/zero_etl_versions.json (checked before the instance is created); `zetl aws preflight` asks RDS whether the version it would run supports integrations in the region."
   type        = string
   default     = "17"
 
   validation {
     # A bare major is always fine: RDS then picks its current default minor.
-    condition = can(regex("^(15|16|17)(\\.[0-9]+)?$", var.engine_version)) && try(
-      tonumber(split(".", var.engine_version)[1]) >= lookup({ "15" = 11, "16" = 7, "17" = 3 }, split(".", var.engine_version)[0], 0),
-      true
-    )
-    error_message = "engine_version must be a PostgreSQL major that RDS zero-ETL supports (15, 16 or 17), optionally with a minor of at least 15.11, 16.7 or 17.3."
+    condition     = can(regex("^(15|16|17)(\\.[0-9]+)?$", var.engine_version))
+    error_message = "engine_version must be a PostgreSQL major that RDS zero-ETL supports (15, 16 or 17), optionally with its minor (17.1, say)."
   }
 }
 

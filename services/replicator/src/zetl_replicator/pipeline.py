@@ -24,7 +24,7 @@ import psycopg2.extras
 
 from zetl.db import ConnectionLost, redact
 from zetl.errors import DataError, first_line
-from zetl.integration import TableState
+from zetl.integration import ERROR_STATE, TableState
 from zetl_replicator.apply.loop import ApplyLoop, Isolation
 from zetl_replicator.apply.registry import TableRegistry
 from zetl_replicator.config import ReplicatorConfig
@@ -83,16 +83,22 @@ class Replicator:
             config.slot,
             urlsplit(config.source_url).path.lstrip("/") or "",
             self._sample,
+            self._counts,
         )
         self.monitor.start()
         try:
             self._run(stop)
         except BaseException as exc:
-            self.metrics.integration_state = "ErrorState"
+            self.metrics.integration_state = ERROR_STATE
             self.metrics.last_error = first_line(exc)
             raise
         finally:
             self.metrics.streaming = False
+            # The monitor's last word: nothing replicates from now on, whatever the reason, so
+            # the views say ErrorState at once rather than after STALE_SECONDS of silence.
+            if self.metrics.integration_state != ERROR_STATE:  # stopped, not failed
+                self.metrics.integration_state = ERROR_STATE
+                self.metrics.last_error = "the replicator stopped"
             self.monitor.stop()
 
     def _sample(self) -> Sample:
@@ -103,7 +109,14 @@ class Replicator:
             applied_lsn=pgoutput.lsn_to_str(m.applied_lsn) if m.applied_lsn else None,
             last_error=m.last_error,
             refresh_interval=self.registry.options.refresh_interval or None,
+            detected_commit_time=m.detected_commit_time,
+            shipped_commit_time=m.shipped_commit_time,
         )
+
+    def _counts(self, replicated: int, failed: int) -> None:
+        self.metrics.tables_replicated = replicated
+        self.metrics.tables_failed_replication = failed
+        self.metrics.auto_remediations = self.registry.auto_remediations
 
     def state_changed(self) -> None:
         if self.monitor is not None:

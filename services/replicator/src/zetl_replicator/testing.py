@@ -88,7 +88,13 @@ class MemoryStateStore:
             updated_at=now,
         )
 
-    def forget_table(self, schema: str, name: str) -> None:
+    def forget_table(
+        self,
+        schema: str,
+        name: str,
+        state: TableState = TableState.DELETED,
+        reason: str | None = None,
+    ) -> None:
         self.tables.pop(f"{schema}.{name}", None)
 
     def rename_table(self, schema: str, name: str, new_name: str) -> None:
@@ -96,7 +102,7 @@ class MemoryStateStore:
         if before is not None:
             self.tables[f"{schema}.{new_name}"] = replace(before, name=new_name)
 
-    def request_resync(self, schema: str, name: str) -> bool:
+    def request_resync(self, schema: str, name: str, reason: str = "resync requested") -> bool:
         before = self.tables.get(f"{schema}.{name}")
         if before is None:
             return False
@@ -104,7 +110,7 @@ class MemoryStateStore:
             before,
             resync_requested=True,
             state=TableState.RESYNC_REQUIRED,
-            reason="resync requested",
+            reason=reason,
             apply_failed=False,
             updated_at=datetime.now(UTC),
         )
@@ -113,7 +119,7 @@ class MemoryStateStore:
     def request_resync_of_all(self, reason: str) -> None:
         now = datetime.now(UTC)
         for name, before in self.tables.items():
-            if before.state != TableState.FAILED:
+            if before.state not in (TableState.FAILED, TableState.DROPPED_SOURCE):
                 self.tables[name] = replace(
                     before,
                     resync_requested=True,

@@ -178,6 +178,7 @@ def create_database_command(
             replica=stack.replica_database,
             integration_id=stack.integration_identifier,
             source_database=stack.source_database,
+            options=stack.replica_database_options,
             deadline=_deadline(timeout, interval),
         )
     state = "created" if created else "already exists"

@@ -1,20 +1,24 @@
 """Create the replica database from the integration with the Redshift Data API.
 
 Zero-ETL fills a database that exists only once someone runs, on the target,
-``CREATE DATABASE <replica> FROM INTEGRATION '<id>' DATABASE <source database>``. The step is
-idempotent: when the database already exists it does nothing.
+``CREATE DATABASE <replica> FROM INTEGRATION '<id>' DATABASE <source database> [SET ...]``,
+with the target database's options (TRUNCATECOLUMNS, QUERY_ALL_STATES, REFRESH_INTERVAL, ...)
+from Terraform's ``replica_database_options``. The step is idempotent: when the database
+already exists it sets those options with ``ALTER DATABASE ... INTEGRATION SET ...``.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from zetl.aws.errors import aws_errors
 from zetl.aws.waiting import Deadline, poll
 from zetl.errors import ConfigError, DataError
+from zetl.integration import set_clause
 
 logger = logging.getLogger(__name__)
 
@@ -38,14 +42,38 @@ def _identifier(name: str, what: str) -> str:
     return f'"{name}"'
 
 
-def create_database_sql(replica: str, integration_id: str, source_database: str) -> str:
+def _set(options: Mapping[str, bool | int | None]) -> str:
+    try:
+        return set_clause(dict(options))
+    except ValueError as exc:
+        raise ConfigError(f"replica_database_options: {exc}") from exc
+
+
+def create_database_sql(
+    replica: str,
+    integration_id: str,
+    source_database: str,
+    options: Mapping[str, bool | int | None] | None = None,
+) -> str:
+    """``CREATE DATABASE ... FROM INTEGRATION ... DATABASE ... [SET ...]``, the options from the
+    one definition (``zetl.integration.DATABASE_OPTIONS``)."""
     if not _INTEGRATION_ID.match(integration_id):
         raise ConfigError(f"integration id {integration_id!r} is not an integration UUID")
+    clause = _set(options or {})
     return (
         f"CREATE DATABASE {_identifier(replica, 'replica database')} "
         f"FROM INTEGRATION '{integration_id}' "
         f"DATABASE {_identifier(source_database, 'source database')}"
+        + (f" {clause}" if clause else "")
     )
+
+
+def alter_database_sql(replica: str, options: Mapping[str, bool | int | None]) -> str | None:
+    """``ALTER DATABASE ... INTEGRATION SET ...`` for an existing database (None: no option)."""
+    clause = _set(options)
+    if not clause:
+        return None
+    return f"ALTER DATABASE {_identifier(replica, 'replica database')} INTEGRATION {clause}"
 
 
 def run_statement(
@@ -103,11 +131,17 @@ def create_database_from_integration(
     integration_id: str,
     source_database: str,
     deadline: Deadline,
+    options: Mapping[str, bool | int | None] | None = None,
 ) -> bool:
-    """Create ``replica`` from the integration; False when it already existed."""
-    sql = create_database_sql(replica, integration_id, source_database)
+    """Create ``replica`` from the integration with ``options``; False when it already existed
+    (then its options are set with ALTER DATABASE, so that a changed option reaches AWS too)."""
+    sql = create_database_sql(replica, integration_id, source_database, options)
     if database_exists(data_api, target, replica, deadline):
         logger.info("replica database exists", extra={"database": replica})
+        alter = alter_database_sql(replica, options or {})
+        if alter is not None:
+            run_statement(data_api, target, alter, deadline)
+            logger.info("replica database options set", extra={"database": replica})
         return False
     run_statement(data_api, target, sql, deadline)
     logger.info("replica database created", extra={"database": replica})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -41,17 +41,21 @@ class StackOutputs:
     task_subnet_ids: list[str]
     task_security_group_id: str
     log_group: str
+    # The target database's options (Terraform's replica_database_options; None: AWS's default).
+    # Optional: outputs written before it existed have none.
+    replica_database_options: dict[str, bool | int | None] = field(default_factory=dict)
 
     @classmethod
     def from_terraform(cls, raw: dict[str, Any]) -> StackOutputs:
         """From the parsed ``terraform output -json`` document ({name: {"value": ...}})."""
-        missing = [f.name for f in fields(cls) if f.name not in raw]
+        optional = {f.name for f in fields(cls) if f.default_factory is not MISSING}
+        missing = [f.name for f in fields(cls) if f.name not in raw and f.name not in optional]
         if missing:
             raise ConfigError(
                 "terraform outputs lack " + ", ".join(missing) + ": run `make deploy-aws` "
                 "(terraform apply) first, or refresh the outputs file"
             )
-        return cls(**{f.name: raw[f.name]["value"] for f in fields(cls)})
+        return cls(**{f.name: raw[f.name]["value"] for f in fields(cls) if f.name in raw})
 
     @classmethod
     def load(cls, path: Path) -> StackOutputs:

@@ -198,6 +198,7 @@ class ApplyLoop:
                 self.batch.started = self.clock()
             if self.metrics.pending_since is None and not self.transaction.skipping:
                 self.metrics.pending_since = message.commit_time
+            self.metrics.detected_commit_time = message.commit_time
         elif isinstance(message, pgoutput.Commit):
             self._on_commit(message, end_of_input)
         elif isinstance(message, pgoutput.Relation):
@@ -394,6 +395,7 @@ class ApplyLoop:
         self.batch.lsn = end_lsn
         self.batch.commit_time = commit_time
         self.batch.transactions += 1
+        self.metrics.shipped_commit_time = commit_time
 
     def start_batch(self) -> None:
         """Commit the open batch, if any: what comes next is a batch of its own, from now."""
@@ -421,6 +423,7 @@ class ApplyLoop:
             self.metrics.batches_committed += 1
             if batch.commit_time is not None:
                 self.metrics.lag_seconds = (datetime.now(UTC) - batch.commit_time).total_seconds()
+                self.metrics.applied_commit_time = batch.commit_time
             self.metrics.pending_since = None
         batch.lsn = None
         batch.transactions = 0
@@ -434,6 +437,7 @@ class ApplyLoop:
             self.last_durable = self.clock()
             self.receiver.flush_lsn = self.durable_lsn  # only now may the source forget it
         self.metrics.applied_lsn = self.applied_lsn
+        self.metrics.first_applied_lsn = self.metrics.first_applied_lsn or self.applied_lsn
         self.metrics.received_lsn = max(self.receiver.received_lsn, self.applied_lsn)
         if self.destination.isolate and self.applied_lsn >= self.isolation.until:
             self.destination.isolate, self.isolation.until = False, 0

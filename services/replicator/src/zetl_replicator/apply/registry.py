@@ -10,6 +10,7 @@ the session read and change it only through these methods.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import UTC, datetime
 
 import psycopg2.extensions
 
@@ -19,7 +20,14 @@ from zetl_replicator.destination.history import history_tables, without_history_
 from zetl_replicator.source import catalog, pgoutput
 from zetl_replicator.source.tables import TableInfo
 from zetl_replicator.state.options import DatabaseOptions
-from zetl_replicator.state.store import StateStore
+from zetl_replicator.state.store import StateStore, TableStatus
+
+# States whose tables take no changes: not replicated, or with no source left.
+NOT_APPLIED = frozenset({TableState.FAILED, TableState.DROPPED_SOURCE})
+DROPPED_SOURCE_REASON = "dropped on the source: its history is kept (HISTORY_MODE)"
+# AUTO_REMEDIATION re-copies a remediable Failed table once it has been Failed this long.
+AUTO_REMEDIATION_SECONDS = 60.0
+AUTO_REMEDIATION_REASON = "AUTO_REMEDIATION: copied again"
 
 
 class TableRegistry:
@@ -34,6 +42,7 @@ class TableRegistry:
         self.options = DatabaseOptions()
         # relation id -> replica table (None: not applied), within the current transaction
         self._routes: dict[int, TableInfo | None] = {}
+        self.auto_remediations = 0  # re-copies AUTO_REMEDIATION started
 
     # --- loading -----------------------------------------------------------------------------
 
@@ -53,7 +62,7 @@ class TableRegistry:
         self.history.clear()
         self._routes.clear()
         for name, status in states.items():
-            if status.state == TableState.FAILED or name not in replica:
+            if status.state in NOT_APPLIED or name not in replica:
                 continue
             if name in history:  # replicated as the source has it: its columns and key
                 self.tables[name] = without_history_columns(replica[name], history[name])
@@ -115,6 +124,44 @@ class TableRegistry:
                 names.discard(name)
                 names.add(table.qualified)
         self._routes.clear()
+
+    def auto_remediate(self, store: StateStore, status: TableStatus) -> bool:
+        """AUTO_REMEDIATION: a table the warehouse refused (its changes or its copy) is asked
+        for a re-copy by itself once it has been Failed for AUTO_REMEDIATION_SECONDS (the
+        wait keeps a value that is refused again from being copied in a loop). True: asked."""
+        if not (self.options.auto_remediation and status.apply_failed):
+            return False
+        if (datetime.now(UTC) - status.updated_at).total_seconds() < AUTO_REMEDIATION_SECONDS:
+            return False
+        if not store.request_resync(status.schema, status.name, AUTO_REMEDIATION_REASON):
+            return False
+        self.auto_remediations += 1
+        return True
+
+    # --- transitions of a table that leaves the source ---------------------------------------
+
+    def dropped_source(self, store: StateStore, schema: str, name: str) -> None:
+        """A table in HISTORY_MODE's form was dropped on the source: as zero-ETL does, its
+        history stays in the replica, queryable, in state DroppedSource; nothing more is
+        applied to it."""
+        self.drop(f"{schema}.{name}")
+        store.set_table_state(schema, name, TableState.DROPPED_SOURCE, DROPPED_SOURCE_REASON)
+
+    def deleted(
+        self,
+        store: StateStore,
+        schema: str,
+        name: str,
+        *,
+        resync: bool = False,
+        reason: str | None = None,
+    ) -> None:
+        """The table is gone from the replica: Deleted (dropped on the source, left out of the
+        data filter), or ResyncDeleted (deleted to be copied again, under a new name, say). Its
+        last transition stays in the state change log."""
+        self.drop(f"{schema}.{name}")
+        state = TableState.RESYNC_DELETED if resync else TableState.DELETED
+        store.forget_table(schema, name, state, reason)
 
     def reshape(self, name: str, table: TableInfo) -> None:
         """A schema change gave the replica table a new shape."""

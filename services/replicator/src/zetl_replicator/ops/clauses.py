@@ -6,22 +6,23 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from zetl.errors import ConfigError
-from zetl.integration import TableState
+from zetl.integration import REFRESH_INTERVAL_MAX, TableState
 from zetl_replicator.state.options import OPTIONS
 from zetl_replicator.state.store import TableStatus
 
 REFRESH_USAGE = (
     "use: zetl refresh TABLE schema.table[, ...] | ALL TABLES [IN SCHEMA s[, ...]]"
-    " | INERROR TABLES [IN SCHEMA s[, ...]]"
+    " | INERROR TABLES [IN SCHEMA s[, ...]] | REMEDIABLE TABLES [IN SCHEMA s[, ...]]"
 )
 
 
 def parse_refresh(words: list[str]) -> tuple[str, list[str]]:
     """The clause of ``ALTER DATABASE ... INTEGRATION REFRESH`` as words: (kind, names), kind
-    ``tables`` (names: schema.table), ``all`` or ``inerror`` (names: schemas, none for all)."""
+    ``tables`` (names: schema.table), ``all``, ``inerror`` or ``remediable`` (names: schemas,
+    none for all)."""
     tokens = [t for t in " ".join(words).replace(",", " , ").split() if t != ","]
     upper = [t.upper() for t in tokens]
-    if upper[:2] in (["ALL", "TABLES"], ["INERROR", "TABLES"]):
+    if upper[:2] in (["ALL", "TABLES"], ["INERROR", "TABLES"], ["REMEDIABLE", "TABLES"]):
         kind, rest = upper[0].lower(), tokens[2:]
         if not rest:
             return kind, []
@@ -38,7 +39,8 @@ def parse_refresh(words: list[str]) -> tuple[str, list[str]]:
 
 OPTIONS_USAGE = (
     "use: zetl database set [QUERY_ALL_STATES [=] TRUE|FALSE] [ACCEPTINVCHARS [=] TRUE|FALSE]"
-    " [REFRESH_INTERVAL seconds] [TRUNCATECOLUMNS [=] TRUE|FALSE] [HISTORY_MODE [=] TRUE|FALSE]"
+    f" [REFRESH_INTERVAL 0..{REFRESH_INTERVAL_MAX}] [TRUNCATECOLUMNS [=] TRUE|FALSE]"
+    " [HISTORY_MODE [=] TRUE|FALSE] [AUTO_REMEDIATION [=] TRUE|FALSE]"
 )
 
 
@@ -56,16 +58,16 @@ def parse_options(words: list[str]) -> dict[str, bool | int | None]:
             i += 1
         if i >= len(tokens):
             raise ConfigError(f"{name} needs a value; {OPTIONS_USAGE}")
-        text = tokens[i]
+        if name == "HISTORY_MODE" and i + 1 < len(tokens) and tokens[i + 1].upper() == "FOR":
+            raise ConfigError(
+                "HISTORY_MODE ... FOR TABLE/ALL TABLES: zetl's history mode is for the whole"
+                " database (docs/replication.md, HISTORY_MODE)"
+            )
+        try:
+            values[name] = OPTIONS[name].parse(tokens[i])
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
         i += 1
-        if name == "REFRESH_INTERVAL":
-            if not text.isdigit():
-                raise ConfigError(f"REFRESH_INTERVAL {text!r}: seconds, a whole number >= 0")
-            values[name] = int(text)
-        elif text.upper() in ("TRUE", "FALSE"):
-            values[name] = text.upper() == "TRUE"
-        else:
-            raise ConfigError(f"{name} {text!r}: TRUE or FALSE")
     if not values:
         raise ConfigError(OPTIONS_USAGE)
     return values
@@ -79,9 +81,26 @@ def tables_to_refresh(kind: str, names: list[str], states: Mapping[str, TableSta
         if unknown:
             raise ConfigError("not tables of the integration: " + ", ".join(unknown))
         return names
-    in_error = (TableState.FAILED, TableState.RESYNC_REQUIRED)
     return sorted(
         name
         for name, status in states.items()
-        if (kind == "all" or status.state in in_error) and (not names or status.schema in names)
+        if _chosen(kind, status) and (not names or status.schema in names)
     )
+
+
+def remediable(status: TableStatus) -> bool:
+    """Whether a refresh can bring the table back: it waits for a re-copy (ResyncRequired), or
+    the warehouse refused its changes or its copy (a value, say, that TRUNCATECOLUMNS now cuts).
+    A table zero-ETL does not replicate (no primary key, an unsupported type) is not: only a
+    change on the source fixes it."""
+    return status.state == TableState.RESYNC_REQUIRED or (
+        status.state == TableState.FAILED and status.apply_failed
+    )
+
+
+def _chosen(kind: str, status: TableStatus) -> bool:
+    if kind == "all":  # a DroppedSource table has no source left to copy
+        return status.state != TableState.DROPPED_SOURCE
+    if kind == "remediable":
+        return remediable(status)
+    return status.state in (TableState.FAILED, TableState.RESYNC_REQUIRED)  # inerror

@@ -67,9 +67,11 @@ def replicate(
 
 def status(json_output: bool = typer.Option(False, "--json", help="print JSON")) -> None:
     """The integration and per-table state (svv_integration, svv_integration_table_state),
-    lag (bytes and seconds) and slot health; the replica's side even when the source is down."""
+    lag (bytes and seconds) and slot health; the replica's side even when the source is down.
+    Exits 1 when nothing replicates (ErrorState, the source down, the slot lost)."""
     import psycopg2
 
+    from zetl.integration import ERROR_STATE
     from zetl_replicator.config import ReplicatorConfig
     from zetl_replicator.ops.status import read_status
 
@@ -112,6 +114,11 @@ def status(json_output: bool = typer.Option(False, "--json", help="print JSON"))
         console.print(table)
     if report.source_error:
         raise DataError(f"the source is unreachable: {report.source_error}")
+    if report.integration_state == ERROR_STATE:
+        raise DataError(
+            f"the integration is in {ERROR_STATE} ({report.last_error or 'no report'}):"
+            " nothing replicates; is zetl replicate running?"
+        )
     if report.slot_health in ("lost", "missing") and report.applied_lsn is not None:
         raise DataError(
             f"slot {report.slot} is {report.slot_health}: see docs/replication.md, slot recovery"
@@ -229,7 +236,8 @@ def resync(
 
 def refresh(
     clause: list[str] = typer.Argument(
-        ..., help="TABLE s.t[, ...] | ALL TABLES [IN SCHEMA s] | INERROR TABLES [IN SCHEMA s]"
+        ...,
+        help="TABLE s.t[, ...] | ALL|INERROR|REMEDIABLE TABLES [IN SCHEMA s]",
     ),
 ) -> None:
     """Re-copy tables, as ALTER DATABASE ... INTEGRATION REFRESH does (the running replicator

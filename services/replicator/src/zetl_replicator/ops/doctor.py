@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import psycopg2.extensions
 
+from zetl.integration import zero_etl_minimum_minors
 from zetl_replicator.source import catalog, emulation
 from zetl_replicator.source.tables import TableInfo
 from zetl_replicator.sync.datafilter import DataFilter
@@ -28,9 +29,9 @@ def _setting(conn: psycopg2.extensions.connection, name: str) -> str:
     return str(row[0]) if row else ""
 
 
-# AWS's minimum minor versions of RDS for PostgreSQL for zero-ETL (RDS User Guide, zero-ETL
-# requirements; the same figures as infra/terraform's engine_version check).
-MIN_MINOR = {15: 11, 16: 7, 17: 3}
+# AWS's minimum minor versions of RDS for PostgreSQL for zero-ETL: the one list, which
+# Terraform's source module reads too.
+MIN_MINOR = zero_etl_minimum_minors()
 AWS_SENDERS = 20  # the max_wal_senders / max_replication_slots AWS's setup page uses
 
 

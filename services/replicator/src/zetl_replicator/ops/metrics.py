@@ -30,6 +30,16 @@ class Metrics:
     # ErrorState
     integration_state: str = "PendingDbConnectState"
     tables_failed: int = 0  # tables whose changes the warehouse refused (Failed)
+    # Source commit times of the newest transaction received from the stream (detected) and
+    # handed to the warehouse in a batch (shipped); svv_integration and CloudWatch show them.
+    detected_commit_time: datetime | None = None
+    shipped_commit_time: datetime | None = None
+    applied_commit_time: datetime | None = None
+    # The replica's table counts, as the monitor last read them (CloudWatch's two gauges).
+    tables_replicated: int = 0
+    tables_failed_replication: int = 0
+    auto_remediations: int = 0  # re-copies AUTO_REMEDIATION started
+    first_applied_lsn: int = 0  # where this process started applying (bytes transferred since)
     streaming: bool = False
     heartbeat: float = field(default_factory=time.monotonic)
     last_error: str | None = None
@@ -44,6 +54,12 @@ class Metrics:
         if pending is None:
             return self.lag_seconds
         return max(self.lag_seconds, (datetime.now(UTC) - pending).total_seconds())
+
+    def data_transferred(self) -> int:
+        """WAL bytes this process applied to the replica (IntegrationDataTransferred)."""
+        if not self.first_applied_lsn:
+            return 0
+        return max(0, self.applied_lsn - self.first_applied_lsn)
 
     def healthy(self) -> bool:
         return self.streaming and time.monotonic() - self.heartbeat < STALL_SECONDS
@@ -71,6 +87,55 @@ class Metrics:
                 "tables_apply_failed": ("gauge", self.tables_failed),
                 "streaming": ("gauge", int(self.streaming)),
             }
+            cloudwatch = self._cloudwatch()
         for name, (kind, value) in gauges.items():
             lines += [f"# TYPE zetl_replicator_{name} {kind}", f"zetl_replicator_{name} {value}"]
+        for name, (kind, help_text, value) in cloudwatch.items():
+            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", f"{name} {value}"]
         return "\n".join(lines) + "\n"
+
+    def _cloudwatch(self) -> dict[str, tuple[str, str, float | int]]:
+        """AWS's zero-ETL CloudWatch metrics under their own names (Redshift Management Guide,
+        "Metrics for zero-ETL integrations"), so alarms written against them read the same
+        figures here: the lag svv_integration.current_lag shows, in milliseconds."""
+        return {
+            "IntegrationLag": (
+                "gauge",
+                "Milliseconds the target is behind the source (svv_integration.current_lag).",
+                round(self.current_lag() * 1000),
+            ),
+            "IntegrationNumTablesReplicated": (
+                "gauge",
+                "Tables in state Synced.",
+                self.tables_replicated,
+            ),
+            "IntegrationNumTablesFailedReplication": (
+                "gauge",
+                "Tables in state Failed.",
+                self.tables_failed_replication,
+            ),
+            "IntegrationDataTransferred": (
+                "counter",
+                "WAL bytes applied to the target by this replicator.",
+                self.data_transferred(),
+            ),
+            "IntegrationLatestDetectedChange": (
+                "gauge",
+                "Unix time of the newest source commit received (0: none yet).",
+                _epoch(self.detected_commit_time),
+            ),
+            "IntegrationLatestAppliedChange": (
+                "gauge",
+                "Unix time of the newest source commit applied to the target (0: none yet).",
+                _epoch(self.applied_commit_time),
+            ),
+            "IntegrationAutoRemediationTriggered": (
+                "counter",
+                "Re-copies started by AUTO_REMEDIATION.",
+                self.auto_remediations,
+            ),
+        }
+
+
+def _epoch(moment: datetime | None) -> float:
+    return 0 if moment is None else round(moment.timestamp(), 3)

@@ -20,6 +20,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 import psycopg2
 import psycopg2.extensions
@@ -28,14 +29,20 @@ from zetl.db import ConnectionLost, connect
 from zetl.errors import ConfigError, MissingDatabaseError
 from zetl.integration import ERROR_STATE, TableState
 from zetl_replicator.destination.replica import connect_replica
-from zetl_replicator.source.pgoutput import lsn_to_str
-from zetl_replicator.state.store import PostgresStateStore, TableStatus
+from zetl_replicator.source.pgoutput import lsn_to_str, str_to_lsn
+from zetl_replicator.state.store import PostgresStateStore, Progress, TableStatus
 
 log = logging.getLogger(__name__)
 
 SAMPLE_SECONDS = 2.0  # how often the views and the lag history are brought up to date
-LAG_HISTORY_DAYS = 7  # lag samples older than this are deleted
+CHECKPOINT_SECONDS = 10.0  # a SYS_INTEGRATION_ACTIVITY cdc row covers at least this long
+LAG_HISTORY_DAYS = 7  # lag samples, state changes and activity older than this are deleted
 STALE_SECONDS = 30  # a replicator silent for longer is not replicating: ErrorState
+# Redshift's sys:monitor: the role whose members read the monitoring views (and superusers).
+MONITOR_ROLE = "zetl_sys_monitor"
+
+# Each text column as Redshift types it: character(128) (reason: character(256)), blank-padded.
+_C = "::character(128)"
 
 WAREHOUSE_DDL = f"""
 CREATE SCHEMA IF NOT EXISTS zetl;
@@ -53,6 +60,11 @@ CREATE TABLE IF NOT EXISTS zetl.integration_status (
     last_error text,
     heartbeat timestamptz NOT NULL DEFAULT now()
 );
+ALTER TABLE zetl.integration_status
+    ADD COLUMN IF NOT EXISTS latest_detected_change_time timestamptz,
+    ADD COLUMN IF NOT EXISTS latest_applied_change_time timestamptz,
+    ADD COLUMN IF NOT EXISTS latest_shipped_source_commit_time timestamptz,
+    ADD COLUMN IF NOT EXISTS auto_remediation boolean NOT NULL DEFAULT false;
 CREATE TABLE IF NOT EXISTS zetl.integration_table_status (
     target_database text NOT NULL,
     schema_name text NOT NULL,
@@ -74,28 +86,67 @@ CREATE TABLE IF NOT EXISTS zetl.lag_history (
     target_database text
 );
 CREATE INDEX IF NOT EXISTS lag_history_sampled_at ON zetl.lag_history (sampled_at);
-CREATE OR REPLACE VIEW public.svv_integration_table_state AS
-SELECT i.integration_id::varchar(128) AS integration_id,
-       t.target_database::varchar(128) AS target_database,
-       t.schema_name::varchar(128) AS schema_name,
-       t.table_name::varchar(128) AS table_name,
-       t.table_state::varchar(128) AS table_state,
-       t.table_last_replicated_checkpoint::varchar(128) AS table_last_replicated_checkpoint,
-       t.reason::varchar(256) AS reason,
+CREATE TABLE IF NOT EXISTS zetl.integration_table_state_change (
+    target_database text NOT NULL,
+    integration_id uuid NOT NULL,
+    change_id bigint NOT NULL,  -- the replica's zetl.table_state_change row
+    schema_name text NOT NULL,
+    table_name text NOT NULL,
+    new_state text NOT NULL,
+    table_last_replicated_checkpoint text,
+    state_change_reason text,
+    record_time timestamptz NOT NULL,
+    PRIMARY KEY (target_database, integration_id, change_id)
+);
+CREATE INDEX IF NOT EXISTS integration_table_state_change_time
+    ON zetl.integration_table_state_change (record_time);
+CREATE TABLE IF NOT EXISTS zetl.integration_activity (
+    target_database text NOT NULL,
+    integration_id uuid NOT NULL,
+    checkpoint_name text NOT NULL,
+    checkpoint_type text NOT NULL CHECK (checkpoint_type IN ('snapshot', 'cdc')),
+    checkpoint_bytes bigint NOT NULL,
+    last_commit_timestamp timestamptz,
+    modified_tables integer NOT NULL,
+    integration_start_time timestamptz NOT NULL,
+    integration_end_time timestamptz NOT NULL,
+    end_lsn pg_lsn  -- where the next cdc checkpoint starts
+);
+CREATE INDEX IF NOT EXISTS integration_activity_end
+    ON zetl.integration_activity (target_database, integration_end_time);
+
+-- Dropped and created again: a view's column types cannot be changed in place.
+DROP VIEW IF EXISTS public.svv_integration_table_state, public.svv_integration,
+    public.sys_integration_table_state_change, public.sys_integration_activity;
+CREATE VIEW public.svv_integration_table_state AS
+SELECT i.integration_id{_C} AS integration_id,
+       t.target_database{_C} AS target_database,
+       t.schema_name{_C} AS schema_name,
+       t.table_name{_C} AS table_name,
+       t.table_state{_C} AS table_state,
+       t.table_last_replicated_checkpoint{_C} AS table_last_replicated_checkpoint,
+       t.reason::character(256) AS reason,
        (t.last_updated_timestamp AT TIME ZONE 'UTC') AS last_updated_timestamp,
        t.table_rows,
        t.table_size,
        t.is_history_mode
 FROM zetl.integration_table_status t
 JOIN zetl.integration_status i USING (target_database);
-CREATE OR REPLACE VIEW public.svv_integration AS
-SELECT i.integration_id::varchar(128) AS integration_id,
-       i.target_database::varchar(128) AS target_database,
-       i.source::varchar(128) AS source,
+-- state and current_lag say what is true now, not what the replicator said last: one that has
+-- not reported for {STALE_SECONDS} s, or said its last word, is in {ERROR_STATE}, and its lag
+-- grows with its silence (nothing is applied while it is away).
+CREATE VIEW public.svv_integration AS
+SELECT i.integration_id{_C} AS integration_id,
+       i.target_database{_C} AS target_database,
+       i.source{_C} AS source,
        (CASE WHEN i.heartbeat < now() - interval '{STALE_SECONDS} seconds' THEN '{ERROR_STATE}'
-             ELSE i.state END)::varchar(128) AS state,
-       i.current_lag,
-       i.last_replicated_checkpoint::varchar(128) AS last_replicated_checkpoint,
+             ELSE i.state END){_C} AS state,
+       (CASE WHEN i.state = '{ERROR_STATE}'
+                  OR i.heartbeat < now() - interval '{STALE_SECONDS} seconds'
+             THEN i.current_lag
+                  + (extract(epoch FROM now() - i.heartbeat) * 1000)::bigint
+             ELSE i.current_lag END) AS current_lag,
+       i.last_replicated_checkpoint{_C} AS last_replicated_checkpoint,
        (SELECT count(*) FROM zetl.integration_table_status t
          WHERE t.target_database = i.target_database
            AND t.table_state = '{TableState.SYNCED}')::integer
@@ -106,12 +157,70 @@ SELECT i.integration_id::varchar(128) AS integration_id,
          AS total_tables_failed,
        (i.creation_time AT TIME ZONE 'UTC') AS creation_time,
        i.refresh_interval,
-       i.source_database::varchar(128) AS source_database,
-       i.is_history_mode
+       i.source_database{_C} AS source_database,
+       i.is_history_mode,
+       (i.latest_detected_change_time AT TIME ZONE 'UTC') AS latest_detected_change_time,
+       (i.latest_applied_change_time AT TIME ZONE 'UTC') AS latest_applied_change_time,
+       i.auto_remediation,
+       (i.latest_shipped_source_commit_time AT TIME ZONE 'UTC')
+         AS latest_shipped_source_commit_time
 FROM zetl.integration_status i;
-GRANT USAGE ON SCHEMA zetl TO PUBLIC;
-GRANT SELECT ON ALL TABLES IN SCHEMA zetl TO PUBLIC;
-GRANT SELECT ON public.svv_integration_table_state, public.svv_integration TO PUBLIC;
+CREATE VIEW public.sys_integration_table_state_change AS
+SELECT c.integration_id{_C} AS integration_id,
+       c.target_database{_C} AS database_name,
+       c.schema_name{_C} AS schema_name,
+       c.table_name{_C} AS table_name,
+       (CASE WHEN c.new_state = '{TableState.INITIALIZING}' THEN '{TableState.RESYNC_INITIATED}'
+             ELSE c.new_state END){_C} AS new_state,
+       c.table_last_replicated_checkpoint{_C} AS table_last_replicated_checkpoint,
+       c.state_change_reason::character(256) AS state_change_reason,
+       (c.record_time AT TIME ZONE 'UTC') AS record_time
+FROM zetl.integration_table_state_change c;
+CREATE VIEW public.sys_integration_activity AS
+SELECT a.integration_id{_C} AS integration_id,
+       a.target_database{_C} AS target_database,
+       'PostgreSQL'{_C} AS source,
+       a.checkpoint_name{_C} AS checkpoint_name,
+       a.checkpoint_type::character(16) AS checkpoint_type,
+       a.checkpoint_bytes,
+       (a.last_commit_timestamp AT TIME ZONE 'UTC') AS last_commit_timestamp,
+       a.modified_tables,
+       (a.integration_start_time AT TIME ZONE 'UTC') AS integration_start_time,
+       (a.integration_end_time AT TIME ZONE 'UTC') AS integration_end_time
+FROM zetl.integration_activity a;
+
+-- Access as on Redshift: superusers and members of the sys:monitor role, nobody else.
+DO $$
+DECLARE
+    relation regclass;
+    grantee oid;
+BEGIN
+    FOREACH relation IN ARRAY ARRAY[
+        'public.svv_integration_table_state', 'public.svv_integration',
+        'public.sys_integration_table_state_change', 'public.sys_integration_activity',
+        'zetl.integration_status', 'zetl.integration_table_status', 'zetl.lag_history',
+        'zetl.integration_table_state_change', 'zetl.integration_activity']::regclass[]
+    LOOP
+        EXECUTE format('REVOKE ALL ON %s FROM PUBLIC', relation);
+        FOR grantee IN
+            SELECT DISTINCT a.grantee FROM pg_class c, aclexplode(c.relacl) a
+            WHERE c.oid = relation AND a.grantee <> 0 AND a.grantee <> c.relowner
+        LOOP
+            EXECUTE format('REVOKE ALL ON %s FROM %s', relation, grantee::regrole);
+        END LOOP;
+        -- The role, and its members that do not inherit (NOINHERIT): they see it too.
+        FOR grantee IN
+            SELECT to_regrole('{MONITOR_ROLE}')::oid WHERE to_regrole('{MONITOR_ROLE}') IS NOT NULL
+            UNION
+            SELECT m.member FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.member
+            WHERE m.roleid = to_regrole('{MONITOR_ROLE}') AND NOT r.rolinherit
+        LOOP
+            EXECUTE format('GRANT SELECT ON %s TO %s', relation, grantee::regrole);
+            EXECUTE format('GRANT USAGE ON SCHEMA zetl TO %s', grantee::regrole);
+        END LOOP;
+    END LOOP;
+END
+$$;
 """
 
 # The replica tables' size and kind, beside their states (which the state store reads).
@@ -119,7 +228,8 @@ _TABLE_STATS_SQL = """
 SELECT n.nspname || '.' || c.relname, st.n_live_tup,
        (pg_total_relation_size(c.oid) + 524288) / 1048576,
        EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = c.oid
-               AND a.attname = '_record_is_active' AND NOT a.attisdropped)
+               AND a.attname = '_record_is_active' AND NOT a.attisdropped),
+       pg_total_relation_size(c.oid)
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_stat_user_tables st ON st.relid = c.oid
@@ -138,6 +248,8 @@ class Sample:
     applied_lsn: str | None
     last_error: str | None
     refresh_interval: int | None = None
+    detected_commit_time: datetime | None = None  # newest source commit received
+    shipped_commit_time: datetime | None = None  # newest source commit sent in a batch
 
 
 def ensure_monitoring(warehouse_url: str) -> None:
@@ -162,6 +274,7 @@ class Monitor(threading.Thread):
         slot: str,
         source_database: str,
         sample: Callable[[], Sample],
+        counts: Callable[[int, int], None] | None = None,
     ) -> None:
         super().__init__(name="zetl-monitor", daemon=True)
         self.warehouse_url = warehouse_url
@@ -169,6 +282,7 @@ class Monitor(threading.Thread):
         self.slot = slot
         self.source_database = source_database
         self.sample = sample
+        self.counts = counts  # told the Synced and Failed table counts at every publish
         self.stopping = threading.Event()
         self.poked = threading.Event()
         self._warehouse: psycopg2.extensions.connection | None = None
@@ -241,24 +355,34 @@ class Monitor(threading.Thread):
         warehouse, replica = self._connections()
         with replica.cursor() as cur:
             cur.execute(
-                "SELECT integration_id, creation_time, history_mode FROM zetl.integration LIMIT 1"
+                "SELECT integration_id, creation_time, history_mode, auto_remediation"
+                " FROM zetl.integration LIMIT 1"
             )
             integration = cur.fetchone()
             if integration is None:
                 return  # the state store is being created
+            integration_id = integration[0]
         store = PostgresStateStore(replica)
         states = store.table_states()
         # The durable position, not this process's: it may not have applied anything yet.
         progress = store.progress(self.slot)
-        tables = _table_rows(replica, states, progress.applied_lsn if progress else None)
+        tables, sizes = _table_rows(replica, states, progress.applied_lsn if progress else None)
         applied_lsn = lsn_to_str(progress.applied_lsn) if progress else sample.applied_lsn
         lag_ms = None if sample.lag_seconds is None else round(sample.lag_seconds * 1000)
+        if self.counts is not None:
+            self.counts(
+                sum(s.state == TableState.SYNCED for s in states.values()),
+                sum(s.state == TableState.FAILED for s in states.values()),
+            )
+        applied_time = progress.source_commit_time if progress else None
         with warehouse, warehouse.cursor() as cur:
             cur.execute(
                 "INSERT INTO zetl.integration_status AS i (target_database, integration_id,"
                 " state, current_lag, last_replicated_checkpoint, creation_time,"
-                " refresh_interval, source_database, last_error, is_history_mode, heartbeat)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now())"
+                " refresh_interval, source_database, last_error, is_history_mode,"
+                " latest_detected_change_time, latest_applied_change_time,"
+                " latest_shipped_source_commit_time, auto_remediation, heartbeat)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now())"
                 " ON CONFLICT (target_database) DO UPDATE SET"
                 " integration_id = excluded.integration_id, state = excluded.state,"
                 " current_lag = excluded.current_lag,"
@@ -267,10 +391,18 @@ class Monitor(threading.Thread):
                 " refresh_interval = excluded.refresh_interval,"
                 " source_database = excluded.source_database,"
                 " last_error = excluded.last_error,"
-                " is_history_mode = excluded.is_history_mode, heartbeat = now()",
+                " is_history_mode = excluded.is_history_mode,"
+                # What this process saw, or, before it saw anything, what was recorded.
+                " latest_detected_change_time = coalesce(excluded.latest_detected_change_time,"
+                "   i.latest_detected_change_time, excluded.latest_applied_change_time),"
+                " latest_applied_change_time = excluded.latest_applied_change_time,"
+                " latest_shipped_source_commit_time = coalesce("
+                "   excluded.latest_shipped_source_commit_time,"
+                "   i.latest_shipped_source_commit_time, excluded.latest_applied_change_time),"
+                " auto_remediation = excluded.auto_remediation, heartbeat = now()",
                 (
                     self.replica_database,
-                    integration[0],
+                    integration_id,
                     sample.state,
                     lag_ms,
                     applied_lsn,
@@ -279,8 +411,14 @@ class Monitor(threading.Thread):
                     self.source_database,
                     sample.last_error,
                     integration[2],
+                    sample.detected_commit_time,
+                    applied_time,
+                    sample.shipped_commit_time,
+                    integration[3],
                 ),
             )
+            changes = self._copy_state_changes(replica, cur, integration_id)
+            self._record_activity(cur, integration_id, progress, states, changes, sizes)
             cur.execute(
                 "DELETE FROM zetl.integration_table_status WHERE target_database = %s",
                 (self.replica_database,),
@@ -305,23 +443,151 @@ class Monitor(threading.Thread):
                     " VALUES (%s, %s::pg_lsn, %s)",
                     (sample.lag_seconds, applied_lsn, self.replica_database),
                 )
-            cur.execute(  # an index range scan: next to nothing when there is nothing to delete
-                "DELETE FROM zetl.lag_history WHERE sampled_at < now() - make_interval(days => %s)",
-                (LAG_HISTORY_DAYS,),
+            for table, column in (
+                ("zetl.lag_history", "sampled_at"),
+                ("zetl.integration_table_state_change", "record_time"),
+                ("zetl.integration_activity", "integration_end_time"),
+            ):  # an index range scan: next to nothing when there is nothing to delete
+                cur.execute(
+                    f"DELETE FROM {table} WHERE {column} < now() - make_interval(days => %s)",
+                    (LAG_HISTORY_DAYS,),
+                )
+
+    def _copy_state_changes(
+        self,
+        replica: psycopg2.extensions.connection,
+        cur: psycopg2.extensions.cursor,
+        integration_id: object,
+    ) -> list[tuple[str, str, str, datetime]]:
+        """Copy the replica's new state change rows into the warehouse's log; return the new
+        ones as (schema, table, state, time)."""
+        cur.execute(
+            "SELECT coalesce(max(change_id), 0) FROM zetl.integration_table_state_change"
+            " WHERE target_database = %s AND integration_id = %s",
+            (self.replica_database, integration_id),
+        )
+        row = cur.fetchone()
+        copied = int(row[0]) if row else 0
+        with replica.cursor() as rcur:
+            rcur.execute("SELECT to_regclass('zetl.table_state_change') IS NOT NULL")
+            found = rcur.fetchone()
+            if not (found and found[0]):
+                return []  # a state store before migration 6: nothing logged yet
+            rcur.execute(
+                "SELECT change_id, schema_name, table_name, new_state,"
+                " table_last_replicated_checkpoint::text, state_change_reason, record_time"
+                " FROM zetl.table_state_change WHERE change_id > %s ORDER BY change_id",
+                (copied,),
             )
+            new = rcur.fetchall()
+        if new:
+            values = b",".join(
+                cur.mogrify(
+                    "(%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    (self.replica_database, integration_id, *r),
+                )
+                for r in new
+            )
+            cur.execute(
+                b"INSERT INTO zetl.integration_table_state_change (target_database,"
+                b" integration_id, change_id, schema_name, table_name, new_state,"
+                b" table_last_replicated_checkpoint, state_change_reason, record_time)"
+                b" VALUES " + values + b" ON CONFLICT DO NOTHING"
+            )
+        return [(r[1], r[2], r[3], r[6]) for r in new]
+
+    def _record_activity(
+        self,
+        cur: psycopg2.extensions.cursor,
+        integration_id: object,
+        progress: Progress | None,
+        states: dict[str, TableStatus],
+        changes: list[tuple[str, str, str, datetime]],
+        sizes: dict[str, int],
+    ) -> None:
+        """SYS_INTEGRATION_ACTIVITY's rows: a snapshot checkpoint for the copies that finished
+        since the last publish, a cdc checkpoint once CHECKPOINT_SECONDS of applied changes
+        have gathered (from the end of the last one, durable in the warehouse, so that a
+        restart neither loses nor repeats bytes)."""
+        finished = [(s, t, when) for s, t, state, when in changes if state == TableState.SYNCED]
+        if finished:
+            started = [
+                when
+                for s, t, state, when in changes
+                if state == TableState.INITIALIZING and (s, t) in {(f[0], f[1]) for f in finished}
+            ]
+            copied = [states[f"{s}.{t}"] for s, t, _ in finished if f"{s}.{t}" in states]
+            lsn = max((c.sync_lsn or 0 for c in copied), default=0)
+            cur.execute(
+                "INSERT INTO zetl.integration_activity (target_database, integration_id,"
+                " checkpoint_name, checkpoint_type, checkpoint_bytes, last_commit_timestamp,"
+                " modified_tables, integration_start_time, integration_end_time)"
+                " VALUES (%s, %s, %s, 'snapshot', %s, NULL, %s, %s, %s)",
+                (
+                    self.replica_database,
+                    integration_id,
+                    f"snapshot/{lsn_to_str(lsn)}",
+                    sum(sizes.get(f"{s}.{t}", 0) for s, t, _ in finished),
+                    len(finished),
+                    min(started or [f[2] for f in finished]),
+                    max(f[2] for f in finished),
+                ),
+            )
+        if progress is None:
+            return
+        cur.execute(
+            "SELECT end_lsn::text, integration_end_time FROM zetl.integration_activity"
+            " WHERE target_database = %s AND integration_id = %s AND checkpoint_type = 'cdc'"
+            " ORDER BY integration_end_time DESC LIMIT 1",
+            (self.replica_database, integration_id),
+        )
+        last = cur.fetchone()
+        cur.execute("SELECT now()")
+        now_row = cur.fetchone()
+        assert now_row is not None
+        now: datetime = now_row[0]
+        if last is None:  # the first: from where the tables' copies were taken
+            begin = min((s.sync_lsn for s in states.values() if s.sync_lsn), default=0)
+            since = min((s.updated_at for s in states.values()), default=now)
+        else:
+            begin, since = str_to_lsn(last[0]), last[1]
+        if progress.applied_lsn <= begin or (now - since).total_seconds() < CHECKPOINT_SECONDS:
+            return
+        modified = sum(
+            s.state == TableState.SYNCED and s.updated_at > since for s in states.values()
+        )
+        cur.execute(
+            "INSERT INTO zetl.integration_activity (target_database, integration_id,"
+            " checkpoint_name, checkpoint_type, checkpoint_bytes, last_commit_timestamp,"
+            " modified_tables, integration_start_time, integration_end_time, end_lsn)"
+            " VALUES (%s, %s, %s, 'cdc', %s, %s, %s, %s, %s, %s::pg_lsn)",
+            (
+                self.replica_database,
+                integration_id,
+                f"cdc/{lsn_to_str(begin)}-{lsn_to_str(progress.applied_lsn)}",
+                progress.applied_lsn - begin,
+                progress.source_commit_time,
+                modified,
+                since,
+                now,
+                lsn_to_str(progress.applied_lsn),
+            ),
+        )
 
 
 def _table_rows(
     replica: psycopg2.extensions.connection,
     states: dict[str, TableStatus],
     applied_lsn: int | None,
-) -> list[tuple[object, ...]]:
+) -> tuple[list[tuple[object, ...]], dict[str, int]]:
     """Each table's row of ``zetl.integration_table_status`` (after target_database): its
     state as Redshift names it, the position it is replicated to, reason, time, rows, size,
     rows applied, history mode."""
     with replica.cursor() as cur:
         cur.execute(_TABLE_STATS_SQL, (list(states),))
-        stats = {name: (rows, size, history) for name, rows, size, history in cur.fetchall()}
+        found_stats = cur.fetchall()
+    stats = {name: (rows, size, history) for name, rows, size, history, _ in found_stats}
+    sizes = {name: int(total) for name, _, _, _, total in found_stats}
     found: list[tuple[object, ...]] = []
     for name, s in states.items():
         rows, size, history = stats.get(name, (None, None, False))
@@ -345,4 +611,4 @@ def _table_rows(
                 history,
             )
         )
-    return found
+    return found, sizes

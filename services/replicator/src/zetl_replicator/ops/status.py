@@ -1,6 +1,11 @@
 """What ``zetl status`` reports: the monitoring views of the warehouse database, read into typed
 rows, and the slot's health when the source answers (when it does not, the replica's side is
-reported all the same)."""
+reported all the same).
+
+The state and lag are the views', which say what is true now (a replicator that stopped or
+went silent is in ErrorState, its lag growing with its silence), so status, the orchestration
+gate and the dashboard agree; with the source at hand the lag in bytes is the source's current
+WAL position against the replica's applied one, read now."""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ import psycopg2
 
 from zetl.db import connect
 from zetl.errors import ConfigError, DataError, first_line
-from zetl.integration import read_integration, read_tables
+from zetl.integration import ERROR_STATE, read_integration, read_tables
 from zetl_replicator.config import ReplicatorConfig
 from zetl_replicator.source import server
 from zetl_replicator.source.pgoutput import lsn_to_str, str_to_lsn
@@ -176,5 +181,5 @@ def _add_slot_health(status: Status, config: ReplicatorConfig) -> None:
     if status.applied_lsn:
         applied = str_to_lsn(status.applied_lsn)
         status.lag_bytes = max(0, current - applied)
-        if applied >= current:
+        if applied >= current and status.integration_state != ERROR_STATE:
             status.lag_seconds = 0.0  # caught up, however old the last commit is

@@ -115,6 +115,77 @@ MIGRATIONS = (
         GRANT SELECT ON ALL TABLES IN SCHEMA zetl TO PUBLIC;
         """,
     ),
+    Migration(
+        6,
+        "every table state, the state change log, AUTO_REMEDIATION",
+        # Redshift's six table states (and Initializing, zetl's name for a copy under way);
+        # one row per transition, written by a trigger so that no write path can miss one (a
+        # re-copy of a table that had a copy logs ResyncDeleted before it, as the old copy is
+        # deleted); DroppedSource tables stay queryable; AWS's REFRESH_INTERVAL bound.
+        """
+        ALTER TABLE zetl.table_state DROP CONSTRAINT table_state_state_check;
+        ALTER TABLE zetl.table_state ADD CONSTRAINT table_state_state_check CHECK (state IN
+            ('Synced', 'Initializing', 'ResyncRequired', 'Failed', 'Deleted', 'DroppedSource',
+             'ResyncDeleted'));
+        CREATE TABLE zetl.table_state_change (
+            change_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            schema_name text NOT NULL,
+            table_name text NOT NULL,
+            new_state text NOT NULL,
+            table_last_replicated_checkpoint pg_lsn,
+            state_change_reason text,
+            record_time timestamptz NOT NULL DEFAULT clock_timestamp()
+        );
+        CREATE FUNCTION zetl.log_state_change() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF TG_OP = 'UPDATE' AND OLD.state = NEW.state THEN
+                RETURN NULL;
+            END IF;
+            IF TG_OP = 'UPDATE' AND NEW.state = 'Initializing' THEN
+                INSERT INTO zetl.table_state_change (schema_name, table_name, new_state,
+                    table_last_replicated_checkpoint, state_change_reason)
+                VALUES (NEW.schema_name, NEW.table_name, 'ResyncDeleted', OLD.sync_lsn,
+                    'the copy is deleted to be copied again');
+            END IF;
+            INSERT INTO zetl.table_state_change (schema_name, table_name, new_state,
+                table_last_replicated_checkpoint, state_change_reason)
+            VALUES (NEW.schema_name, NEW.table_name, NEW.state, NEW.sync_lsn, NEW.reason);
+            RETURN NULL;
+        END
+        $$;
+        CREATE TRIGGER table_state_change AFTER INSERT OR UPDATE OF state ON zetl.table_state
+            FOR EACH ROW EXECUTE FUNCTION zetl.log_state_change();
+        INSERT INTO zetl.table_state_change (schema_name, table_name, new_state,
+            table_last_replicated_checkpoint, state_change_reason, record_time)
+        SELECT schema_name, table_name, state, sync_lsn, reason, updated_at FROM zetl.table_state;
+        GRANT SELECT ON zetl.table_state_change TO PUBLIC;
+
+        ALTER TABLE zetl.integration ADD COLUMN auto_remediation boolean NOT NULL DEFAULT false;
+        UPDATE zetl.integration SET refresh_interval = 432000 WHERE refresh_interval > 432000;
+        ALTER TABLE zetl.integration ADD CONSTRAINT refresh_interval_range
+            CHECK (refresh_interval BETWEEN 0 AND 432000);
+
+        CREATE OR REPLACE FUNCTION zetl.apply_visibility(s text, t text) RETURNS void
+        LANGUAGE plpgsql AS $$
+        DECLARE
+            visible boolean;
+        BEGIN
+            IF to_regclass(format('%I.%I', s, t)) IS NULL THEN
+                RETURN;
+            END IF;
+            SELECT ts.state IN ('Synced', 'DroppedSource')
+                   OR coalesce((SELECT i.query_all_states FROM zetl.integration i LIMIT 1), false)
+              INTO visible
+              FROM zetl.table_state ts WHERE ts.schema_name = s AND ts.table_name = t;
+            IF coalesce(visible, false) THEN
+                EXECUTE format('GRANT SELECT ON %I.%I TO PUBLIC', s, t);
+            ELSE
+                EXECUTE format('REVOKE SELECT ON %I.%I FROM PUBLIC', s, t);
+            END IF;
+        END
+        $$;
+        """,
+    ),
 )
 CURRENT_VERSION = MIGRATIONS[-1].version
 UNVERSIONED_BASELINE = 5  # what a store created before versioning holds

@@ -8,15 +8,10 @@ from dataclasses import dataclass
 import psycopg2.extensions
 from psycopg2 import sql
 
+from zetl.integration import DATABASE_OPTIONS
 from zetl_replicator.state.store import PostgresStateStore
 
-OPTIONS = {  # the target database's options: name -> (column, kind)
-    "QUERY_ALL_STATES": "query_all_states",
-    "TRUNCATECOLUMNS": "truncatecolumns",
-    "ACCEPTINVCHARS": "acceptinvchars",
-    "REFRESH_INTERVAL": "refresh_interval",
-    "HISTORY_MODE": "history_mode",
-}
+OPTIONS = DATABASE_OPTIONS  # name -> its definition (zetl.integration, the one list)
 
 
 @dataclass(frozen=True)
@@ -26,13 +21,14 @@ class DatabaseOptions:
     acceptinvchars: bool = False
     refresh_interval: int | None = None
     history_mode: bool = False
+    auto_remediation: bool = False
 
 
 def read_options(conn: psycopg2.extensions.connection, *, commit: bool = True) -> DatabaseOptions:
     with conn.cursor() as cur:
         cur.execute(
             "SELECT query_all_states, truncatecolumns, acceptinvchars, refresh_interval,"
-            " history_mode FROM zetl.integration LIMIT 1"
+            " history_mode, auto_remediation FROM zetl.integration LIMIT 1"
         )
         row = cur.fetchone()
     if commit:
@@ -56,7 +52,7 @@ def set_options(conn: psycopg2.extensions.connection, values: dict[str, bool | i
         for name, value in values.items():
             cur.execute(
                 sql.SQL("UPDATE zetl.integration SET {} = %s").format(
-                    sql.Identifier(OPTIONS[name])
+                    sql.Identifier(OPTIONS[name].column)
                 ),
                 (value,),
             )

@@ -100,20 +100,29 @@ class StateStore(Protocol):
         zeroes rows_applied (a fresh copy); Synced clears a resync request."""
         ...
 
-    def forget_table(self, schema: str, name: str) -> None:
-        """The table is no longer replicated (gone from the source): no state at all."""
+    def forget_table(
+        self,
+        schema: str,
+        name: str,
+        state: TableState = TableState.DELETED,
+        reason: str | None = None,
+    ) -> None:
+        """The table is no longer replicated (gone from the source): no state at all; its last
+        transition (Deleted, or ResyncDeleted when it is copied again under another name) stays
+        in the state change log."""
         ...
 
     def rename_table(self, schema: str, name: str, new_name: str) -> None:
         """The table was renamed in place (RENAME TABLE): its state under the new name."""
         ...
 
-    def request_resync(self, schema: str, name: str) -> bool:
+    def request_resync(self, schema: str, name: str, reason: str = "resync requested") -> bool:
         """Ask for a re-copy of the table (False: not known)."""
         ...
 
     def request_resync_of_all(self, reason: str) -> None:
-        """Ask for a re-copy of every table that is not Failed (``reason``: why)."""
+        """Ask for a re-copy of every table that is not Failed or DroppedSource (``reason``:
+        why)."""
         ...
 
 
@@ -246,11 +255,20 @@ class PostgresStateStore:
             )
         self._done()
 
-    def forget_table(self, schema: str, name: str) -> None:
+    def forget_table(
+        self,
+        schema: str,
+        name: str,
+        state: TableState = TableState.DELETED,
+        reason: str | None = None,
+    ) -> None:
         with self.conn.cursor() as cur:
+            # The update is what the state change log records; then the row goes.
             cur.execute(
-                "DELETE FROM zetl.table_state WHERE schema_name = %s AND table_name = %s",
-                (schema, name),
+                "UPDATE zetl.table_state SET state = %s, reason = %s"
+                " WHERE schema_name = %s AND table_name = %s;"
+                " DELETE FROM zetl.table_state WHERE schema_name = %s AND table_name = %s",
+                (str(state), reason, schema, name, schema, name),
             )
         self._done()
 
@@ -263,13 +281,13 @@ class PostgresStateStore:
             )
         self._done()
 
-    def request_resync(self, schema: str, name: str) -> bool:
+    def request_resync(self, schema: str, name: str, reason: str = "resync requested") -> bool:
         with self.conn.cursor() as cur:
             cur.execute(
                 "UPDATE zetl.table_state SET resync_requested = true, state = 'ResyncRequired',"
-                " reason = 'resync requested', apply_failed = false, updated_at = now()"
+                " reason = %s, apply_failed = false, updated_at = now()"
                 " WHERE schema_name = %s AND table_name = %s",
-                (schema, name),
+                (reason, schema, name),
             )
             known = cur.rowcount == 1
             cur.execute("SELECT zetl.apply_visibility(%s, %s)", (schema, name))
@@ -280,7 +298,7 @@ class PostgresStateStore:
         with self.conn.cursor() as cur:
             cur.execute(
                 "UPDATE zetl.table_state SET resync_requested = true, state = 'ResyncRequired',"
-                " reason = %s, updated_at = now() WHERE state <> 'Failed'",
+                " reason = %s, updated_at = now() WHERE state NOT IN ('Failed', 'DroppedSource')",
                 (reason,),
             )
             cur.execute(

@@ -5,8 +5,11 @@ separated rules ``include: pattern`` or ``exclude: pattern``; a pattern names
 ``database.schema.table`` (PostgreSQL sources), each part a literal name, ``*`` wildcards, or
 a regular expression between slashes (``/^tmp_/``). Rules are evaluated in order and the last
 one that matches a table decides; a table no rule matches is not replicated; at least one rule
-must include. The same string configures the Terraform integration (``data_filter``) and
-``zetl replicate`` (``ZETL_DATA_FILTER``, or ``ZETL_DATA_FILTER_FILE`` naming a file with it).
+must include. AWS's limits hold here too: at most 99 patterns, each at most 256 characters,
+and, for PostgreSQL sources, no regular expression in the database part (a name or ``*``); a
+filter AWS would reject is rejected with its reason. The same string configures the Terraform
+integration (``data_filter``) and ``zetl replicate`` (``ZETL_DATA_FILTER``, or
+``ZETL_DATA_FILTER_FILE`` naming a file with it).
 """
 
 from __future__ import annotations
@@ -86,8 +89,13 @@ def _part(text: str, whole: str) -> re.Pattern[str]:
     return re.compile("^" + fnmatch.translate(text))  # a whole name; a /regex/ anchors itself
 
 
+MAX_PATTERNS = 99  # per integration (RDS User Guide, "Format of a data filter")
+MAX_PATTERN_CHARACTERS = 256
+
+
 def parse(text: str) -> DataFilter:
-    """A data filter from its string; ConfigError (one line) when it is not one."""
+    """A data filter from its string; ConfigError (one line) when it is not one, or when AWS
+    would refuse it."""
     rules = []
     for expression in _split(text, ","):
         expression = expression.strip()
@@ -97,13 +105,29 @@ def parse(text: str) -> DataFilter:
         kind = kind.strip().lower()
         if not colon or kind not in ("include", "exclude"):
             raise ConfigError(f"data filter rule {expression!r}: {_USAGE}")
+        if len(pattern.strip()) > MAX_PATTERN_CHARACTERS:
+            raise ConfigError(
+                f"data filter pattern {pattern.strip()[:40]!r}... has {len(pattern.strip())}"
+                f" characters: AWS takes at most {MAX_PATTERN_CHARACTERS}"
+            )
         parts = _split(pattern.strip(), ".")
         if len(parts) != 3:
             raise ConfigError(
                 f"data filter pattern {pattern.strip()!r}: name database.schema.table; {_USAGE}"
             )
+        database = parts[0].strip()
+        if len(database) >= 2 and database.startswith("/") and database.endswith("/"):
+            raise ConfigError(
+                f"data filter pattern {pattern.strip()!r}: a regular expression in the database"
+                " part; AWS's PostgreSQL filters take a name or * there"
+            )
         compiled = (_part(parts[0], pattern), _part(parts[1], pattern), _part(parts[2], pattern))
         rules.append(Rule(kind == "include", compiled, expression))
+    if len(rules) > MAX_PATTERNS:
+        raise ConfigError(
+            f"data filter has {len(rules)} patterns: AWS takes at most {MAX_PATTERNS}"
+            " per integration"
+        )
     if not any(r.include for r in rules):
         raise ConfigError(f"data filter {text!r} includes nothing; {_USAGE}")
     return DataFilter(tuple(rules), text)

@@ -23,7 +23,7 @@ import psycopg2.sql
 from zetl.errors import DataError
 from zetl.integration import TableState
 from zetl_replicator.apply.captured_ddl import EVENT_TRIGGERS
-from zetl_replicator.apply.registry import TableRegistry
+from zetl_replicator.apply.registry import NOT_APPLIED, TableRegistry
 from zetl_replicator.config import ReplicatorConfig
 from zetl_replicator.destination.ddl import ensure_schema, refusal_reason
 from zetl_replicator.destination.history import is_history_table
@@ -238,7 +238,11 @@ class TableSync:
         in_flight = self._renames_in_flight(states)
         dropped_schemas = set()
         for name, gone in states.items():
-            if name not in present and name not in in_flight:
+            if (
+                name not in present
+                and name not in in_flight
+                and gone.state != TableState.DROPPED_SOURCE
+            ):
                 self._drop_gone(gone)
                 dropped_schemas.add(gone.schema)
         self._drop_schemas_gone(dropped_schemas - {t.schema for t in listed})
@@ -247,9 +251,13 @@ class TableSync:
                 continue  # renamed on the source: the stream renames it in place
             status = states.get(table.qualified)
             if status is not None and status.apply_failed:
-                continue  # the warehouse refused its changes: re-copied on request only
+                if not registry.auto_remediate(self.store, status):
+                    continue  # the warehouse refused its changes: re-copied on request only
+                self.state_changed()
+                log.info("AUTO_REMEDIATION: copying again", extra={"table": table.qualified})
             problem = table.problem()
-            replicated = status is not None and status.state != TableState.FAILED
+            # DroppedSource: a new table of the old name is copied afresh.
+            replicated = status is not None and status.state not in NOT_APPLIED
             if problem:
                 if replicated:
                     # It was replicated and no longer can be (its primary key dropped, its
@@ -347,6 +355,13 @@ class TableSync:
         copied as a new table), or left out of the data filter: as zero-ETL does, it goes from
         the replica too. Its changes still on their way need not be applied: it is going."""
         name = status.qualified
+        if name in self.registry.history and (
+            catalog.find_table(self.src, status.schema, status.name) is None
+        ):
+            self.registry.dropped_source(self.store, status.schema, status.name)
+            self.state_changed()
+            log.info("table dropped on the source: its history is kept", extra={"table": name})
+            return
         self.registry.drop(name)
         gone = TableInfo(status.schema, status.name, (), ())
         if status.state != TableState.FAILED:
@@ -360,7 +375,7 @@ class TableSync:
                             psycopg2.sql.Identifier(status.schema, status.name)
                         )
                     )
-                self.store.forget_table(status.schema, status.name)
+                self.registry.deleted(self.store, status.schema, status.name)
         except psycopg2.errors.DependentObjectsStillExist as exc:
             reason = (
                 "dropped, renamed or filtered out on the source, but objects in the replica"
