@@ -5,6 +5,11 @@ the warehouse is a plain server standing in for Redshift Serverless. Both come f
 ``POSTGRES_IMAGE`` (the official image by default, the offline stand-in where no registry
 answers). Tests get a fresh database on either server so they never see each other's tables.
 
+Every server requires TLS as compose's do (and RDS does, ``rds.force_ssl = 1``): ssl on, with a
+certificate from zetl.tls, and compose/pg_hba.conf, which refuses unencrypted connections. The
+session's clients ask for it too (``PGSSLMODE=require`` unless set), so a test that connects
+gets through only over TLS.
+
 Without a Docker engine, tests that need one are skipped with the reason on a laptop and fail
 with the same reason in CI (``CI=true``), where a missing engine is a broken pipeline.
 """
@@ -13,18 +18,24 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg2
 import psycopg2.extensions
 import pytest
 from psycopg2 import sql
+
+if TYPE_CHECKING:
+    from testcontainers.core.container import DockerContainer
+
+from zetl.tls import CA_FILE, CERT_FILE, KEY_FILE, ServerCertificate, ensure_certificates
 
 DEFAULT_POSTGRES_IMAGE = "postgres:17"
 # What the source gets beside RDS's own behaviour: DDL capture and rds.replica_identity_full's
@@ -35,6 +46,23 @@ SOURCE_SETTINGS = {
     "max_replication_slots": "20",
     "max_wal_senders": "20",
 }
+HBA_FILE = Path(__file__).resolve().parents[1] / "compose" / "pg_hba.conf"
+# Copied into the container before it starts. The entrypoint, still root, hands everything
+# under /var/run/postgresql to the postgres user, and Postgres reads a key only its owner can.
+TLS_DIR_IN_CONTAINER = "/var/run/postgresql/zetl-tls"
+HBA_FILE_IN_CONTAINER = "/etc/zetl/pg_hba.conf"
+TLS_SETTINGS = {
+    "ssl": "on",
+    "ssl_cert_file": f"{TLS_DIR_IN_CONTAINER}/{CERT_FILE}",
+    "ssl_key_file": f"{TLS_DIR_IN_CONTAINER}/{KEY_FILE}",
+    "hba_file": HBA_FILE_IN_CONTAINER,
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # libpq's default (prefer) falls back to plaintext; the servers refuse it anyway, and
+    # asking for TLS makes a refusal say so instead of a missing pg_hba.conf entry.
+    os.environ.setdefault("PGSSLMODE", "require")
 
 
 @dataclass(frozen=True)
@@ -90,6 +118,16 @@ def postgres_image() -> str:
 
 
 @cache
+def tls_directory() -> Path:
+    """The session's CA (``ca.crt``, for clients that verify) and the one certificate every
+    test server presents (``server/``), valid for the names tests reach them by."""
+    directory = Path(tempfile.mkdtemp(prefix="zetl-test-tls-"))
+    server = ServerCertificate(directory / "server", ("localhost", "127.0.0.1"))
+    ensure_certificates(directory / CA_FILE, [server])
+    return directory
+
+
+@cache
 def docker_unavailable_reason() -> str | None:
     """None when a Docker engine answers, else why not (checked once per session)."""
     try:
@@ -115,6 +153,24 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         require_docker()
 
 
+Container = TypeVar("Container", bound="DockerContainer")
+
+
+def with_tls(container: Container, command: str) -> Container:
+    """A container of POSTGRES_IMAGE that runs ``command`` (``postgres -c ...``, or just the
+    ``-c ...``) requiring TLS, as the harness' and compose's servers do."""
+    certificate = tls_directory() / "server"
+    tls = " ".join(f"-c {key}={value}" for key, value in TLS_SETTINGS.items())
+    return (
+        container.with_command(f"{command} {tls}")
+        .with_copy_into_container(HBA_FILE, HBA_FILE_IN_CONTAINER, 0o644)
+        .with_copy_into_container(certificate / CERT_FILE, f"{TLS_DIR_IN_CONTAINER}/{CERT_FILE}")
+        .with_copy_into_container(
+            certificate / KEY_FILE, f"{TLS_DIR_IN_CONTAINER}/{KEY_FILE}", 0o600
+        )
+    )
+
+
 @contextmanager
 def running_postgres(
     settings: dict[str, str], *, restartable: bool = False
@@ -125,11 +181,12 @@ def running_postgres(
     from testcontainers.community.postgres import PostgresContainer
 
     command = " ".join(f"-c {key}={value}" for key, value in settings.items())
-    container = PostgresContainer(
-        postgres_image(), username="zetl", password="zetl-test", dbname="postgres"
+    container = with_tls(
+        PostgresContainer(
+            postgres_image(), username="zetl", password="zetl-test", dbname="postgres"
+        ),
+        f"postgres {command}",
     )
-    if command:
-        container = container.with_command(f"postgres {command}")
     if restartable:
         container = container.with_bind_ports(5432, free_port())
     with container:

@@ -48,6 +48,7 @@ PASSWORDS = {
     "ZETL_DQ_PASSWORD": "e2e-dq",
     "ZETL_DASHBOARD_PASSWORD": "e2e-dashboard",
     "ZETL_REDSHIFT_PASSWORD": "e2e-redshift",
+    "ZETL_ORCHESTRATION_PASSWORD": "e2e-orchestration",
 }
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import psycopg2
 import psycopg2.extras
 import pytest
 
-from tests.harness import PostgresServer
+from tests.harness import PostgresServer, tls_directory
+from zetl.tls import CA_FILE, ServerCertificate, ensure_certificates
 
 pytestmark = pytest.mark.docker
 
@@ -55,3 +58,30 @@ def test_warehouse_is_a_separate_server(
     with warehouse_server.connect() as conn, conn.cursor() as cur:
         cur.execute("SHOW wal_level")
         assert cur.fetchone() == ("replica",)
+
+
+@pytest.mark.parametrize("which", ["source_server", "warehouse_server"])
+def test_a_plaintext_connection_is_refused(which: str, request: pytest.FixtureRequest) -> None:
+    """TLS or nothing, as RDS enforces (rds.force_ssl = 1), for logins and replication alike;
+    the same settings as compose's servers (compose/pg_hba.conf)."""
+    server: PostgresServer = request.getfixturevalue(which)
+    for query in ("sslmode=disable", "sslmode=disable&replication=database"):
+        with pytest.raises(psycopg2.OperationalError, match="no encryption"):
+            psycopg2.connect(f"{server.url()}?{query}")
+    with server.connect() as conn, conn.cursor() as cur:  # the session's default: require
+        cur.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+        assert cur.fetchone() == (True,)
+
+
+def test_the_certificate_verifies_against_the_sessions_ca(
+    source_server: PostgresServer, tmp_path: Path
+) -> None:
+    """One CA signs the servers' certificates: a client can check them (verify-ca: the
+    container's address is not one of the names, which compose's certificates carry)."""
+    ca = tls_directory() / CA_FILE
+    conn = psycopg2.connect(source_server.url(), sslmode="verify-ca", sslrootcert=str(ca))
+    conn.close()
+    other_ca = tmp_path / CA_FILE
+    ensure_certificates(other_ca, [ServerCertificate(tmp_path / "other", ("localhost",))])
+    with pytest.raises(psycopg2.OperationalError, match="certificate verify failed"):
+        psycopg2.connect(source_server.url(), sslmode="verify-ca", sslrootcert=str(other_ca))

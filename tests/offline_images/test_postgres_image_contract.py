@@ -26,6 +26,7 @@ import pytest
 from testcontainers.community.postgres import PostgresContainer
 from testcontainers.core.container import DockerContainer
 
+from tests.harness import with_tls
 from tests.support import wait_for
 
 pytestmark = pytest.mark.docker
@@ -125,9 +126,12 @@ def logs_of(container: DockerContainer) -> str:
 @pytest.fixture(scope="module")
 def plain_server() -> Iterator[Endpoint]:
     # A command that starts with "-c" (no "postgres" in front): the entrypoint prepends it.
-    container = PostgresContainer(
-        postgres_image(), username=PLAIN_USER, password=PLAIN_PASSWORD, dbname=PLAIN_DB
-    ).with_command("-c wal_level=logical -c max_replication_slots=7")
+    container = with_tls(
+        PostgresContainer(
+            postgres_image(), username=PLAIN_USER, password=PLAIN_PASSWORD, dbname=PLAIN_DB
+        ),
+        "-c wal_level=logical -c max_replication_slots=7",
+    )
     with container:
         yield endpoint_of(container)
 
@@ -282,7 +286,7 @@ def file_configured_container(tmp: Path) -> DockerContainer:
     password_file.write_text(FILE_PASSWORD + "\n")
     password_file.chmod(0o644)
     init_dir = write_init_dir(tmp / "initdb")
-    return (
+    container = (
         DockerContainer(postgres_image())
         .with_env("POSTGRES_USER", FILE_USER)
         .with_env("POSTGRES_DB", FILE_DB)
@@ -291,6 +295,7 @@ def file_configured_container(tmp: Path) -> DockerContainer:
         .with_volume_mapping(str(init_dir), "/docker-entrypoint-initdb.d", "ro")
         .with_exposed_ports(5432)
     )
+    return with_tls(container, "postgres")
 
 
 @pytest.fixture(scope="module")

@@ -109,3 +109,12 @@ def test_a_command_loads_only_its_own_module() -> None:
     so psycopg2, SQLAlchemy) only when the load runs."""
     assert modules_loaded_by("load", "--help") == []
     assert modules_loaded_by("migrate", "--help") == []
+
+
+def test_a_usage_error_is_one_line_naming_the_help() -> None:
+    """Typer draws usage errors as a box of several lines; zetl's are one, like every error."""
+    result = run_zetl("version", "--no-such-option")
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "zetl: error: No such option: --no-such-option (see zetl version --help)"
+    ]

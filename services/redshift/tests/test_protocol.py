@@ -20,9 +20,12 @@ import pytest
 
 import zetl_redshift
 from services.redshift.tests.conftest import RunningFront, running_front, scalar
+from tests.harness import tls_directory
 from tests.support import wait_for
+from zetl.errors import ConfigError
 from zetl_redshift import messages as m
 from zetl_redshift import server
+from zetl_redshift.tls import CA_FILE
 from zetl_redshift.translate import Forward, Refused, ZeroEtlCommand
 
 pytestmark = pytest.mark.docker
@@ -185,6 +188,31 @@ def test_with_tls_off_an_ssl_request_is_refused_and_plain_connections_work(
         assert scalar(conn, "SELECT 2") == 2
         conn.close()
     assert not list(tmp_path.iterdir()), "no certificate is made with TLS off"
+
+
+def test_the_relayed_connection_to_the_warehouse_is_encrypted(
+    front: RunningFront, role: tuple[str, str], tmp_path: Path
+) -> None:
+    """The warehouse refuses plaintext (as RDS and Redshift do): the front asks for TLS as the
+    warehouse URL's sslmode says, and with verify-ca checks the warehouse's certificate."""
+    conn = front.connect(*role)
+    try:
+        ssl_in_use = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
+        assert scalar(conn, ssl_in_use) is True
+    finally:
+        conn.close()
+    ca = tls_directory() / CA_FILE
+    verified = f"{front_url(front)}?sslmode=verify-ca&sslrootcert={ca}"
+    with running_front(verified, tmp_path) as port:
+        through = RunningFront(
+            front.host, port, front.database, tmp_path / CA_FILE, front.warehouse
+        )
+        conn = through.connect(*role)
+        assert scalar(conn, ssl_in_use) is True
+        conn.close()
+    plaintext = f"{front_url(front)}?sslmode=disable"
+    with pytest.raises(ConfigError, match="no encryption"), running_front(plaintext, tmp_path):
+        pass  # its own login (the catalog, the history) is refused: it does not start
 
 
 def front_url(front: RunningFront) -> str:

@@ -43,3 +43,11 @@ def test_the_profile_reads_the_warehouse_url() -> None:
     )  # fmt: skip
     with pytest.raises(ConfigError, match="postgresql://"):
         dbt_env("mysql://x@y/z", "raw_transactions", "local")
+
+
+def test_the_profile_takes_the_urls_tls_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PGSSLMODE", raising=False)
+    url = "postgresql://u:p@db.example/dev?sslmode=verify-full&sslrootcert=/etc/ca.crt"
+    env = dbt_env(url, "raw_transactions", "local")
+    assert (env["DBT_PG_SSLMODE"], env["DBT_PG_SSLROOTCERT"]) == ("verify-full", "/etc/ca.crt")
+    assert dbt_env("postgresql://u:p@db.example/dev", "r", "local")["DBT_PG_SSLMODE"] == "require"

@@ -12,12 +12,14 @@ Nothing heavy (psycopg2, SQLAlchemy, ...) is imported here at module level eithe
 
 from __future__ import annotations
 
+import errno
 import logging
 import sys
 from collections.abc import Iterable, Sequence
 from importlib.metadata import EntryPoint, entry_points
 
 import typer
+from typer._click import exceptions as click_errors  # click, as Typer vendors it
 
 from zetl import __version__
 from zetl.errors import ConfigError, ExitCode, ZetlError, first_line
@@ -114,16 +116,38 @@ def _register_unavailable(name: str, missing: str, dist: str) -> None:
 
 
 def main() -> None:
-    """Entry point: run a command; expected failures print one line and exit with their code.
-
-    Usage errors (unknown command or option, missing argument) are Typer's own: exit code 2.
-    """
+    """Entry point: run a command; expected failures print one line and exit with their code."""
     _register_service_commands(sys.argv[1:])
+    sys.exit(run())
+
+
+def run(args: Sequence[str] | None = None) -> int:
+    """Run one command line; its exit code. Every failure a user can cause is one line on
+    stderr, ``zetl: error: ...``, and a documented code (docs/architecture.md: 0 ok, 1 data or
+    check failure, 2 usage or configuration): a bad option or argument (Typer's), a ZetlError,
+    a file that cannot be read or written, a database refusal nobody expected. Tracebacks are
+    left for bugs (and for ``--log-level DEBUG``, in the log)."""
     try:
-        app()
+        # Not standalone: Typer would draw usage errors as a box of several lines.
+        result = app(args=args, prog_name="zetl", standalone_mode=False)
+    except click_errors.NoArgsIsHelpError as exc:
+        exc.show()  # a group named without a command: its help, as --help shows it
+        return ExitCode.USAGE
+    except click_errors.UsageError as exc:
+        where = f" (see {exc.ctx.command_path} --help)" if exc.ctx is not None else ""
+        return _fail(f"{_one_line(exc.format_message())}{where}", ExitCode.USAGE)
+    except click_errors.ClickException as exc:
+        return _fail(_one_line(exc.format_message()), exc.exit_code)
+    except typer.Abort:
+        return _fail("aborted", ExitCode.DATA)
     except ZetlError as exc:
-        print(f"zetl: error: {exc}", file=sys.stderr)
-        sys.exit(exc.exit_code)
+        return _fail(str(exc), exc.exit_code)
+    except OSError as exc:
+        if exc.errno == errno.EPIPE:  # the reader of our output went away (| head)
+            return ExitCode.DATA
+        logging.getLogger("zetl").debug("file or network error", exc_info=True)
+        where = f"{exc.filename}: " if exc.filename else ""
+        return _fail(f"{where}{exc.strerror or first_line(exc)}", ExitCode.USAGE)
     except Exception as exc:
         # A database refusal nobody expected: one line, not a trace. psycopg2 is looked up, not
         # imported: if no command loaded it, the error cannot be one of its own.
@@ -131,5 +155,17 @@ def main() -> None:
         if psycopg2 is None or not isinstance(exc, psycopg2.Error):
             raise
         logging.getLogger("zetl").debug("database error", exc_info=True)
-        print(f"zetl: error: the database refused: {first_line(exc)}", file=sys.stderr)
-        sys.exit(ExitCode.DATA)
+        return _fail(f"the database refused: {first_line(exc)}", ExitCode.DATA)
+    # A command's return value is not an exit code (every command returns None); typer.Exit's
+    # code and --help's 0 come back as ints.
+    return result if isinstance(result, int) else ExitCode.OK
+
+
+def _one_line(message: str) -> str:
+    """Click's message on one line (a choice list comes one choice a line)."""
+    return " ".join(line.strip() for line in message.splitlines() if line.strip())
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"zetl: error: {message}", file=sys.stderr)
+    return code

@@ -143,7 +143,14 @@ def connect(url: str, *, raise_lost: bool = False, **kwargs: Any) -> psycopg2.ex
 # but retrying those forever would hide them.
 _LOST_SQLSTATES = ("08", "57P01", "57P02", "57P03")
 # Refusals at connect time carry no SQLSTATE in psycopg2; these ones will not heal by retrying.
-_PERMANENT_REFUSALS = ("authentication failed", "does not exist", "no pg_hba.conf entry")
+_PERMANENT_REFUSALS = (
+    "authentication failed",
+    "does not exist",
+    "no pg_hba.conf entry",
+    "pg_hba.conf rejects connection",  # a plaintext connection to a server requiring TLS
+    "does not support SSL",  # sslmode=require to a server without TLS
+    "certificate verify failed",
+)
 _MISSING_DATABASE = re.compile(r'database ".*" does not exist')
 
 

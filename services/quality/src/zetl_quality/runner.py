@@ -111,7 +111,8 @@ def run(
                 context, name, target, urls, Settings.from_env(environ).replica_database
             )
         except Exception as exc:  # great_expectations' own kinds: connection, missing table...
-            raise ConfigError(f"checkpoint {name} cannot be set up: {first_line(exc)}") from exc
+            reason = first_line(_database_error(exc) or exc)
+            raise ConfigError(f"checkpoint {name} cannot be set up: {reason}") from exc
         log.info("running checkpoint", extra={"checkpoint": name, "expectations": len(checks)})
         outcomes = project.run_checkpoint(context, checkpoint, checks)
         failures = [
@@ -167,3 +168,17 @@ def run(
         return result
     finally:
         warehouse.close()
+
+
+def _database_error(exc: BaseException) -> BaseException | None:
+    """The driver's own error behind great_expectations' and SQLAlchemy's wrappings (which
+    quote it with its newlines escaped), if one is in the chain."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, psycopg2.Error):
+            return seen
+        orig = getattr(seen, "orig", None)  # SQLAlchemy's DBAPIError
+        if isinstance(orig, psycopg2.Error):
+            return orig
+        seen = seen.__cause__ or seen.__context__
+    return None

@@ -4,12 +4,16 @@ The front asks every client for its password in cleartext (inside TLS), the one 
 Redshift drivers and libpq accept, and answers whatever the warehouse asks for with it:
 SCRAM-SHA-256, MD5 or cleartext. The warehouse decides who may log in and what they may do;
 the front grants nothing. A refusal comes back as the warehouse's own ErrorResponse.
+
+The connection is encrypted as the warehouse URL's sslmode says, as libpq would: the servers
+of the platform (and RDS, Redshift) refuse anything else.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import ssl
 from dataclasses import dataclass, field
 
 import scramp
@@ -18,6 +22,7 @@ from zetl_redshift import messages as m
 from zetl_redshift.config import Warehouse
 
 SCRAM = "SCRAM-SHA-256"
+SSL_REQUEST = m.INT32.pack(8) + m.INT32.pack(80877103)
 
 
 class BackendRefused(Exception):  # noqa: N818 - a refusal, carried to the client as it came
@@ -61,11 +66,40 @@ async def connect(
     )
     backend = Backend(reader, writer)
     try:
+        await asyncio.wait_for(_encrypt(backend, warehouse), timeout)
         await asyncio.wait_for(_start(backend, parameters, password), timeout)
     except BaseException:
         backend.close()
         raise
     return backend
+
+
+async def _encrypt(backend: Backend, warehouse: Warehouse) -> None:
+    """Ask for TLS (SSLRequest) unless sslmode=disable; a server that declines is refused
+    from require on, and spoken to in plaintext below it (as libpq does)."""
+    if warehouse.sslmode == "disable":
+        return
+    backend.writer.write(SSL_REQUEST)
+    await backend.writer.drain()
+    answer = await backend.reader.readexactly(1)
+    if answer == b"S":
+        await backend.writer.start_tls(client_context(warehouse), server_hostname=warehouse.host)
+    elif warehouse.sslmode in ("require", "verify-ca", "verify-full"):
+        text = f"the warehouse does not offer TLS, which sslmode={warehouse.sslmode} requires"
+        raise BackendRefused(m.Error("FATAL", "08004", text).encode())
+
+
+def client_context(warehouse: Warehouse) -> ssl.SSLContext:
+    """libpq's checks for the sslmode: verify-full the chain and the name, verify-ca the chain
+    only, anything lower encryption alone."""
+    if not warehouse.sslmode.startswith("verify"):
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    context = ssl.create_default_context(cafile=warehouse.sslrootcert)
+    context.check_hostname = warehouse.sslmode == "verify-full"
+    return context
 
 
 async def _start(backend: Backend, parameters: dict[str, str], password: str) -> None:

@@ -12,12 +12,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from zetl.errors import ConfigError
 from zetl.settings import Settings, read_env, seconds
 
 DEFAULT_PORT = 5439  # Redshift's
+# libpq's sslmode values; the front tries TLS first for allow as for prefer.
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 
 
 def _flag(name: str, text: str) -> bool:
@@ -48,9 +50,13 @@ class Warehouse:
     port: int
     database: str  # the front's own database (its history is there)
     url: str  # the front's own connection (install, query history)
+    # How the front's relayed connections use TLS, as libpq's sslmode and sslrootcert say: the
+    # URL's, else PGSSLMODE / PGSSLROOTCERT, else prefer (libpq's default).
+    sslmode: str = "prefer"
+    sslrootcert: str | None = None
 
 
-def warehouse_from_url(url: str) -> Warehouse:
+def warehouse_from_url(url: str, environ: Mapping[str, str] | None = None) -> Warehouse:
     parts = urlsplit(url)
     if parts.scheme not in ("postgresql", "postgres") or not parts.hostname:
         raise ConfigError(
@@ -62,7 +68,22 @@ def warehouse_from_url(url: str) -> Warehouse:
     except ValueError as exc:
         raise ConfigError(f"WAREHOUSE_DATABASE_URL has a bad port: {exc}") from exc
     database = unquote(parts.path.lstrip("/")) or unquote(parts.username or "")
-    return Warehouse(host=unquote(parts.hostname), port=port, database=database, url=url)
+    env = os.environ if environ is None else environ
+    query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+    sslmode = query.get("sslmode") or env.get("PGSSLMODE") or "prefer"
+    if sslmode not in SSL_MODES:
+        raise ConfigError(f"WAREHOUSE_DATABASE_URL: sslmode={sslmode!r} is not one of {SSL_MODES}")
+    sslrootcert = query.get("sslrootcert") or env.get("PGSSLROOTCERT") or None
+    if sslmode.startswith("verify") and not sslrootcert:
+        raise ConfigError(f"WAREHOUSE_DATABASE_URL: sslmode={sslmode} needs sslrootcert")
+    return Warehouse(
+        host=unquote(parts.hostname),
+        port=port,
+        database=database,
+        url=url,
+        sslmode=sslmode,
+        sslrootcert=sslrootcert,
+    )
 
 
 @dataclass(frozen=True)
@@ -102,4 +123,4 @@ class FrontConfig:
             values["history"] = _flag("ZETL_REDSHIFT_HISTORY", history)
         if (flush := text("ZETL_REDSHIFT_HISTORY_FLUSH_SECONDS")) is not None:
             values["history_flush_seconds"] = seconds("ZETL_REDSHIFT_HISTORY_FLUSH_SECONDS", flush)
-        return replace(cls(warehouse_from_url(settings.require_warehouse())), **values)
+        return replace(cls(warehouse_from_url(settings.require_warehouse(), env)), **values)

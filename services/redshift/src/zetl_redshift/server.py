@@ -367,6 +367,8 @@ class Session:
             dbname=self.database,
             user=self.user,
             password=self.password,
+            sslmode=self.front.config.warehouse.sslmode,
+            sslrootcert=self.front.config.warehouse.sslrootcert,
         )
         try:
             tag = await asyncio.to_thread(integration.run, entry.command.statement, dsn)

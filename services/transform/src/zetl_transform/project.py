@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from zetl.dbt import project_dir
 from zetl.errors import ConfigError
@@ -35,6 +35,7 @@ def dbt_env(warehouse_url: str | None, replica_database: str, target: str) -> di
         if not warehouse_url:
             raise ConfigError("WAREHOUSE_DATABASE_URL (or WAREHOUSE_DATABASE_URL_FILE) must be set")
         parts = urlsplit(warehouse_url)
+        query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
         if parts.scheme not in ("postgresql", "postgres") or not parts.path.strip("/"):
             raise ConfigError("WAREHOUSE_DATABASE_URL must be a postgresql://user@host:port/db URL")
         env |= {
@@ -43,6 +44,9 @@ def dbt_env(warehouse_url: str | None, replica_database: str, target: str) -> di
             "DBT_PG_USER": unquote(parts.username or ""),
             "DBT_PG_PASSWORD": unquote(parts.password or ""),
             "DBT_PG_DBNAME": unquote(parts.path.strip("/")),
+            # The URL's TLS settings, as libpq reads them; TLS is required when it says none.
+            "DBT_PG_SSLMODE": query.get("sslmode") or os.environ.get("PGSSLMODE") or "require",
+            "DBT_PG_SSLROOTCERT": query.get("sslrootcert") or os.environ.get("PGSSLROOTCERT", ""),
         }
         ca_file = read_env("ZETL_REDSHIFT_CA_FILE")
         if target == "local-redshift" and ca_file:

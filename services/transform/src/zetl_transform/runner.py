@@ -159,10 +159,14 @@ def build(
     started = time.monotonic()
     result, exception = invoke_dbt(args, project, env)
     run.finished_at = datetime.now(UTC)
+    # dbt only warns ("Nothing to do") when a selection matches nothing: a typo is not a run.
+    nothing_selected = exception is None and bool(select) and not getattr(result, "results", None)
     if exception is not None:
         run.message = "dbt could not run: " + " / ".join(
             line.strip() for line in str(exception).strip().splitlines()[:4]
         )
+    elif nothing_selected:
+        run.message = f"--select {' '.join(select)} matches no model, seed, snapshot or test"
     else:
         _count(run, result)
         run.success = not run.models_error and not run.tests_failed and not run.failures
@@ -176,7 +180,7 @@ def build(
         "transform finished",
         extra={"run_id": run.run_id, "success": run.success, "summary": run.message},
     )
-    if exception is not None:
+    if exception is not None or nothing_selected:
         raise ConfigError(run.message)
     return run
 

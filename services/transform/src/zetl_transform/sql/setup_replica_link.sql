@@ -34,6 +34,7 @@ BEGIN
     -- use_remote_estimate: the planner asks the replica for row counts instead of guessing
     -- (foreign tables have no local statistics); without it a join against a foreign table can
     -- become a nested loop that rescans the whole table once per outer row.
+    -- sslmode=require: the server refuses unencrypted connections, its own included.
     -- cursor_tuple_fraction=1 on the replica's side: postgres_fdw reads every result through a
     -- cursor, which the remote planner otherwise plans for the first 10% of rows; with the
     -- staging casts hiding column statistics that chose a nested loop for the pushed-down
@@ -45,7 +46,7 @@ BEGIN
     FOR option_name, option_value IN
         SELECT * FROM (VALUES ('host', remote_host), ('port', port),
                               ('dbname', replica_database), ('fetch_size', '10000'),
-                              ('use_remote_estimate', 'true'),
+                              ('use_remote_estimate', 'true'), ('sslmode', 'require'),
                               ('options', '-c cursor_tuple_fraction=1')) AS o(name, value)
     LOOP
         EXECUTE format('ALTER SERVER replica OPTIONS (%s %I %L)',
