@@ -163,6 +163,14 @@ airflow-lock: airflow-venv ## re-resolve orchestration/requirements.lock from or
 test-orchestration: install airflow-venv ## the zetl_daily DAG: its structure, and real runs against the replicated warehouse
 	$(BIN)/pytest orchestration/tests
 
+# --- soak: the platform under seeded random faults (bench/soak/run.py) ---
+.PHONY: soak
+# Root is needed (the warehouse's small disk is a loop device). ZETL_SOAK_SEED and
+# ZETL_SOAK_RATE (events/s) are read too; CI runs ZETL_SOAK_MINUTES=5.
+ZETL_SOAK_MINUTES ?= 60
+soak: install ## the compose platform under load and every kind of fault for ZETL_SOAK_MINUTES (60); report per fault kind
+	ZETL_SOAK_MINUTES=$(ZETL_SOAK_MINUTES) $(BIN)/python -m bench.soak.run
+
 # --- Postgres majors (15 to 18; the default image is 17) ---
 .PHONY: test-major
 # What depends on the server's major: logical decoding and pgoutput's protocol version (the
