@@ -53,8 +53,10 @@ class Fault:
     kind: str
     at_s: float  # seconds since the workload started
     held_s: float = 0.0
-    recovered_s: float | None = None  # restored -> first clean verify
+    recovered_s: float | None = None  # restored -> clean verify with every table Synced
     verify_attempts: int = 0
+    # What an operator had to do, as the docs say, where zetl did not recover by itself.
+    operator_action: str | None = None
     observed: dict[str, Any] = field(default_factory=dict)
 
 
@@ -117,7 +119,7 @@ class Injector:
         fault.observed["healthz_unhealthy_after_s"] = unhealthy_after
         fault.held_s = round(time.monotonic() - frozen, 1)
         if by_itself is None:
-            fault.observed["released"] = True
+            fault.operator_action = "none possible: the frozen connections were released"
         run("docker", "kill", "-s", "USR2", self.platform.container(proxy))
 
     def stall_source(self, fault: Fault) -> None:
@@ -133,15 +135,15 @@ class Injector:
         )
         fault.observed["after_fill"] = " ".join(free.split()[1:5])  # size used avail use%
         started = time.monotonic()
-        self.hold()
-        # Pages with room left absorb a light workload for a while: held on until the
-        # warehouse has refused a write for want of space (or a limit).
+        # Pages with room left absorb a light workload for a while: the disk stays full
+        # until the warehouse has refused a write for want of space (or a limit), then a while.
         bitten = wait_until(
             lambda: "No space left on device" in self.platform.logs_since("warehouse", filled_at),
             self.timing.stall_limit,
         )
+        fault.observed["first_refusal_after_s"] = None if bitten is None else round(bitten, 1)
+        self.hold()
         fault.held_s = round(time.monotonic() - started, 1)
-        fault.observed["server_refused_writes"] = bitten is not None
         fault.observed["warehouse_while_full"] = self.platform.state("warehouse")
         fault.observed["replicator_while_full"] = self.platform.state("replicator")
         fault.observed["warehouse_no_space_errors"] = self.platform.logs_since(
@@ -200,4 +202,4 @@ class Injector:
         run("docker", "stop", "-t", "30", one_off, check=False)
         run("docker", "rm", "-f", one_off, check=False)
         p.compose("start", "replicator")
-        fault.observed["recovered_by"] = "zetl replicate --reset (docs/replication.md)"
+        fault.operator_action = "zetl replicate --reset (docs/replication.md, slot recovery)"

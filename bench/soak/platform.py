@@ -155,12 +155,15 @@ class Platform:
             password = PASSWORDS[f"ZETL_{role.removeprefix('zetl_').upper()}_PASSWORD"]
         return f"postgresql://{role}:{password}@127.0.0.1:{self.env[f'{which}_PORT']}/{database}"
 
-    def zetl(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        """The host's zetl with the read-only roles, as the README runs it."""
+    def zetl(
+        self, *args: str, timeout: float = 300, warehouse_role: str = "zetl_dashboard"
+    ) -> subprocess.CompletedProcess[str]:
+        """The host's zetl with the read-only roles, as the README runs it (a refresh writes
+        to the replica database: the replicator's role)."""
         env = dict(
             self.env,
             SOURCE_DATABASE_URL=self.url("SOURCE", "storefront", "zetl_analyst"),
-            WAREHOUSE_DATABASE_URL=self.url("WAREHOUSE", "dev", "zetl_dashboard"),
+            WAREHOUSE_DATABASE_URL=self.url("WAREHOUSE", "dev", warehouse_role),
         )
         try:
             return subprocess.run(

@@ -31,6 +31,7 @@ import argparse
 import json
 import os
 import random
+import signal
 import statistics
 import subprocess
 import sys
@@ -61,15 +62,24 @@ from tests.harness import free_port
 
 
 def recover(platform: Platform, fault: Fault, limit: float) -> None:
-    """Seconds from now (the fault restored) until the first clean `zetl verify`."""
+    """Seconds from now (the fault restored) until `zetl verify` is clean and every table is
+    Synced: verify compares Synced tables only, so a table left Failed would pass it. A table
+    Failed by the fault gets what AWS documents for one, a refresh of the tables in error."""
     restored = time.monotonic()
     while time.monotonic() - restored < limit:
         fault.verify_attempts += 1
         verify = platform.zetl("verify", timeout=limit)
-        if verify.returncode == 0:
+        states = table_states(platform)
+        not_synced = {t: s for t, s in states.items() if s != "Synced"}
+        if verify.returncode == 0 and states and not not_synced:
             fault.recovered_s = round(time.monotonic() - restored, 1)
             return
         fault.observed["last_verify"] = (verify.stderr.strip() or verify.stdout.strip())[-300:]
+        failed = sorted(t for t, s in not_synced.items() if s == "Failed")
+        if failed and "refreshed" not in fault.observed:
+            fault.observed["refreshed"] = failed
+            fault.operator_action = "zetl refresh INERROR TABLES"
+            platform.zetl("refresh", "INERROR", "TABLES", warehouse_role="zetl_replicator")
         time.sleep(2)
 
 
@@ -103,7 +113,10 @@ def inject_faults(
             fault.observed["injection_error"] = f"{exc} {detail}"[-500:]
         recover(platform, fault, timing.recover_limit)
         seen.add(kind)
-        log(f"  held {fault.held_s} s, clean verify after {fault.recovered_s} s; {fault.observed}")
+        log(
+            f"  held {fault.held_s} s, recovered after {fault.recovered_s} s"
+            f" (operator action: {fault.operator_action}); {fault.observed}"
+        )
         if fault.recovered_s is None:
             log(platform.compose("logs", "--tail", "40", "replicator").stdout[-4000:])
         yield fault
@@ -125,7 +138,8 @@ def final_check(platform: Platform, limit: float) -> tuple[dict[str, dict[str, i
             found = compare(source, replica)
         return differences(found) == 0
 
-    return found, wait_until(equal, limit, every=5)
+    caught_up = wait_until(equal, limit, every=5)
+    return found, caught_up
 
 
 def summary(faults: list[Fault]) -> dict[str, dict[str, Any]]:
@@ -133,9 +147,15 @@ def summary(faults: list[Fault]) -> dict[str, dict[str, Any]]:
     for kind in KINDS:
         times = [f.recovered_s for f in faults if f.kind == kind]
         done = [t for t in times if t is not None]
+        by_itself = [
+            f
+            for f in faults
+            if f.kind == kind and f.recovered_s is not None and not f.operator_action
+        ]
         by_kind[kind] = {
             "injected": len(times),
             "recovered": len(done),
+            "by_itself": len(by_itself),
             "recover_median_s": round(statistics.median(done), 1) if done else None,
             "recover_max_s": max(done) if done else None,
         }
@@ -144,11 +164,20 @@ def summary(faults: list[Fault]) -> dict[str, dict[str, Any]]:
 
 def print_report(report: dict[str, Any]) -> None:
     print(f"\nsoak: {report['minutes']} min, seed {report['seed']}, {report['rate']} events/s")
-    print(f"{'fault kind':<17}{'injected':>9}{'recovered':>10}{'median s':>10}{'max s':>8}")
+    print(
+        f"{'fault kind':<17}{'injected':>9}{'recovered':>10}{'by itself':>10}"
+        f"{'median s':>10}{'max s':>8}"
+    )
     for kind, s in report["by_kind"].items():
+        if not s["injected"]:
+            continue
         median = "-" if s["recover_median_s"] is None else s["recover_median_s"]
         worst = "-" if s["recover_max_s"] is None else s["recover_max_s"]
-        print(f"{kind:<17}{s['injected']:>9}{s['recovered']:>10}{median:>10}{worst:>8}")
+        print(
+            f"{kind:<17}{s['injected']:>9}{s['recovered']:>10}{s['by_itself']:>10}"
+            f"{median:>10}{worst:>8}"
+        )
+    print("(recovered: verify clean and every table Synced; by itself: no operator action)")
     header = f"{'table':<28}{'source':>8}{'replica':>8}{'lost':>6}{'dup':>5}{'extra':>6}"
     print(f"\n{header}{'diff':>6}  state")
     for name, t in report["tables"].items():
@@ -246,6 +275,8 @@ def main() -> None:
     parser.add_argument("--report", type=Path, help="JSON report (default: bench/soak/results/)")
     parser.add_argument("--keep", action="store_true", help="leave the platform running")
     args = parser.parse_args()
+    # A stopped soak still takes its platform down (the finally blocks run).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     kinds = tuple(k for k in args.kinds.split(",") if k)
     unknown = sorted(set(kinds) - set(KINDS))
     if unknown or not kinds:
