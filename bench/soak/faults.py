@@ -72,15 +72,14 @@ class Injector:
         return seconds
 
     def replicator_kill(self, fault: Fault) -> None:
-        run("docker", "kill", "-s", "KILL", self.platform.container("replicator"))
+        self.platform.kill_9("replicator")
         fault.observed["restarted_by_docker"] = self.platform.ensure_running("replicator")
 
     def _server_kill(self, service: str, fault: Fault) -> None:
-        run("docker", "kill", "-s", "KILL", self.platform.container(service))
+        self.platform.kill_9(service)
         started = time.monotonic()
-        restarted = self.platform.ensure_running(service, grace=3)
+        fault.observed["restarted_by_docker"] = self.platform.ensure_running(service)
         fault.held_s = round(time.monotonic() - started, 1)
-        fault.observed["restarted_by_docker"] = restarted
 
     def source_kill(self, fault: Fault) -> None:
         self._server_kill("source", fault)
@@ -188,7 +187,7 @@ class Injector:
         fault.observed["slot_health"] = seen.get("slot_health")
         # The documented recovery (docs/replication.md, slot recovery): every table copied again.
         p.compose("stop", "replicator")
-        reset = p.compose("run", "--rm", "-d", "replicator", "replicate", "--reset")
+        reset = p.compose("run", "--rm", "-d", "--no-deps", "replicator", "replicate", "--reset")
         one_off = reset.stdout.strip().splitlines()[-1]
 
         def copied_again() -> bool:  # a new slot, and every table copied through it

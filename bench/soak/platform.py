@@ -74,11 +74,13 @@ def small_disk(name: str) -> Iterator[str]:
         with image.open("wb") as f:
             f.truncate(WAREHOUSE_DISK_BYTES)  # sparse: takes room only as it fills
         run("mkfs.ext4", "-q", "-F", "-m", "0", str(image))
-        device = run("losetup", "--find", "--show", str(image)).stdout.strip()
+        # losetup needs root: sudo where the soak runs as a user (a hosted CI runner).
+        sudo = ["sudo"] if os.geteuid() != 0 else []
+        device = run(*sudo, "losetup", "--find", "--show", str(image)).stdout.strip()
         try:
             yield device
         finally:
-            run("losetup", "-d", device, check=False)
+            run(*sudo, "losetup", "-d", device, check=False)
 
 
 @dataclass
@@ -112,7 +114,15 @@ class Platform:
         )
         return found.stdout.strip() or "absent"
 
-    def ensure_running(self, service: str, grace: float = 5.0) -> bool:
+    def kill_9(self, service: str) -> None:
+        """SIGKILL to the container's main process from the host, as a crash or the OOM killer
+        would send it: to Docker the container died (so its restart policy applies), unlike
+        `docker kill`, which Docker counts as stopping it on purpose."""
+        pid = run("docker", "inspect", "-f", "{{.State.Pid}}", self.container(service)).stdout
+        sudo = ["sudo"] if os.geteuid() != 0 else []
+        run(*sudo, "kill", "-KILL", pid.strip())
+
+    def ensure_running(self, service: str, grace: float = 10.0) -> bool:
         """Docker's restart policy brings a killed container back; start it if it did not.
         Whether the policy did."""
         deadline = time.monotonic() + grace
