@@ -265,6 +265,13 @@ def soak(
     return 0 if report["ok"] else 1
 
 
+def stop(signum: int, _frame: object) -> None:
+    """A stopped soak still takes its platform down (the finally blocks run): the first
+    SIGTERM ends the run, later ones (make passes its own on to its children) are ignored."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sys.exit(128 + signum)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     env = os.environ.get
@@ -275,8 +282,7 @@ def main() -> None:
     parser.add_argument("--report", type=Path, help="JSON report (default: bench/soak/results/)")
     parser.add_argument("--keep", action="store_true", help="leave the platform running")
     args = parser.parse_args()
-    # A stopped soak still takes its platform down (the finally blocks run).
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGTERM, stop)
     kinds = tuple(k for k in args.kinds.split(",") if k)
     unknown = sorted(set(kinds) - set(KINDS))
     if unknown or not kinds:
