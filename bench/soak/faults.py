@@ -54,6 +54,7 @@ class Fault:
     at_s: float  # seconds since the workload started
     held_s: float = 0.0
     recovered_s: float | None = None  # restored -> clean verify with every table Synced
+    caught_up_s: float | None = None  # restored -> replica past the source's position then
     verify_attempts: int = 0
     # What an operator had to do, as the docs say, where zetl did not recover by itself.
     operator_action: str | None = None
