@@ -163,11 +163,29 @@ airflow-lock: airflow-venv ## re-resolve orchestration/requirements.lock from or
 test-orchestration: install airflow-venv ## the zetl_daily DAG: its structure, and real runs against the replicated warehouse
 	$(BIN)/pytest orchestration/tests
 
+# --- soak: the platform under seeded random faults (bench/soak/run.py) ---
+.PHONY: soak
+# Root (or sudo) is needed: the warehouse's small disk is a loop device. ZETL_SOAK_SEED and
+# ZETL_SOAK_RATE (events/s) are read too; CI runs ZETL_SOAK_MINUTES=5.
+ZETL_SOAK_MINUTES ?= 60
+soak: install ## the compose platform under load and every kind of fault for ZETL_SOAK_MINUTES (60); report per fault kind
+	ZETL_SOAK_MINUTES=$(ZETL_SOAK_MINUTES) $(BIN)/python -m bench.soak.run
+
 # --- Postgres majors (15 to 18; the default image is 17) ---
 .PHONY: test-major
-# What depends on the server's major: logical decoding and pgoutput's protocol version (the
-# replicator), and the offline stand-in images. The rest runs on the default major only.
-MAJOR_TESTS ?= services/replicator/tests tests/offline_images
+# What depends on the source server's major runs on every major: what the server itself
+# produces or decides, that is pgoutput's bytes and the protocol version it offers (pgoutput,
+# protocol4, receiver, streaming), the slot and the initial copy's snapshot (replication), the
+# catalogs DDL capture and eligibility read (fidelity, also doctor's version rules;
+# schema_changes; eligibility), the slot's WAL limits and invalidation (operations), and the
+# offline images themselves. The rest runs on the default major only: tests without a server
+# (netchange, streams, pgoutput_bytes, config) would run the same code again; the warehouse
+# side (apply, destination, statements, state, registry, database_options) stands in for
+# Redshift, not for RDS's majors; crash, restarts and commands test zetl's own recovery and
+# command lines over the same server features.
+MAJOR_TESTS ?= $(addprefix services/replicator/tests/test_,$(addsuffix .py,\
+  pgoutput protocol4 receiver streaming replication fidelity schema_changes eligibility \
+  operations)) tests/offline_images
 test-major: install ## replicator and image-contract tests on one Postgres major: make test-major MAJOR=16
 	@case "$(MAJOR)" in 15|16|17|18) ;; *) echo "usage: make test-major MAJOR=15|16|17|18" >&2; exit 2;; esac
 	@# The official image where a registry answers, else the offline stand-in of that major.
