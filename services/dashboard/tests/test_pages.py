@@ -96,7 +96,7 @@ def test_the_period_picked_bounds_the_figures(
 ) -> None:
     app = run_page("storefront.py", filled_url, monkeypatch)
     today = date.today()
-    picker = app.date_input(key="storefront_period")
+    picker = app.date_input(key="period")
     assert picker.value == (today - timedelta(days=29), today)  # 30 days to the latest
     picker.set_value((today - timedelta(days=12), today - timedelta(days=10))).run()
     assert not app.exception
@@ -148,6 +148,12 @@ def test_days_without_data_are_gaps_and_zeros_are_drawn(
     zero = data[(data["day"] == today - timedelta(days=10)) & (data["Publisher"] == "Publisher 3")]
     assert list(zero["Net (USD)"]) == [0]
     assert "days with no data" in texts(app)
+    # A period ending in the gap: that day has no figure (a dash), not a zero.
+    app.date_input(key="period").set_value((today - timedelta(days=29), today - timedelta(days=3)))
+    app.run()
+    metrics = {m.label: (m.value, m.proto.delta) for m in app.metric}
+    assert metrics["Net (USD)"] == ("—", "")
+    assert metrics["Net (USD), 7 days"][0] == f"{12 * (78 + 79):,.2f}"
 
 
 def test_the_default_currency_has_the_most_revenue_or_is_the_setting(
@@ -161,11 +167,11 @@ def test_the_default_currency_has_the_most_revenue_or_is_the_setting(
         " (current_date, 1, 'Publisher 1', 'PC', 'GBP', 1000000, 700000, 0, 1)",
     )
     app = run_page("storefront.py", filled_url, monkeypatch)
-    picker = app.selectbox(key="sf_cur")
+    picker = app.selectbox(key="currency")
     assert picker.options == ["EUR", "GBP", "USD"]  # a fixed order, whatever sells
     assert picker.value == "GBP"
     monkeypatch.setenv("ZETL_DASHBOARD_CURRENCY", "usd")
-    assert run_page("storefront.py", filled_url, monkeypatch).selectbox(key="sf_cur").value == (
+    assert run_page("storefront.py", filled_url, monkeypatch).selectbox(key="currency").value == (
         "USD"
     )
 
@@ -174,7 +180,7 @@ def test_a_publisher_drills_down_to_its_games(
     filled_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     app = run_page("storefront.py", filled_url, monkeypatch)
-    app.selectbox(key="sf_publisher").set_value("Publisher 2").run()
+    app.selectbox(key="publisher").set_value("Publisher 2").run()
     assert not app.exception
     games = app.dataframe[1].value
     assert list(games.columns) == ["Game", "Platform", "Net (USD)", "Gross (USD)",

@@ -9,6 +9,7 @@ there and a grey band marks it, so an outage never reads as a slump.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -55,17 +56,20 @@ def _cell(value: Any) -> str | None:
     return str(value)
 
 
-def table(frame: pd.DataFrame, name: str, *, transposed: bool = False) -> None:
-    """A table with readable column names and a dash for missing values, and its CSV (the
-    same columns; a missing value is an empty field)."""
+def table(
+    frame: pd.DataFrame, name: str, *, money: Sequence[str] = (), transposed: bool = False
+) -> None:
+    """A table with readable column names, amounts (``money``) with two decimals and a dash
+    for missing values, and its CSV (the same columns; a missing value is an empty field)."""
     shown = frame.rename(columns=label)
     if transposed:  # one record, a field per line
         shown = pd.DataFrame({"Value": [_cell(v) for v in shown.iloc[0]]}, index=shown.columns)
-    st.dataframe(shown, hide_index=not transposed, placeholder=MISSING)
+    amounts = {label(c): st.column_config.NumberColumn(format="accounting") for c in money}
+    st.dataframe(shown, hide_index=not transposed, placeholder=MISSING, column_config=amounts)
     st.download_button(
         "Download CSV",
-        shown.to_csv(index=transposed).encode(),
-        file_name=f"{name}.csv",
+        shown.to_csv(index=transposed, float_format="%.2f").encode(),
+        file_name=f"{re.sub(r'[^a-z0-9]+', '-', name.lower()).strip('-')}.csv",
         mime="text/csv",
         key=f"csv-{name}",
         on_click="ignore",
@@ -153,7 +157,7 @@ def daily_chart(
     data = filled.rename(columns=names)
     # The axis spans the whole period asked, so missing days at either end show too.
     domain = [_midnight(start), _midnight(end + timedelta(days=1))]
-    x: dict[str, Any] = {"field": "Day", "type": "temporal",
+    x: dict[str, Any] = {"field": "Day", "type": "temporal", "title": "Day",
                          "scale": {"type": "utc", "domain": domain}}  # fmt: skip
     y = {"field": label(value), "type": "quantitative"}
     encoding: dict[str, Any] = {"x": x, "y": y}
@@ -181,7 +185,7 @@ def daily_chart(
                 "data": {"values": bands},
                 "mark": {"type": "rect", "color": "#d9d9d9", "opacity": 0.5},
                 "encoding": {
-                    "x": {"field": "from", "type": "temporal"},
+                    "x": {"field": "from", "type": "temporal", "title": "Day"},
                     "x2": {"field": "to"},
                     "tooltip": [{"field": "gap", "type": "nominal", "title": "Gap"}],
                 },

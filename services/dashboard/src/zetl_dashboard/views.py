@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 import psycopg2
@@ -29,6 +29,7 @@ from zetl_dashboard.data import (
     warehouse_url,
 )
 from zetl_dashboard.show import (
+    MISSING,
     as_of,
     change,
     daily_chart,
@@ -133,7 +134,9 @@ def pick_currency(currencies: pd.DataFrame, key: str) -> str:
     options = sorted(str(c) for c in currencies["currency"])
     preferred = default_currency()
     first = preferred if preferred in options else str(currencies["currency"].iloc[0])
-    currency = str(st.selectbox("Currency", options, index=options.index(first), key=key))
+    currency = str(
+        st.selectbox("Currency", options, index=options.index(first), key=key, bind="query-params")
+    )
     st.session_state["currency_label"] = currency
     return currency
 
@@ -148,6 +151,7 @@ def pick_period(earliest: date, latest: date, key: str) -> tuple[date, date]:
         min_value=earliest,
         max_value=max(latest, today),
         key=key,
+        bind="query-params",  # a period is a link: ?period=2025-01-01&period=2025-01-14
     )
     picked = [d for d in (chosen if isinstance(chosen, tuple | list) else (chosen,)) if d]
     if not picked:
@@ -161,10 +165,10 @@ def storefront(url: str) -> None:
         return
     picker, dates = st.columns(2)
     with picker:
-        currency = pick_currency(currencies.frame, "sf_cur")
+        currency = pick_currency(currencies.frame, "currency")
     bounds = currencies.frame[currencies.frame["currency"] == currency].iloc[0]
     with dates:
-        start, end = pick_period(bounds["earliest"], bounds["latest"], "storefront_period")
+        start, end = pick_period(bounds["earliest"], bounds["latest"], "period")
     # The headline compares with the day and the week before the period's end, which may lie
     # before its start: the window read covers both.
     first = min(start, end - timedelta(days=13))
@@ -217,6 +221,8 @@ def headline(frame: pd.DataFrame, observed: list[date], end: date, currency: str
             frame, "revenue_date", figures, end - timedelta(days=2 * span - 1),
             end - timedelta(days=span),
         )  # fmt: skip
+        # A span without any data has no figure (a dash), not a zero.
+        has_data = any(end - timedelta(days=span - 1) <= d <= end for d in observed)
         had_data = any(end - timedelta(days=2 * span - 1) <= d <= end - timedelta(days=span)
                        for d in observed)  # fmt: skip
         st.markdown(f"**{title} {end:%Y-%m-%d}**, against {before}")
@@ -226,11 +232,17 @@ def headline(frame: pd.DataFrame, observed: list[date], end: date, currency: str
             money = figure != "sale_count"
             name = label(figure) + suffix
             value = f"{now[figure]:,.2f}" if money else f"{int(now[figure]):,}"
-            delta = change(now[figure], then[figure], money) if had_data else None
+            if not has_data:
+                value = MISSING
+            delta = change(now[figure], then[figure], money) if had_data and has_data else None
+            # More refunds are worse; no change is neither (no arrow, no colour).
+            same = now[figure] == then[figure]
+            color: Literal["normal", "inverse", "off"] = (
+                "off" if same else "inverse" if figure == "refund_amount" else "normal"
+            )
             col.metric(
-                name, value, delta,
-                delta_color="inverse" if figure == "refund_amount" else "normal",
-                delta_description=None if had_data else f"no data {before}",
+                name, value, delta, delta_color=color, delta_arrow="off" if same else "auto",
+                delta_description=None if delta else f"no data {before}" if has_data else "no data",
             )  # fmt: skip
 
 
@@ -246,16 +258,20 @@ def publishers(url: str, frame: pd.DataFrame, currency: str, start: date, end: d
             sale_count=("sale_count", "sum"),
         )
         .sort_values(["net_amount", "publisher_name"], ascending=[False, True])
+        .astype({"sale_count": "int64"})
     )
-    table(totals.drop(columns="publisher_id"), "publishers")
+    money = ("net_amount", "gross_amount", "refund_amount")
+    table(totals.drop(columns="publisher_id"), "publishers", money=money)
     names = dict(zip(totals["publisher_name"], totals["publisher_id"], strict=True))
-    chosen = st.selectbox("Drill down into a publisher's games", list(names), key="sf_publisher")
+    chosen = st.selectbox(
+        "Drill down into a publisher's games", list(names), key="publisher", bind="query-params"
+    )
     if chosen is None:
         return
     games = fetch(url, queries.PUBLISHER_GAMES, (currency, int(names[chosen]), start, end))
     if not empty_state(games, f"{chosen} sold nothing in this period."):
-        shown = numeric(games.frame, "net_amount", "gross_amount", "refund_amount")
-        table(shown, f"games-of-{chosen}")
+        money = ("net_amount", "gross_amount", "refund_amount")
+        table(numeric(games.frame, *money), f"games-of-{chosen}", money=money)
 
 
 def players(url: str) -> None:
@@ -264,10 +280,10 @@ def players(url: str) -> None:
         return
     picker, dates = st.columns(2)
     with picker:
-        currency = pick_currency(currencies.frame, "players_currency")
+        currency = pick_currency(currencies.frame, "currency")
     bounds = currencies.frame[currencies.frame["currency"] == currency].iloc[0]
     with dates:
-        start, end = pick_period(bounds["earliest"], bounds["latest"], "players_period")
+        start, end = pick_period(bounds["earliest"], bounds["latest"], "period")
     st.subheader("Deposits of Discord-referred, KYC-approved players, by country (all time)")
     result = fetch(url, queries.DISCORD_DEPOSITS, (currency,))
     if not empty_state(result, "No deposit from a Discord-referred, approved player yet."):
@@ -290,8 +306,8 @@ def players(url: str) -> None:
     st.subheader("Top depositors (their three largest deposits, all time)")
     result = fetch(url, queries.TOP_DEPOSITORS, (currency,))
     if not empty_state(result, "No deposit yet."):
-        table(numeric(result.frame, "top_deposit_1", "top_deposit_2", "top_deposit_3"),
-              "top-depositors")  # fmt: skip
+        money = ("top_deposit_1", "top_deposit_2", "top_deposit_3")
+        table(numeric(result.frame, *money), "top-depositors", money=money)
 
 
 def reconciliation(url: str) -> None:
@@ -317,7 +333,7 @@ def reconciliation(url: str) -> None:
     flagged = fetch(url, queries.FLAGGED)
     if not empty_state(flagged, "Nothing flagged."):
         money = ("header_total", "lines_total", "difference")
-        table(numeric(flagged.frame, *money), "flagged-transactions")
+        table(numeric(flagged.frame, *money), "flagged-transactions", money=money)
 
 
 def health(url: str) -> None:
