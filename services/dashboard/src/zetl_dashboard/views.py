@@ -262,12 +262,17 @@ def publishers(url: str, frame: pd.DataFrame, currency: str, start: date, end: d
     )
     money = ("net_amount", "gross_amount", "refund_amount")
     table(totals.drop(columns="publisher_id"), "publishers", money=money)
-    names = dict(zip(totals["publisher_name"], totals["publisher_id"], strict=True))
+    # One option per publisher: two publishers of one name are told apart by their id.
+    twice = totals["publisher_name"].duplicated(keep=False)
+    names = {
+        f"{name} (id {pid})" if again else str(name): pid
+        for name, pid, again in zip(
+            totals["publisher_name"], totals["publisher_id"], twice, strict=True
+        )
+    }
     chosen = st.selectbox(
         "Drill down into a publisher's games", list(names), key="publisher", bind="query-params"
     )
-    if chosen is None:
-        return
     games = fetch(url, queries.PUBLISHER_GAMES, (currency, int(names[chosen]), start, end))
     if not empty_state(games, f"{chosen} sold nothing in this period."):
         money = ("net_amount", "gross_amount", "refund_amount")
