@@ -346,6 +346,7 @@ def test_every_dashboard_page_draws_its_charts(platform: Platform) -> None:
                         continue
                     break
                 page.wait_for_timeout(1500)  # let the charts finish their transition
+                settled(page)
                 platform.timings[f"page {name} loaded in"] = round(time.monotonic() - loaded, 2)
                 assert_no_error(page, name)
                 body = page.inner_text("body")
@@ -395,6 +396,29 @@ def open_page(page: Page, url: str, ready: str) -> None:
         return
 
 
+def choose(page: Page, selectbox: str, option: int) -> None:
+    """Pick the ``option``-th entry of the select box labelled ``selectbox``. The page re-runs
+    itself every few seconds, which may close the list just opened: open it again then."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    control = page.get_by_test_id("stSelectbox").filter(has_text=selectbox)
+    for _ in range(5):
+        control.locator("[data-baseweb='select']").click()
+        try:
+            page.get_by_role("option").nth(option).click(timeout=5_000)
+            return
+        except PlaywrightTimeout:
+            page.keyboard.press("Escape")
+    pytest.fail(f"the options of {selectbox!r} did not open")
+
+
+def settled(page: Page) -> None:
+    """Wait for the page's run to finish (the running indicator gone) before a screenshot."""
+    page.wait_for_function(
+        "() => !document.querySelector(\"[data-testid='stStatusWidget']\")", timeout=30_000
+    )
+
+
 def download(page: Page, button: int) -> list[list[str]]:
     """Click the page's ``button``-th "Download CSV" and read the file it saves."""
     with page.expect_download(timeout=60_000) as saving:
@@ -432,6 +456,7 @@ def test_the_storefront_answers_the_morning_questions(platform: Platform) -> Non
         body = page.inner_text("body")
         assert "days with no data in the source, drawn as gaps" in body, body[:3000]
         assert "On 2025-01-07, against the day before" in body
+        settled(page)
         page.screenshot(path=str(SCREENSHOTS / "storefront-period.png"), full_page=True)
 
         publishers = download(page, 0)
@@ -439,8 +464,7 @@ def test_the_storefront_answers_the_morning_questions(platform: Platform) -> Non
         assert len(publishers) > 1, publishers
 
         # Drill down: pick the second publisher of the list; its games follow.
-        page.get_by_test_id("stSelectbox").filter(has_text="Drill down").click()
-        page.get_by_role("option").nth(1).click()
+        choose(page, "Drill down", 1)
         page.wait_for_function(
             "() => location.search.includes('publisher=')"
             " && document.querySelectorAll(\"[data-testid='stDataFrame']\").length >= 2",

@@ -156,6 +156,23 @@ def test_days_without_data_are_gaps_and_zeros_are_drawn(
     assert metrics["Net (USD), 7 days"][0] == f"{12 * (78 + 79):,.2f}"
 
 
+def test_a_period_without_sales_says_so(filled_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    sql(
+        filled_url,
+        "DELETE FROM analytics.daily_publisher_revenue WHERE revenue_date >= current_date - 2",
+    )
+    app = run_page("storefront.py", filled_url, monkeypatch)
+    today = date.today()
+    app.date_input(key="period").set_value((today - timedelta(days=1), today)).run()
+    assert not app.exception
+    assert "No revenue in this period." in texts(app)
+    assert len(app.get("vega_lite_chart")) == 1  # the top games (all time) only
+    # The week before still had sales: the 7-day headline compares with it.
+    metrics = {m.label: (m.value, m.proto.delta) for m in app.metric}
+    assert metrics["Net (USD)"] == ("—", "")
+    assert metrics["Net (USD), 7 days"][1].startswith("-")
+
+
 def test_the_default_currency_has_the_most_revenue_or_is_the_setting(
     filled_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

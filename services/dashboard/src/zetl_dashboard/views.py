@@ -109,8 +109,8 @@ def page(title: str, body: Callable[[str], None], *, business: bool = True) -> N
 
 
 def freshness(url: str) -> None:
-    """ "Data as of": when the marts were last built, and up to when the replica they read
-    holds the source."""
+    """Says how fresh the page is ("Data as of"): when the marts were last built, and up to
+    when the replica they read holds the source."""
     built, applied = fetch_all(url, [(queries.MARTS_BUILT, ()), (queries.REPLICA_APPLIED, ())])
     marts = None if built.empty else built.frame["built_at"].iloc[0]
     replica = None
@@ -182,12 +182,13 @@ def storefront(url: str) -> None:
     )
     frame = numeric(window.frame, "net_amount", "gross_amount", "refund_amount", "sale_count")
     observed = days_of(days.frame)
-    headline(frame, observed, end, currency)
+    headline(frame, observed, end)
+    # The window reaches back for the headline: the charts and tables show the period only.
     in_period = frame[frame["revenue_date"] >= start] if not frame.empty else frame
     observed = [d for d in observed if d >= start]
 
     st.subheader("Net revenue by publisher")
-    if not empty_state(window, "No revenue in this period.") and not in_period.empty:
+    if not empty_state(Result(in_period, window.missing), "No revenue in this period."):
         daily_chart(in_period, "revenue_date", "net_amount", "publisher_name", observed, start, end)
         left, right = st.columns(2)
         with left:
@@ -208,7 +209,7 @@ def storefront(url: str) -> None:
         st.bar_chart(shown, x=label("game_title"), y=net, horizontal=True, sort=f"-{net}")
 
 
-def headline(frame: pd.DataFrame, observed: list[date], end: date, currency: str) -> None:
+def headline(frame: pd.DataFrame, observed: list[date], end: date) -> None:
     """The period's last day against the day before, its last 7 days against the 7 before."""
     figures = ("gross_amount", "net_amount", "refund_amount", "sale_count")
     rows = (
