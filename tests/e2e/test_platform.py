@@ -403,7 +403,7 @@ def choose(page: Page, selectbox: str, option: int) -> None:
 
     control = page.get_by_test_id("stSelectbox").filter(has_text=selectbox)
     for _ in range(5):
-        control.locator("[data-baseweb='select']").click()
+        control.get_by_role("button", name="Open").click()
         try:
             page.get_by_role("option").nth(option).click(timeout=5_000)
             return
