@@ -35,7 +35,7 @@ from zetl.integration import TableState
 from zetl.schema.migrate import upgrade
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGES = ROOT / "services" / "dashboard" / "src" / "zetl_dashboard" / "pages"
+PAGES = ROOT / "services" / "dashboard" / "src" / "zetl_dashboard" / "screens"
 REPLICA = "raw_transactions"
 MARTS = (
     "daily_revenue", "daily_publisher_revenue", "game_revenue", "daily_player_transactions",
@@ -54,17 +54,17 @@ WHERE t.currency = %s GROUP BY 1, 2
 # The baseline of the Storefront's own figures, side by side in the same run: the page's queries
 # as they were before the summary marts, each scanning the per-game detail of daily_revenue.
 DETAIL_STOREFRONT = {
-    "STOREFRONT_TOTALS": (
-        "SELECT currency, coalesce(sum(gross_amount), 0) AS gross,"
-        " coalesce(sum(net_amount), 0) AS net, coalesce(sum(abs(refund_amount)), 0) AS refunds,"
-        " coalesce(sum(sale_count), 0) AS sales, max(revenue_date) AS latest"
-        " FROM analytics.daily_revenue GROUP BY currency ORDER BY net DESC NULLS LAST"
+    "STOREFRONT_CURRENCIES": (
+        "SELECT currency, coalesce(sum(net_amount), 0) AS net, min(revenue_date) AS earliest,"
+        " max(revenue_date) AS latest FROM analytics.daily_revenue GROUP BY currency"
+        " ORDER BY net DESC NULLS LAST, currency"
     ),
     "STOREFRONT_WINDOW": (
-        "SELECT revenue_date, publisher_name, platform, sum(net_amount) AS net_amount,"
-        " sum(gross_amount) AS gross_amount, sum(abs(refund_amount)) AS refund_amount"
-        " FROM analytics.daily_revenue WHERE currency = %s AND revenue_date > %s"
-        " GROUP BY 1, 2, 3 ORDER BY 1"
+        "SELECT revenue_date, publisher_id, publisher_name, platform,"
+        " sum(net_amount) AS net_amount, sum(gross_amount) AS gross_amount,"
+        " sum(abs(refund_amount)) AS refund_amount, sum(sale_count) AS sale_count"
+        " FROM analytics.daily_revenue WHERE currency = %s AND revenue_date BETWEEN %s AND %s"
+        " GROUP BY 1, 2, 3, 4 ORDER BY 1"
     ),
     "TOP_GAMES": (
         "SELECT game_title, sum(net_amount) AS net_amount, sum(sale_count) AS sales"
@@ -139,17 +139,25 @@ def page_queries() -> dict[str, list[Callable[[str], object]]]:
 
     return {
         "storefront": [
-            reading(q.STOREFRONT_TOTALS),
-            reading(q.STOREFRONT_WINDOW, "USD", "1900-01-01"),
+            reading(q.MARTS_BUILT),
+            reading(q.REPLICA_APPLIED),
+            reading(q.STOREFRONT_CURRENCIES),
+            reading(q.STOREFRONT_WINDOW, "USD", "1900-01-01", "2999-12-31"),
+            reading(q.SALE_DAYS, "1900-01-01", "2999-12-31"),
             reading(q.TOP_GAMES, "USD"),
         ],
         "players": [
+            reading(q.MARTS_BUILT),
+            reading(q.REPLICA_APPLIED),
             reading(q.PLAYER_CURRENCIES),
             reading(q.DISCORD_DEPOSITS, "USD"),
-            reading(q.DAILY_WALLET, "USD", 90),
+            reading(q.DAILY_WALLET, "USD", "1900-01-01", "2999-12-31"),
+            reading(q.WALLET_DAYS, "1900-01-01", "2999-12-31"),
             reading(q.TOP_DEPOSITORS, "USD"),
         ],
         "reconciliation": [
+            reading(q.MARTS_BUILT),
+            reading(q.REPLICA_APPLIED),
             reading(q.RECONCILIATION_SUMMARY),
             reading(q.FLAGGED_BY_DAY),
             reading(q.FLAGGED),
@@ -209,8 +217,8 @@ def storefront_from_detail(dev_url: str, repeat: int) -> dict[str, float]:
         for name, text in DETAIL_STOREFRONT.items():
             setattr(q, name, q.Query(("analytics.daily_revenue",), text))
         batch = [
-            (q.STOREFRONT_TOTALS, ()),
-            (q.STOREFRONT_WINDOW, ("USD", "1900-01-01")),
+            (q.STOREFRONT_CURRENCIES, ()),
+            (q.STOREFRONT_WINDOW, ("USD", "1900-01-01", "2999-12-31")),
             (q.TOP_GAMES, ("USD",)),
         ]
 

@@ -9,8 +9,10 @@ each leave `zetl verify` clean. Everything is torn down at the end, on failure t
 
 from __future__ import annotations
 
+import csv
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -19,15 +21,20 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg2
 import pytest
 
 from tests import support
 from tests.harness import free_port
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 # Building every image from scratch takes minutes on a small machine: the first test pays it.
 pytestmark = [pytest.mark.e2e, pytest.mark.docker, pytest.mark.timeout(2400)]
@@ -340,17 +347,169 @@ def test_every_dashboard_page_draws_its_charts(platform: Platform) -> None:
                         continue
                     break
                 page.wait_for_timeout(1500)  # let the charts finish their transition
+                settled(page)
                 platform.timings[f"page {name} loaded in"] = round(time.monotonic() - loaded, 2)
-                errors = page.locator(
-                    "[data-testid='stException'], [data-testid='stAlertContentError']"
-                )
-                assert errors.count() == 0, f"{name}: {errors.first.inner_text()}"
+                assert_no_error(page, name)
                 body = page.inner_text("body")
-                assert "Traceback" not in body and "Failed to fetch" not in body, body[:2000]
+                if name != "health":  # every business page says how fresh it is
+                    assert "Data as of: marts built 20" in body, body[:2000]
+                    assert "the replica holds the source up to 20" in body, body[:2000]
                 page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
             platform.mark("every page drawn")
         finally:
             browser.close()
+
+
+def assert_no_error(page: Page, name: str) -> None:
+    errors = page.locator("[data-testid='stException'], [data-testid='stAlertContentError']")
+    assert errors.count() == 0, f"{name}: {errors.first.inner_text()}"
+    body = page.inner_text("body")
+    assert "Traceback" not in body and "Failed to fetch" not in body, body[:2000]
+
+
+@contextmanager
+def browser_page(height: int = 2000) -> Iterator[Page]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=chromium_path(), args=["--no-sandbox", "--disable-gpu"]
+        )
+        try:
+            yield browser.new_page(
+                viewport={"width": 1440, "height": height}, accept_downloads=True
+            )
+        finally:
+            browser.close()
+
+
+def open_page(page: Page, url: str, ready: str) -> None:
+    """Load ``url`` until ``ready`` (a selector) shows, with the one reload that cures a
+    widget's code failing to load on a busy machine."""
+    for attempt in (1, 2):
+        page.goto(url)
+        page.wait_for_selector(ready, timeout=90_000)
+        page.wait_for_timeout(1500)
+        if attempt == 1 and "Failed to fetch dynamically imported module" in page.inner_text(
+            "body"
+        ):
+            continue
+        return
+
+
+def choose(page: Page, selectbox: str, option: int) -> None:
+    """Pick the ``option``-th entry of the select box labelled ``selectbox``. The page re-runs
+    itself every few seconds, which may close the list just opened: open it again then."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    control = page.get_by_test_id("stSelectbox").filter(has_text=selectbox)
+    for _ in range(5):
+        control.get_by_role("button", name="Open").click()
+        try:
+            page.get_by_role("option").nth(option).click(timeout=5_000)
+            return
+        except PlaywrightTimeout:
+            page.keyboard.press("Escape")
+    pytest.fail(f"the options of {selectbox!r} did not open")
+
+
+def settled(page: Page) -> None:
+    """Wait for the page's run to finish (the running indicator gone) before a screenshot."""
+    page.wait_for_function(
+        "() => !document.querySelector(\"[data-testid='stStatusWidget']\")", timeout=30_000
+    )
+
+
+def download(page: Page, button: int) -> list[list[str]]:
+    """Click the page's ``button``-th "Download CSV" and read the file it saves."""
+    with page.expect_download(timeout=60_000) as saving:
+        page.get_by_role("button", name="Download CSV").nth(button).click()
+    return list(csv.reader(Path(saving.value.path()).read_text().splitlines()))
+
+
+def test_the_storefront_answers_the_morning_questions(platform: Platform) -> None:
+    """Headline deltas, a period picked by link (the sample's first week, whose days without
+    any sale are a gap, not a slump), each table's CSV, and a publisher's games."""
+    base = f"http://127.0.0.1:{platform.env['DASHBOARD_PORT']}"
+    with browser_page() as page:
+        open_page(page, f"{base}/", "[data-testid='stMetric']")
+        body = page.inner_text("body")
+        assert re.search(r"On \d{4}-\d\d-\d\d, against the day before", body), body[:2000]
+        assert re.search(r"7 days to \d{4}-\d\d-\d\d, against the 7 days before", body)
+        labels = page.locator("[data-testid='stMetricLabel']").all_inner_texts()
+        assert any(text.endswith(", 7 days") for text in labels), labels
+        # Live events are dated now: the latest day with sales is today (UTC).
+        today = datetime.now(UTC).date()
+        assert f"On {today:%Y-%m-%d}" in body or f"On {today - timedelta(days=1):%Y-%m-%d}" in body
+
+        # The sample export sold on 2025-01-01 only; the next six days have no sale at all.
+        open_page(
+            page,
+            f"{base}/?currency=USD&period=2025-01-01&period=2025-01-07",
+            "[data-testid='stDataFrame']",
+        )
+        assert_no_error(page, "storefront, the sample's week")
+        picked = [i.input_value() for i in page.locator("[data-testid='stDateInput'] input").all()]
+        assert picked == ["2025-01-01", "2025-01-07"]
+        page.wait_for_function(
+            "() => document.querySelectorAll('.vega-embed').length >= 4", timeout=90_000
+        )
+        body = page.inner_text("body")
+        assert "days with no data in the source, drawn as gaps" in body, body[:3000]
+        assert "On 2025-01-07, against the day before" in body
+        settled(page)
+        page.screenshot(path=str(SCREENSHOTS / "storefront-period.png"), full_page=True)
+
+        publishers = download(page, 0)
+        assert publishers[0] == ["Publisher", "Net (USD)", "Gross (USD)", "Refunded (USD)", "Sales"]
+        assert len(publishers) > 1, publishers
+
+        # Drill down: pick the second publisher of the list; its games follow.
+        choose(page, "Drill down", 1)
+        page.wait_for_function(
+            "() => location.search.includes('publisher=')"
+            " && document.querySelectorAll(\"[data-testid='stDataFrame']\").length >= 2",
+            timeout=60_000,
+        )
+        page.wait_for_timeout(1500)
+        games = download(page, 1)
+        assert games[0] == [
+            "Game", "Platform", "Net (USD)", "Gross (USD)", "Refunded (USD)", "Sales"
+        ]  # fmt: skip
+        assert len(games) > 1, games
+        net = round(sum(float(row[2]) for row in games[1:]), 2)
+        assert net in {round(float(row[1]), 2) for row in publishers[1:]}, (
+            "the games of a publisher add up to its net",
+            games,
+            publishers,
+        )
+
+        # Players: readable labels in the table and its CSV.
+        open_page(page, f"{base}/players", "[data-testid='stDataFrame']")
+        depositors = download(page, 0)
+        assert depositors[0] == ["Player", "Largest deposit", "Second largest", "Third largest"]
+        assert len(depositors) > 1
+    platform.mark("the storefront's period, deltas, CSV and drill-down")
+
+
+def test_a_direct_link_after_a_restart_has_the_navigation(platform: Platform) -> None:
+    """A fresh dashboard server, opened first at /health (not /): the sidebar lists the
+    pages by title and the layout is the wide one, as when / was opened first."""
+    platform.compose("restart", "dashboard")
+    wait_for(
+        "the restarted dashboard to answer",
+        lambda: platform.http("DASHBOARD_PORT", "/_stcore/health")[0] == 200,
+        platform,
+    )
+    base = f"http://127.0.0.1:{platform.env['DASHBOARD_PORT']}"
+    with browser_page(height=1100) as page:
+        for path in ("health", "players"):
+            open_page(page, f"{base}/{path}", "[data-testid='stMainBlockContainer'] h1")
+            nav = page.locator("[data-testid='stSidebarNav'] a").all_inner_texts()
+            assert nav == ["Storefront", "Players", "Reconciliation", "Platform health"], nav
+            box = page.locator("[data-testid='stMainBlockContainer']").bounding_box()
+            assert box is not None and box["width"] > 1000, box  # wide, not centred (~730 px)
+    platform.mark("a direct link after a restart")
 
 
 def test_psycopg2_reads_the_marts_through_the_redshift_front(platform: Platform) -> None:

@@ -32,3 +32,13 @@ def test_the_refresh_interval_must_be_a_number() -> None:
     assert refresh_seconds({"ZETL_DASHBOARD_REFRESH_SECONDS": "2"}) == 5  # a floor, not a DoS
     with pytest.raises(ConfigError, match="ZETL_DASHBOARD_REFRESH_SECONDS"):
         refresh_seconds({"ZETL_DASHBOARD_REFRESH_SECONDS": "soon"})
+
+
+def test_the_default_currency_must_be_a_currency_code() -> None:
+    from zetl.errors import ConfigError
+    from zetl_dashboard.data import default_currency
+
+    assert default_currency({}) is None
+    assert default_currency({"ZETL_DASHBOARD_CURRENCY": " eur "}) == "EUR"
+    with pytest.raises(ConfigError, match="ZETL_DASHBOARD_CURRENCY must be a three-letter"):
+        default_currency({"ZETL_DASHBOARD_CURRENCY": "dollars"})

@@ -14,6 +14,7 @@ import pandas as pd
 
 from zetl import integration
 from zetl.db import connect
+from zetl.errors import ConfigError
 from zetl.settings import EnvSpec, Settings, integer, setting
 
 DEFAULT_REFRESH_SECONDS = 30
@@ -35,15 +36,30 @@ def _refresh(name: str, value: str) -> int:
     return max(5, integer(name, value))  # a floor: many browsers must not hammer the warehouse
 
 
+def _currency(name: str, value: str) -> str:
+    code = value.strip().upper()
+    if len(code) != 3 or not code.isalpha():
+        raise ConfigError(
+            f"{name} must be a three-letter currency code (USD, EUR, ...), not {value!r}"
+        )
+    return code
+
+
 @dataclass(frozen=True)
 class DashboardSettings(EnvSpec):
     refresh_seconds: int = setting(
         "ZETL_DASHBOARD_REFRESH_SECONDS", DEFAULT_REFRESH_SECONDS, _refresh
     )
+    # The currency pages open on; unset (or absent from the data): the one with most revenue.
+    currency: str | None = setting("ZETL_DASHBOARD_CURRENCY", None, _currency)
 
 
 def refresh_seconds(environ: dict[str, str] | None = None) -> int:
     return DashboardSettings.from_env(environ).refresh_seconds
+
+
+def default_currency(environ: dict[str, str] | None = None) -> str | None:
+    return DashboardSettings.from_env(environ).currency
 
 
 def warehouse_url() -> str:

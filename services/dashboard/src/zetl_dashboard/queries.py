@@ -16,23 +16,38 @@ class Query(NamedTuple):
 
 DAILY_PUBLISHER_REVENUE = ("analytics.daily_publisher_revenue",)
 # The Storefront reads two small marts, never the per-game detail of daily_revenue (about one
-# row per sale line on a busy catalogue): daily_publisher_revenue (day, publisher, platform,
-# currency) for the totals per currency (with each currency's latest day) and the days of the
-# window, from which the charts sum (its index on currency and day serves the window), and
-# game_revenue (game, currency) for the top games.
-STOREFRONT_TOTALS = Query(
+# row per sale line on a busy catalogue) but for one publisher's games in the period asked:
+# daily_publisher_revenue (day, publisher, platform, currency) for each currency's revenue and
+# dates, the days of the period (the window query; its index on currency and day serves it),
+# from which the page sums its figures and charts, and game_revenue (game, currency) for the
+# top games.
+STOREFRONT_CURRENCIES = Query(
     DAILY_PUBLISHER_REVENUE,
-    "SELECT currency, coalesce(sum(gross_amount), 0) AS gross,"
-    " coalesce(sum(net_amount), 0) AS net, coalesce(sum(abs(refund_amount)), 0) AS refunds,"
-    " coalesce(sum(sale_count), 0) AS sales, max(revenue_date) AS latest"
-    " FROM analytics.daily_publisher_revenue GROUP BY currency ORDER BY net DESC NULLS LAST",
+    "SELECT currency, coalesce(sum(net_amount), 0) AS net, min(revenue_date) AS earliest,"
+    " max(revenue_date) AS latest FROM analytics.daily_publisher_revenue GROUP BY currency"
+    " ORDER BY net DESC NULLS LAST, currency",
 )
 STOREFRONT_WINDOW = Query(
     DAILY_PUBLISHER_REVENUE,
-    "SELECT revenue_date, publisher_name, platform, sum(net_amount) AS net_amount,"
-    " sum(gross_amount) AS gross_amount, sum(abs(refund_amount)) AS refund_amount"
-    " FROM analytics.daily_publisher_revenue WHERE currency = %s AND revenue_date > %s"
-    " GROUP BY 1, 2, 3 ORDER BY 1",
+    "SELECT revenue_date, publisher_id, publisher_name, platform, sum(net_amount) AS net_amount,"
+    " sum(gross_amount) AS gross_amount, sum(abs(refund_amount)) AS refund_amount,"
+    " sum(sale_count) AS sale_count FROM analytics.daily_publisher_revenue"
+    " WHERE currency = %s AND revenue_date BETWEEN %s AND %s GROUP BY 1, 2, 3, 4 ORDER BY 1",
+)
+# Days on which the storefront recorded any sale, in any currency: a day with data. On such a
+# day a publisher or platform that sold nothing sold zero; a day without is a gap.
+SALE_DAYS = Query(
+    DAILY_PUBLISHER_REVENUE,
+    "SELECT DISTINCT revenue_date AS day FROM analytics.daily_publisher_revenue"
+    " WHERE revenue_date BETWEEN %s AND %s ORDER BY 1",
+)
+PUBLISHER_GAMES = Query(
+    ("analytics.daily_revenue",),
+    "SELECT game_title, platform, sum(net_amount) AS net_amount,"
+    " sum(gross_amount) AS gross_amount, sum(abs(refund_amount)) AS refund_amount,"
+    " sum(sale_count) AS sales FROM analytics.daily_revenue"
+    " WHERE currency = %s AND publisher_id = %s AND revenue_date BETWEEN %s AND %s"
+    " GROUP BY 1, 2 ORDER BY 3 DESC NULLS LAST, 1, 2",
 )
 TOP_GAMES = Query(
     ("analytics.game_revenue",),
@@ -43,8 +58,9 @@ TOP_GAMES = Query(
 
 PLAYER_CURRENCIES = Query(
     ("analytics.daily_player_transactions",),
-    "SELECT currency, sum(total_deposits) AS deposits"
-    " FROM analytics.daily_player_transactions GROUP BY 1 ORDER BY 2 DESC NULLS LAST",
+    "SELECT currency, sum(total_deposits) AS net, min(activity_date) AS earliest,"
+    " max(activity_date) AS latest FROM analytics.daily_player_transactions"
+    " GROUP BY 1 ORDER BY 2 DESC NULLS LAST, 1",
 )
 DISCORD_DEPOSITS = Query(
     ("analytics.agg_discord_deposits_by_country",),
@@ -63,8 +79,13 @@ DAILY_WALLET = Query(
     "SELECT activity_date, sum(total_deposits) AS deposits,"
     " sum(abs(total_withdrawals)) AS withdrawals"
     " FROM analytics.daily_player_transactions WHERE currency = %s"
-    " AND activity_date > (SELECT max(activity_date)"
-    " FROM analytics.daily_player_transactions) - %s GROUP BY 1 ORDER BY 1",
+    " AND activity_date BETWEEN %s AND %s GROUP BY 1 ORDER BY 1",
+)
+# Days with any wallet activity, in any currency (as SALE_DAYS for the Storefront).
+WALLET_DAYS = Query(
+    ("analytics.daily_player_transactions",),
+    "SELECT DISTINCT activity_date AS day FROM analytics.daily_player_transactions"
+    " WHERE activity_date BETWEEN %s AND %s ORDER BY 1",
 )
 
 RECONCILIATION_SUMMARY = Query(
@@ -102,6 +123,17 @@ CHECKPOINT_HISTORY = Query(
     "SELECT checkpoint, finished_at, CASE WHEN success THEN 'pass' ELSE 'fail' END AS outcome"
     " FROM zetl_dq.checkpoint_result WHERE finished_at IS NOT NULL"
     " ORDER BY finished_at DESC LIMIT 500",
+)
+# How fresh a business page is: when the marts were last built, and how far the replica they
+# read holds the source (the latest lag sample: its time less the lag then).
+MARTS_BUILT = Query(
+    ("zetl_transform.run_log",),
+    "SELECT max(finished_at) AS built_at FROM zetl_transform.run_log WHERE success",
+)
+REPLICA_APPLIED = Query(
+    ("zetl.lag_history",),
+    "SELECT sampled_at, lag_seconds FROM zetl.lag_history WHERE lag_seconds IS NOT NULL"
+    " ORDER BY sampled_at DESC LIMIT 1",
 )
 TRANSFORM_LAST = Query(
     ("zetl_transform.run_log",),

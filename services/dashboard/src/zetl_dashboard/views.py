@@ -1,14 +1,15 @@
 """The four pages. Each re-runs itself every ZETL_DASHBOARD_REFRESH_SECONDS (a fragment, so
 the rest of the page keeps its widgets), and reads through a cache with the same TTL: many
-browsers cost one query per TTL."""
+browsers cost one query per TTL. How figures are drawn (labels, gaps, tables) is in
+``zetl_dashboard.show``."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
-from typing import Any
+from datetime import date, timedelta
+from typing import Any, Literal
 
 import pandas as pd
 import psycopg2
@@ -20,11 +21,22 @@ from zetl.errors import ZetlError, first_line
 from zetl_dashboard import queries
 from zetl_dashboard.data import (
     Result,
+    default_currency,
     numeric,
     read,
     read_table_states,
     refresh_seconds,
     warehouse_url,
+)
+from zetl_dashboard.show import (
+    MISSING,
+    as_of,
+    change,
+    daily_chart,
+    days_of,
+    label,
+    period_sum,
+    table,
 )
 
 REFRESH_SECONDS = refresh_seconds()
@@ -77,14 +89,18 @@ def empty_state(result: Result, nothing: str) -> bool:
     return False
 
 
-def page(title: str, body: Callable[[str], None]) -> None:
-    """A page: title, then its body refreshed in place; an unreachable warehouse is one line."""
+def page(title: str, body: Callable[[str], None], *, business: bool = True) -> None:
+    """A page: title, then its body refreshed in place; an unreachable warehouse is one line.
+    A business page first says how fresh its figures are."""
     st.title(title)
 
     @st.fragment(run_every=REFRESH_SECONDS)
     def refreshed() -> None:
         try:
-            body(warehouse_url())
+            url = warehouse_url()
+            if business:
+                freshness(url)
+            body(url)
         except (ZetlError, psycopg2.Error) as exc:
             st.warning(f"Cannot read the warehouse right now: {first_line(exc)}")
         st.caption(f"Refreshes every {REFRESH_SECONDS} s.")
@@ -92,89 +108,212 @@ def page(title: str, body: Callable[[str], None]) -> None:
     refreshed()
 
 
-def pick_currency(url: str, query: queries.Query, key: str) -> str | None:
-    result = fetch(url, query)
-    if empty_state(result, "No transactions yet."):
-        return None
-    options = [str(c) for c in result.frame["currency"]]
-    currency = str(st.selectbox("Currency", options, key=key))
+def freshness(url: str) -> None:
+    """Says how fresh the page is ("Data as of"): when the marts were last built, and up to
+    when the replica they read holds the source."""
+    built, applied = fetch_all(url, [(queries.MARTS_BUILT, ()), (queries.REPLICA_APPLIED, ())])
+    marts = None if built.empty else built.frame["built_at"].iloc[0]
+    replica = None
+    if not applied.empty:
+        sample = applied.frame.iloc[0]
+        replica = sample["sampled_at"] - timedelta(seconds=float(sample["lag_seconds"]))
+    built_at, applied_at = as_of(marts), as_of(replica)
+    st.caption(
+        "Data as of: "
+        + (f"marts built {built_at}" if built_at else "no transform has built the marts yet")
+        + "; "
+        + (f"the replica holds the source up to {applied_at}" if applied_at else
+           "no replication report yet")
+        + "."
+    )  # fmt: skip
+
+
+def pick_currency(currencies: pd.DataFrame, key: str) -> str:
+    """The currency picker: options in a fixed order, opening on ZETL_DASHBOARD_CURRENCY when
+    the data has it, else on the currency with the most revenue (first in ``currencies``)."""
+    options = sorted(str(c) for c in currencies["currency"])
+    preferred = default_currency()
+    first = preferred if preferred in options else str(currencies["currency"].iloc[0])
+    currency = str(
+        st.selectbox("Currency", options, index=options.index(first), key=key, bind="query-params")
+    )
     st.session_state["currency_label"] = currency
     return currency
 
 
-def storefront(url: str) -> None:
-    totals = fetch(url, queries.STOREFRONT_TOTALS)
-    if empty_state(totals, "No transactions yet."):
-        return
-    frame = numeric(totals.frame, "gross", "net", "refunds", "sales")
-    currency = str(st.selectbox("Currency", [str(c) for c in frame["currency"]], key="sf_cur"))
-    st.session_state["currency_label"] = currency
-    days = int(st.slider("Days", 7, 365, 90, key="storefront_days"))
-    row = frame[frame["currency"] == currency].iloc[0]
-    # Two by two, the currency in the label: four amounts side by side, each with its
-    # currency, were wider than their columns and shown cut off ("109,427.95 …").
-    upper, lower = st.columns(2), st.columns(2)
-    upper[0].metric(f"Gross ({currency})", f"{row['gross']:,.2f}")
-    upper[1].metric(f"Net ({currency})", f"{row['net']:,.2f}")
-    lower[0].metric(f"Refunded ({currency})", f"{row['refunds']:,.2f}")
-    lower[1].metric("Sales", f"{int(row['sales']):,}")
-    since = row["latest"] - timedelta(days=days)
-    window, top = fetch_all(
-        url, [(queries.STOREFRONT_WINDOW, (currency, since)), (queries.TOP_GAMES, (currency,))]
+def pick_period(earliest: date, latest: date, key: str) -> tuple[date, date]:
+    """The date-range picker: the 30 days to the latest day with data unless changed. While
+    only a start is picked, the period is that one day."""
+    today = date.today()
+    chosen = st.date_input(
+        "Period",
+        value=(max(earliest, latest - timedelta(days=29)), latest),
+        min_value=earliest,
+        max_value=max(latest, today),
+        key=key,
+        bind="query-params",  # a period is a link: ?period=2025-01-01&period=2025-01-14
     )
+    picked = [d for d in (chosen if isinstance(chosen, tuple | list) else (chosen,)) if d]
+    if not picked:
+        return max(earliest, latest - timedelta(days=29)), latest
+    return picked[0], picked[-1]
+
+
+def storefront(url: str) -> None:
+    currencies = fetch(url, queries.STOREFRONT_CURRENCIES)
+    if empty_state(currencies, "No transactions yet."):
+        return
+    picker, dates = st.columns(2)
+    with picker:
+        currency = pick_currency(currencies.frame, "currency")
+    bounds = currencies.frame[currencies.frame["currency"] == currency].iloc[0]
+    with dates:
+        start, end = pick_period(bounds["earliest"], bounds["latest"], "period")
+    # The headline compares with the day and the week before the period's end, which may lie
+    # before its start: the window read covers both.
+    first = min(start, end - timedelta(days=13))
+    window, days, top = fetch_all(
+        url,
+        [
+            (queries.STOREFRONT_WINDOW, (currency, first, end)),
+            (queries.SALE_DAYS, (first, end)),
+            (queries.TOP_GAMES, (currency,)),
+        ],
+    )
+    frame = numeric(window.frame, "net_amount", "gross_amount", "refund_amount", "sale_count")
+    observed = days_of(days.frame)
+    headline(frame, observed, end)
+    # The window reaches back for the headline: the charts and tables show the period only.
+    in_period = frame[frame["revenue_date"] >= start] if not frame.empty else frame
+    observed = [d for d in observed if d >= start]
 
     st.subheader("Net revenue by publisher")
-    if not empty_state(window, "No revenue in this period."):
-        days_frame = numeric(window.frame, "net_amount", "gross_amount", "refund_amount")
-        by_publisher = days_frame.groupby(["revenue_date", "publisher_name"], as_index=False).agg(
-            net_amount=("net_amount", "sum")
-        )
-        st.line_chart(labelled(by_publisher), x="Day", y=f"Net ({currency})", color="Publisher")
+    if not empty_state(Result(in_period, window.missing), "No revenue in this period."):
+        daily_chart(in_period, "revenue_date", "net_amount", "publisher_name", observed, start, end)
         left, right = st.columns(2)
         with left:
             st.subheader("Gross revenue by platform")
-            by_platform = days_frame.groupby(["revenue_date", "platform"], as_index=False).agg(
-                gross_amount=("gross_amount", "sum")
-            )
-            st.bar_chart(labelled(by_platform), x="Day", y=f"Gross ({currency})", color="Platform")
+            daily_chart(
+                in_period, "revenue_date", "gross_amount", "platform", observed, start, end,
+                mark="bar",
+            )  # fmt: skip
         with right:
             st.subheader("Refunds")
-            refunds = days_frame.groupby("revenue_date", as_index=False).agg(
-                refund_amount=("refund_amount", "sum")
-            )
-            st.area_chart(labelled(refunds), x="Day", y=f"Refunded ({currency})")
+            daily_chart(in_period, "revenue_date", "refund_amount", None, observed, start, end)
+        publishers(url, in_period, currency, start, end)
 
-    st.subheader("Top games by net revenue")
+    st.subheader("Top games by net revenue (all time)")
     if not empty_state(top, "No game sold yet."):
-        frame = labelled(numeric(top.frame, "net_amount"))
-        net = f"Net ({currency})"
-        st.bar_chart(frame, x="Game", y=net, horizontal=True, sort=f"-{net}")
+        shown = labelled(numeric(top.frame, "net_amount"))
+        net = label("net_amount")
+        st.bar_chart(shown, x=label("game_title"), y=net, horizontal=True, sort=f"-{net}")
+
+
+def headline(frame: pd.DataFrame, observed: list[date], end: date) -> None:
+    """The period's last day against the day before, its last 7 days against the 7 before."""
+    figures = ("gross_amount", "net_amount", "refund_amount", "sale_count")
+    rows = (
+        ("On", 1, "the day before"),
+        ("7 days to", 7, "the 7 days before"),
+    )
+    for title, span, before in rows:
+        now = period_sum(frame, "revenue_date", figures, end - timedelta(days=span - 1), end)
+        then = period_sum(
+            frame, "revenue_date", figures, end - timedelta(days=2 * span - 1),
+            end - timedelta(days=span),
+        )  # fmt: skip
+        # A span without any data has no figure (a dash), not a zero.
+        has_data = any(end - timedelta(days=span - 1) <= d <= end for d in observed)
+        had_data = any(end - timedelta(days=2 * span - 1) <= d <= end - timedelta(days=span)
+                       for d in observed)  # fmt: skip
+        st.markdown(f"**{title} {end:%Y-%m-%d}**, against {before}")
+        cols = st.columns(4)
+        suffix = "" if span == 1 else f", {span} days"
+        for col, figure in zip(cols, figures, strict=True):
+            money = figure != "sale_count"
+            name = label(figure) + suffix
+            value = f"{now[figure]:,.2f}" if money else f"{int(now[figure]):,}"
+            if not has_data:
+                value = MISSING
+            delta = change(now[figure], then[figure], money) if had_data and has_data else None
+            # More refunds are worse; no change is neither (no arrow, no colour).
+            same = now[figure] == then[figure]
+            color: Literal["normal", "inverse", "off"] = (
+                "off" if same else "inverse" if figure == "refund_amount" else "normal"
+            )
+            col.metric(
+                name, value, delta, delta_color=color, delta_arrow="off" if same else "auto",
+                delta_description=None if delta else f"no data {before}" if has_data else "no data",
+            )  # fmt: skip
+
+
+def publishers(url: str, frame: pd.DataFrame, currency: str, start: date, end: date) -> None:
+    """The period's publishers, and a drill-down to one publisher's games."""
+    st.subheader("Publishers in this period")
+    totals = (
+        frame.groupby(["publisher_id", "publisher_name"], as_index=False)
+        .agg(
+            net_amount=("net_amount", "sum"),
+            gross_amount=("gross_amount", "sum"),
+            refund_amount=("refund_amount", "sum"),
+            sale_count=("sale_count", "sum"),
+        )
+        .sort_values(["net_amount", "publisher_name"], ascending=[False, True])
+        .astype({"sale_count": "int64"})
+    )
+    money = ("net_amount", "gross_amount", "refund_amount")
+    table(totals.drop(columns="publisher_id"), "publishers", money=money)
+    # One option per publisher: two publishers of one name are told apart by their id.
+    twice = totals["publisher_name"].duplicated(keep=False)
+    names = {
+        f"{name} (id {pid})" if again else str(name): pid
+        for name, pid, again in zip(
+            totals["publisher_name"], totals["publisher_id"], twice, strict=True
+        )
+    }
+    chosen = st.selectbox(
+        "Drill down into a publisher's games", list(names), key="publisher", bind="query-params"
+    )
+    games = fetch(url, queries.PUBLISHER_GAMES, (currency, int(names[chosen]), start, end))
+    if not empty_state(games, f"{chosen} sold nothing in this period."):
+        money = ("net_amount", "gross_amount", "refund_amount")
+        table(numeric(games.frame, *money), f"games-of-{chosen}", money=money)
 
 
 def players(url: str) -> None:
-    currency = pick_currency(url, queries.PLAYER_CURRENCIES, "players_currency")
-    if currency is None:
+    currencies = fetch(url, queries.PLAYER_CURRENCIES)
+    if empty_state(currencies, "No transactions yet."):
         return
-    st.subheader("Deposits of Discord-referred, KYC-approved players, by country")
+    picker, dates = st.columns(2)
+    with picker:
+        currency = pick_currency(currencies.frame, "currency")
+    bounds = currencies.frame[currencies.frame["currency"] == currency].iloc[0]
+    with dates:
+        start, end = pick_period(bounds["earliest"], bounds["latest"], "period")
+    st.subheader("Deposits of Discord-referred, KYC-approved players, by country (all time)")
     result = fetch(url, queries.DISCORD_DEPOSITS, (currency,))
     if not empty_state(result, "No deposit from a Discord-referred, approved player yet."):
         frame = labelled(numeric(result.frame, "deposit_total"))
-        total = f"Deposits ({currency})"
-        st.bar_chart(frame, x="Country", y=total, sort=f"-{total}")
+        total = label("deposit_total")
+        # Bars along, countries down: their labels read across, never turned on end.
+        st.bar_chart(frame, x=label("country_code"), y=total, sort=f"-{total}", horizontal=True)
 
     st.subheader("Daily deposits and withdrawals")
-    days = int(st.slider("Days", 7, 365, 90, key="players_days"))
-    result = fetch(url, queries.DAILY_WALLET, (currency, days))
-    if not empty_state(result, "No wallet activity in this period."):
-        frame = numeric(result.frame, "deposits", "withdrawals")
-        frame = frame.rename(columns={"activity_date": "Day", "deposits": "Deposits",
-                                      "withdrawals": "Withdrawals"})  # fmt: skip
-        st.line_chart(frame, x="Day", y=["Deposits", "Withdrawals"])
+    wallet, days = fetch_all(
+        url, [(queries.DAILY_WALLET, (currency, start, end)), (queries.WALLET_DAYS, (start, end))]
+    )
+    if not empty_state(wallet, "No wallet activity in this period."):
+        frame = numeric(wallet.frame, "deposits", "withdrawals").melt(
+            id_vars="activity_date", var_name="flow", value_name="amount"
+        )
+        frame["flow"] = frame["flow"].map({"deposits": "Deposits", "withdrawals": "Withdrawals"})
+        daily_chart(frame, "activity_date", "amount", "flow", days_of(days.frame), start, end)
 
-    st.subheader("Top depositors (their three largest deposits)")
+    st.subheader("Top depositors (their three largest deposits, all time)")
     result = fetch(url, queries.TOP_DEPOSITORS, (currency,))
     if not empty_state(result, "No deposit yet."):
-        st.dataframe(result.frame, hide_index=True, use_container_width=True)
+        money = ("top_deposit_1", "top_deposit_2", "top_deposit_3")
+        table(numeric(result.frame, *money), "top-depositors", money=money)
 
 
 def reconciliation(url: str) -> None:
@@ -199,7 +338,8 @@ def reconciliation(url: str) -> None:
     st.subheader("Latest flagged transactions (header total ≠ sum of lines)")
     flagged = fetch(url, queries.FLAGGED)
     if not empty_state(flagged, "Nothing flagged."):
-        st.dataframe(flagged.frame, hide_index=True, use_container_width=True)
+        money = ("header_total", "lines_total", "difference")
+        table(numeric(flagged.frame, *money), "flagged-transactions", money=money)
 
 
 def health(url: str) -> None:
@@ -210,15 +350,13 @@ def health(url: str) -> None:
         cols = st.columns(max(1, len(counts)))
         for col, (state, count) in zip(cols, counts.items(), strict=False):
             col.metric(str(state), int(count))
-        st.dataframe(states.frame, hide_index=True, use_container_width=True)
+        table(states.frame, "replication-tables")
 
     st.subheader("Replication lag, last hour")
     lag = fetch(url, queries.LAG, (60,))
     if not empty_state(lag, "No lag sample in the last hour."):
-        frame = numeric(lag.frame, "lag_seconds").rename(
-            columns={"sampled_at": "Sampled at", "lag_seconds": "Lag (s)"}
-        )
-        st.line_chart(frame, x="Sampled at", y="Lag (s)")
+        frame = numeric(lag.frame, "lag_seconds")
+        lag_chart(frame)
 
     st.subheader("Data quality")
     last = fetch(url, queries.CHECKPOINT_LAST)
@@ -243,27 +381,37 @@ def health(url: str) -> None:
         st.subheader("Last transform")
         run = fetch(url, queries.TRANSFORM_LAST)
         if not empty_state(run, "No transform has run yet."):
-            st.dataframe(_transposed(run.frame), use_container_width=True)
+            table(run.frame, "last-transform", transposed=True)
     with right:
         st.subheader("Last Airflow runs")
         dag = fetch(url, queries.DAG_RUN_LAST)
         if dag.missing is None and not dag.frame.empty:
-            st.dataframe(dag.frame, hide_index=True, use_container_width=True)
+            table(dag.frame, "airflow-runs")
         else:
             st.caption(WAITING["zetl_orchestration.dag_run"])
 
 
+# Lag samples further apart than this mean the replicator did not report: the line breaks.
+LAG_GAP = timedelta(seconds=30)
+
+
+def lag_chart(frame: pd.DataFrame) -> None:
+    sampled = pd.to_datetime(frame["sampled_at"], utc=True)
+    segment = (sampled.diff() > LAG_GAP).cumsum()
+    data = pd.DataFrame({"Sampled at": sampled, "Lag (s)": frame["lag_seconds"], "run": segment})
+    spec = {
+        "mark": {"type": "line", "point": {"size": 12}},
+        "encoding": {
+            "x": {"field": "Sampled at", "type": "temporal", "scale": {"type": "utc"}},
+            "y": {"field": "Lag (s)", "type": "quantitative"},
+            "detail": {"field": "run", "type": "nominal"},
+        },
+    }
+    st.vega_lite_chart(data, spec)
+    if int(segment.iloc[-1]):
+        st.caption("Breaks in the line: the replicator sent no report for over 30 s.")
+
+
 def labelled(frame: pd.DataFrame) -> pd.DataFrame:
     """Column names as the charts' axes and legends show them (amounts carry the currency)."""
-    currency = st.session_state.get("currency_label", "")
-    names = {
-        "revenue_date": "Day", "publisher_name": "Publisher", "platform": "Platform",
-        "game_title": "Game", "country_code": "Country",
-        "net_amount": f"Net ({currency})", "gross_amount": f"Gross ({currency})",
-        "refund_amount": f"Refunded ({currency})", "deposit_total": f"Deposits ({currency})",
-    }  # fmt: skip
-    return frame.rename(columns=names)
-
-
-def _transposed(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame.astype(str).T.rename(columns={0: "value"})
+    return frame.rename(columns=label)

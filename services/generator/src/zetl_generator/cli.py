@@ -85,6 +85,11 @@ def generate(
         + ")",
     ),
     metrics_port: int = typer.Option(None, help="serve /metrics and /healthz on this port"),
+    simulated_clock: bool = typer.Option(
+        False,
+        "--simulated-clock",
+        help="date events by a simulated clock the seed reproduces (default: the present)",
+    ),
 ) -> None:
     """Run the workload until stopped (SIGTERM/SIGINT stop it at a transaction boundary)."""
     if ctx.invoked_subcommand is not None:
@@ -94,7 +99,7 @@ def generate(
     from zetl_generator.workload import Workload, WorkloadOptions, stop_on_signals
 
     url = Settings.from_env().require_source()
-    options = WorkloadOptions(rate, duration, max_events, seed, Mix.parse(mix))
+    options = WorkloadOptions(rate, duration, max_events, seed, Mix.parse(mix), simulated_clock)
     wait_until_ready(url)
     workload = Workload(url, options)
     if metrics_port is not None:

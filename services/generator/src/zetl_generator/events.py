@@ -3,7 +3,8 @@ business rule (docs in the package README; the checks are in ``zetl.schema.rules
 
 Entities are picked by a random probe into the primary-key range, not ``ORDER BY random()``,
 so the choice comes from the run's seeded RNG: the same seed and the same starting state
-give the same rows. Business time comes from a simulated clock for the same reason.
+give the same rows. Business time is the present by default (a data team compares the live
+data against today); a simulated clock makes the timestamps reproducible too.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg2.extensions
 from faker import Faker
@@ -22,13 +23,33 @@ from zetl_generator import world
 from zetl_generator.mix import EventKind
 
 Row = tuple[Any, ...]
-DEFAULT_START = datetime(2025, 1, 1, tzinfo=UTC)
+DEFAULT_START = datetime(2025, 1, 1, tzinfo=UTC)  # where a simulated clock starts
 MEAN_EVENT_GAP_S = 30.0  # simulated seconds between two events
+
+
+class Clock(Protocol):
+    """Business time: never before what the database already holds, and only moving on, so
+    an event never precedes the one it depends on (a deposit, the KYC approval before it)."""
+
+    now: datetime
+
+    def tick(self, rng: random.Random) -> datetime: ...
+
+
+@dataclass
+class PresentClock:
+    """The wall clock (UTC), nudged a millisecond on where it would not move forward."""
+
+    now: datetime
+
+    def tick(self, rng: random.Random) -> datetime:
+        self.now = max(datetime.now(UTC), self.now + timedelta(milliseconds=1))
+        return self.now
 
 
 @dataclass
 class SimulatedClock:
-    """Business time: starts after everything already in the database and only moves on."""
+    """A random gap per event from the run's RNG: the same seed gives the same timestamps."""
 
     now: datetime
 
@@ -48,11 +69,14 @@ SELECT max(t) FROM (
 """
 
 
-def start_clock(cur: psycopg2.extensions.cursor) -> SimulatedClock:
+def start_clock(cur: psycopg2.extensions.cursor, simulated: bool) -> Clock:
+    """The run's clock, starting after the newest business timestamp in the database."""
     cur.execute(LATEST_BUSINESS_TIME)
     row = cur.fetchone()
-    latest = row[0] if row else None
-    return SimulatedClock(max(latest, DEFAULT_START) if latest else DEFAULT_START)
+    latest = row[0] if row and row[0] else None
+    if simulated:
+        return SimulatedClock(max(latest, DEFAULT_START) if latest else DEFAULT_START)
+    return PresentClock(latest or datetime.now(UTC))
 
 
 class Storefront:
@@ -63,7 +87,7 @@ class Storefront:
         cur: psycopg2.extensions.cursor,
         rng: random.Random,
         fake: Faker,
-        clock: SimulatedClock,
+        clock: Clock,
     ) -> None:
         self.cur, self.rng, self.fake, self.clock = cur, rng, fake, clock
 

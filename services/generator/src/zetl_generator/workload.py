@@ -19,7 +19,7 @@ from faker import Faker
 
 from zetl.db import connect, is_connection_lost
 from zetl.errors import ConfigError
-from zetl_generator.events import SimulatedClock, Storefront, start_clock
+from zetl_generator.events import Clock, Storefront, start_clock
 from zetl_generator.mix import EventKind, Mix
 from zetl_generator.pacing import Pacer
 
@@ -41,6 +41,8 @@ class WorkloadOptions:
     max_events: int | None = None
     seed: int = 0
     mix: Mix = field(default_factory=lambda: Mix.parse(None))
+    # Business time: the present, or a simulated clock whose timestamps the seed reproduces.
+    simulated_clock: bool = False
 
 
 @dataclass
@@ -90,7 +92,7 @@ class Workload:
         self.rng, self.fake = random.Random(), Faker()  # seeded when the run starts
         self.stats = WorkloadStats()
         self._conn: psycopg2.extensions.connection | None = None
-        self._clock: SimulatedClock | None = None
+        self._clock: Clock | None = None
 
     def run(
         self, stop: threading.Event, on_event: Callable[[WorkloadStats], None] = lambda _: None
@@ -159,7 +161,7 @@ class Workload:
         run_seed = f"{self.options.seed}:{cur.fetchone()}"
         self.rng.seed(run_seed)
         self.fake.seed_instance(run_seed)
-        self._clock = start_clock(cur)
+        self._clock = start_clock(cur, self.options.simulated_clock)
         Storefront(cur, self.rng, self.fake, self._clock).ensure_catalog()
 
     def _drop_connection(self, exc: Exception) -> None:

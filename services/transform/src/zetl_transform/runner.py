@@ -14,11 +14,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg2.errors
+
 from zetl.db import connect
-from zetl.errors import ConfigError
+from zetl.errors import ConfigError, first_line
 from zetl_transform.project import LOCAL_TARGETS, dbt_env, work_dir
 
 logger = logging.getLogger("zetl.transform")
+# The warehouse role that builds the marts and records the runs (docs/roles.md).
+TRANSFORM_ROLE = "zetl_transform"
 
 RUN_LOG_DDL = """
 CREATE SCHEMA IF NOT EXISTS zetl_transform;
@@ -211,30 +215,43 @@ def _record(url: str, run: RunOutcome) -> None:
     """Insert or update this run's row in zetl_transform.run_log (in the warehouse `dev`)."""
     conn = connect(url, application_name="zetl-transform")
     try:
-        with conn, conn.cursor() as cur:
-            cur.execute("SELECT to_regclass('zetl_transform.run_log') IS NOT NULL")
-            row = cur.fetchone()
-            if not (row and row[0]):
-                cur.execute(RUN_LOG_DDL)
-            cur.execute(
-                """
-                INSERT INTO zetl_transform.run_log (run_id, started_at, finished_at, success,
-                    command, selector, full_refresh, models_ok, models_error, tests_failed,
-                    message)
-                VALUES (%(run_id)s, %(started_at)s, %(finished_at)s, %(success)s, %(command)s,
-                    %(selector)s, %(full_refresh)s, %(models_ok)s, %(models_error)s,
-                    %(tests_failed)s, %(message)s)
-                ON CONFLICT (run_id) DO UPDATE SET finished_at = EXCLUDED.finished_at,
-                    success = EXCLUDED.success, models_ok = EXCLUDED.models_ok,
-                    models_error = EXCLUDED.models_error, tests_failed = EXCLUDED.tests_failed,
-                    message = EXCLUDED.message
-                """,
-                {
-                    k: v
-                    for k, v in vars(run).items()
-                    if k not in ("failures", "node_seconds", "unit_tests_ok")
-                }
-                | {"success": run.success if run.finished_at else None},
-            )
+        _write_run(conn, run)
+    except psycopg2.errors.InsufficientPrivilege as exc:
+        # The first write of a run: a read-only URL (the dashboard's, in .env) stops here.
+        info = conn.info
+        raise ConfigError(
+            f"zetl transform writes to the warehouse as {TRANSFORM_ROLE}, not as {info.user}"
+            f" ({first_line(exc)}): set WAREHOUSE_DATABASE_URL to postgresql://"
+            f"{TRANSFORM_ROLE}:PASSWORD@{info.host}:{info.port}/{info.dbname}"
+        ) from exc
     finally:
         conn.close()
+
+
+def _write_run(conn: psycopg2.extensions.connection, run: RunOutcome) -> None:
+    """The run's row, created with its table on the first run."""
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT to_regclass('zetl_transform.run_log') IS NOT NULL")
+        row = cur.fetchone()
+        if not (row and row[0]):
+            cur.execute(RUN_LOG_DDL)
+        cur.execute(
+            """
+            INSERT INTO zetl_transform.run_log (run_id, started_at, finished_at, success,
+                command, selector, full_refresh, models_ok, models_error, tests_failed,
+                message)
+            VALUES (%(run_id)s, %(started_at)s, %(finished_at)s, %(success)s, %(command)s,
+                %(selector)s, %(full_refresh)s, %(models_ok)s, %(models_error)s,
+                %(tests_failed)s, %(message)s)
+            ON CONFLICT (run_id) DO UPDATE SET finished_at = EXCLUDED.finished_at,
+                success = EXCLUDED.success, models_ok = EXCLUDED.models_ok,
+                models_error = EXCLUDED.models_error, tests_failed = EXCLUDED.tests_failed,
+                message = EXCLUDED.message
+            """,
+            {
+                k: v
+                for k, v in vars(run).items()
+                if k not in ("failures", "node_seconds", "unit_tests_ok")
+            }
+            | {"success": run.success if run.finished_at else None},
+        )

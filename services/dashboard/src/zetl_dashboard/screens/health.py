@@ -2,4 +2,4 @@
 
 from zetl_dashboard.views import health, page
 
-page("Platform health", health)
+page("Platform health", health, business=False)
