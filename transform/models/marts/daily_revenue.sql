@@ -5,6 +5,7 @@
     indexes=postgres_indexes([{'columns': ['revenue_date']}, {'columns': ['zetl_invocation_id']},
              {'columns': ['source_updated_at']}]),
     on_schema_change='fail',
+    zetl_seen_rows=true,
 ) }}
 -- depends_on: {{ ref('stg_store_transaction') }}, {{ ref('stg_store_transaction_line') }}
 {#- Incremental unit: one UTC day. Changed days: days of changed lines or headers, and every day
@@ -18,9 +19,10 @@
       right). -#}
   {%- set units = zetl_incremental_units({
       'changed': [
-          {'relation': ref('stg_store_transaction'), 'unit': utc_date('occurred_at')},
+          {'relation': ref('stg_store_transaction'), 'id': 'transaction_id', 'unit': utc_date('occurred_at')},
           {'relation': ref('stg_store_transaction'), 'unit': utc_date('parent.occurred_at'),
-           'through': {'relation': ref('stg_store_transaction_line'), 'key': 'transaction_id'}},
+           'through': {'relation': ref('stg_store_transaction_line'), 'key': 'transaction_id',
+                       'id': 'transaction_line_id'}},
       ],
       'dimensions': [
           {'relation': ref('stg_publisher'), 'key': 'publisher_id'},
