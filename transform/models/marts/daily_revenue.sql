@@ -16,7 +16,9 @@
       filtered on each table by itself (changed headers; headers of changed lines), so the
       replica reads only the changed rows instead of joining every line to its header first. A
       changed header without lines adds its day for nothing (recomputing a day is always
-      right). -#}
+      right). Every line has its header (the source's foreign key; the replica applies whole
+      transactions), so a run with no changed day checks for deletes on the lines alone
+      ('all'), not on every line joined to its header. -#}
   {%- set units = zetl_incremental_units({
       'changed': [
           {'relation': ref('stg_store_transaction'), 'id': 'transaction_id', 'unit': utc_date('occurred_at')},
@@ -29,7 +31,8 @@
           {'relation': ref('stg_game'), 'key': 'game_id'},
       ],
       'facts': [
-          {'relation': ref('int_store_transaction_lines'), 'unit': 'revenue_date', 'measure': 'gross_amount'},
+          {'relation': ref('int_store_transaction_lines'), 'unit': 'revenue_date', 'measure': 'gross_amount',
+           'all': ref('stg_store_transaction_line')},
       ],
       'mart': {'count': 'line_count', 'measure': 'gross_amount + payout_amount'},
   }) -%}
