@@ -9,10 +9,19 @@
    alone, on a source database of its own, connected before the load, so they do not share the
    two cores. Peak RSS of zetl, and its CPU time (user + system) per 1,000 row changes from
    before the load until the rows are visible.
-2. OLTP: pgbench with a line-item script at full speed for D seconds; a heartbeat row is
-   committed every 100 ms and the lag until it is visible in the replica gives p50/p99/max,
-   for zetl and for native replication under the same load; zetl's CPU time per 1,000 row
-   changes (counted at the source) over its runs.
+2. OLTP: pgbench with a line-item script at full speed for D seconds; meanwhile a heartbeat
+   row is committed at a fixed rate (every BENCH_HEARTBEAT_MS, 100) and each one's lag, from
+   its commit until it is visible in the replica, is timed: p50/p99/max per run, for zetl and
+   for native replication under the same load, with the source's tps while each ran; each
+   round's zetl figures as ratios to native's in that round, and the medians of the rounds.
+   Each heartbeat is also timed until the source's walsender had sent it (its position
+   polled): `sent_*` is the wait for the source (decoding there included), `after_sent_*` the
+   consumer's own. zetl's batches committed per second and source transactions per batch (its
+   /metrics), and its CPU time per 1,000 row changes (counted at the source) over its runs. With
+   BENCH_PROFILE set to a directory, py-spy (PY_SPY, else `py-spy` on PATH) samples zetl's
+   every thread, idle ones too, through each zetl OLTP run, and the report adds where each
+   thread's time went (bench/replicator/README.md; a profiled run is slower: compare the
+   shares, not its lag or tps).
 3. initial copy of the N-row table: `zetl replicate` (from nothing to Synced) beside
    `pg_dump -t | psql`.
 
@@ -37,15 +46,19 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +69,10 @@ from testcontainers.community.postgres import PostgresContainer
 ROWS = int(os.environ.get("BENCH_ROWS", "1000000"))
 BASELINE_SRC = os.environ.get("BENCH_BASELINE_SRC", "")
 OLTP_SECONDS = int(os.environ.get("BENCH_OLTP_SECONDS", "30"))
+# The heartbeat's fixed rate during OLTP: one row every so many milliseconds.
+HEARTBEAT_SECONDS = int(os.environ.get("BENCH_HEARTBEAT_MS", "100")) / 1000
+# A directory: zetl's OLTP runs are profiled with py-spy into it (where the lag goes).
+PROFILE_DIR = os.environ.get("BENCH_PROFILE", "")
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 IMAGE = os.environ.get("POSTGRES_IMAGE") or "postgres:17"
 NATIVE_STREAMING = os.environ.get("BENCH_NATIVE_STREAMING", "parallel")
@@ -185,8 +202,15 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 class Zetl:
-    """``zetl replicate`` as a subprocess, on its own replica database."""
+    """``zetl replicate`` as a subprocess, on its own replica database (its /metrics on a free
+    port)."""
 
     def __init__(
         self, src: Server, wh: Server, db: str, replica: str, python_path: str = ""
@@ -198,7 +222,9 @@ class Zetl:
             "ZETL_REPLICA_DATABASE": replica,
             "ZETL_SLOT": f"zetl_{replica}",
             "ZETL_LOG_LEVEL": "WARNING",
+            "ZETL_METRICS_PORT": str(free_port()),
         }
+        self.slot = self.env["ZETL_SLOT"]
         if python_path:  # another version of the replicator, imported first
             self.env["PYTHONPATH"] = python_path
         self.process: subprocess.Popen[bytes] | None = None
@@ -207,9 +233,22 @@ class Zetl:
     def start(self) -> None:
         self.process = subprocess.Popen([sys.executable, "-m", "zetl", "replicate"], env=self.env)
 
-    def cpu_s(self) -> float:
+    def counter(self, name: str) -> int:
+        """A counter of its /metrics, e.g. ``batches_committed_total``."""
+        url = f"http://127.0.0.1:{self.env['ZETL_METRICS_PORT']}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            for line in response.read().decode().splitlines():
+                if line.startswith(f"zetl_replicator_{name} "):
+                    return int(float(line.split()[1]))
+        raise KeyError(name)
+
+    @property
+    def pid(self) -> int:
         assert self.process is not None
-        return cpu_seconds(self.process.pid)
+        return self.process.pid
+
+    def cpu_s(self) -> float:
+        return cpu_seconds(self.pid)
 
     def stop(self) -> None:
         """Stop it, keeping its peak RSS in MB in ``peak_rss_mb``."""
@@ -254,6 +293,95 @@ class Probe:
         if self.conn is not None:
             self.conn.close()
             self.conn = None
+
+
+# Where a sample of zetl's threads is, by the innermost frame's source line or a function on
+# its stack (first match wins), per thread: the apply loop, the receiver, anything else.
+APPLY_PLACES: tuple[tuple[str, str], ...] = (
+    ("_linger", "batch minimum wait (ZETL_BATCH_MIN_SECONDS)"),
+    ("conn.commit()", "warehouse COMMIT"),
+    ("commit_batch", "batch statements sent at commit (rows, progress)"),
+    ("_record_progress", "progress record (idle position)"),
+    ("inbox.get", "waiting for input (queue empty)"),
+    ("maintain", "table upkeep (discovery)"),
+    ("_send_script", "statements sent before commit"),
+)
+RECEIVER_PLACES: tuple[tuple[str, str], ...] = (
+    ("decode", "decoding (pgoutput)"),
+    ("select.select", "waiting for the source (select)"),
+    ("time.sleep(HOLD_POLL_SECONDS)", "holding for more (HOLD_POLL_SECONDS)"),
+    ("read_message", "reading the stream"),
+    ("_put", "handing over (queue)"),
+    ("_feedback", "feedback to the source"),
+)
+
+
+class Profile:
+    """py-spy sampling every thread of a process, idle ones too, without pausing it, for a
+    while; ``shares`` then says where each thread's time went."""
+
+    def __init__(self, pid: int, seconds: int, out: Path) -> None:
+        binary = os.environ.get("PY_SPY") or shutil.which("py-spy")
+        if not binary:
+            sys.exit("BENCH_PROFILE needs py-spy (pip install py-spy; or PY_SPY=its path)")
+        self.out = out
+        command = [binary, "record", "--pid", str(pid), "--duration", str(seconds)]
+        command += ["--rate", "200", "--idle", "--threads", "--nonblocking", "--full-filenames"]
+        command += ["--format", "raw", "--output", str(out)]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+
+    def shares(self) -> dict[str, dict[str, float]]:
+        """Per thread (apply, receiver, other), the share of its samples in each place."""
+        self.process.wait(timeout=120)
+        counts: dict[str, dict[str, int]] = {}
+        for line in self.out.read_text().splitlines():
+            stack, _, count = line.rpartition(" ")
+            frames = stack.split(";")
+            thread, place = _place(frames)
+            places = counts.setdefault(thread, {})
+            places[place] = places.get(place, 0) + int(count)
+        shares = {}
+        for thread, places in counts.items():
+            total = sum(places.values())
+            ordered = sorted(places.items(), key=lambda kv: -kv[1])
+            shares[thread] = {place: round(n / total, 3) for place, n in ordered}
+        return shares
+
+    @staticmethod
+    def start(pid: int, seconds: int, name: str) -> Profile | None:
+        """A profile of ``pid`` into BENCH_PROFILE/``name``.txt, or None without BENCH_PROFILE."""
+        if not PROFILE_DIR:
+            return None
+        Path(PROFILE_DIR).mkdir(parents=True, exist_ok=True)
+        return Profile(pid, seconds, Path(PROFILE_DIR) / f"{name}.txt")
+
+
+def _place(frames: list[str]) -> tuple[str, str]:
+    """(thread, place) of one py-spy stack: the thread first, then its frames outermost first,
+    each `Class.function (file:line)`."""
+    functions = [frame.split(" (", 1)[0].rsplit(".", 1)[-1] for frame in frames[1:]]
+    # The innermost frames' source lines: a call into psycopg2 goes through a wrapper or two.
+    lines = " ".join(_source_line(frame) for frame in frames[-4:])
+    if "Receiver._receive" in frames[-1] or any(f.startswith("Receiver.") for f in frames):
+        thread, places = "receiver", RECEIVER_PLACES
+    elif any(frame.startswith("ApplyLoop.run ") for frame in frames):
+        thread, places = "apply", APPLY_PLACES
+    else:
+        return "other", frames[0].rpartition(": ")[2]  # the thread's name
+    for needle, place in places:
+        if needle in lines or needle in functions:
+            return thread, place
+    return thread, "other work (Python)"
+
+
+def _source_line(frame: str) -> str:
+    """The source text of a frame `function (path:line)`, or "" when it cannot be read."""
+    location = frame.rpartition(" (")[2].rstrip(")")
+    path, _, number = location.rpartition(":")
+    try:
+        return Path(path).read_text().splitlines()[int(number) - 1]
+    except (OSError, ValueError, IndexError):
+        return ""
 
 
 def zetl_versions() -> list[tuple[str, str]]:
@@ -475,52 +603,114 @@ def bulk_pg_recvlogical(src: Server) -> float:
     return took
 
 
-def heartbeat_lags(src: Server, db: str, probe: Probe, seconds: int) -> list[float]:
-    """Commit a heartbeat every 100 ms during the load; lag = first seen in replica - commit."""
-    committed_at: dict[int, float] = {}
-    lags: list[float] = []
+@dataclass
+class Lags:
+    """Per heartbeat: seconds from its commit until it was visible in the replica, and until
+    the source's walsender had sent it (the rest of the first is the consumer's own)."""
+
+    visible: list[float]
+    sent: list[float]
+
+    def summary(self) -> dict[str, float]:
+        after_sent = sorted(v - s for v, s in zip(self.visible, self.sent, strict=True))
+        return lag_summary(self.visible) | {
+            "sent_p50_s": round(statistics.median(self.sent), 3),
+            "after_sent_p50_s": round(statistics.median(after_sent), 3),
+            "after_sent_p99_s": round(after_sent[max(int(len(after_sent) * 0.99) - 1, 0)], 3),
+        }
+
+
+# The position the walsender of a slot has sent up to
+SENT_LSN = """SELECT r.sent_lsn FROM pg_stat_replication r
+    JOIN pg_replication_slots s ON s.active_pid = r.pid WHERE s.slot_name = '{slot}'"""
+
+
+def heartbeat_lags(src: Server, db: str, slot: str, probe: Probe, seconds: int) -> Lags:
+    """Commit a heartbeat every HEARTBEAT_SECONDS during the load, on a fixed schedule (a slow
+    insert does not push the next ones back); each one's lag: first seen in the replica, and
+    first seen sent by ``slot``'s walsender, minus its commit."""
+    committed: dict[int, tuple[float, str]] = {}  # beat -> (commit time, WAL position after it)
+    visible: dict[int, float] = {}
+    sent: dict[int, float] = {}
     stop = threading.Event()
 
     def beat() -> None:
         conn = src.connect(db)
         beat_id = 0
+        due = time.monotonic()
         with conn.cursor() as cur:
             while not stop.is_set():
                 beat_id += 1
                 cur.execute("INSERT INTO heartbeat VALUES (%s, clock_timestamp())", (beat_id,))
-                committed_at[beat_id] = time.monotonic()
-                time.sleep(0.1)
+                at = time.monotonic()
+                cur.execute("SELECT pg_current_wal_lsn()")
+                row = cur.fetchone()
+                assert row is not None
+                committed[beat_id] = (at, row[0])
+                due = max(due + HEARTBEAT_SECONDS, time.monotonic())
+                stop.wait(due - time.monotonic())
         conn.close()
 
+    def watch_sent() -> None:
+        """When the walsender sent past each heartbeat (its position, polled)."""
+        source = Probe(src, db)
+        beat_id = 1  # the first heartbeat not seen sent yet: they are sent in order
+        try:
+            while (not stop.is_set() or beat_id in committed) and time.monotonic() < give_up:
+                position = source.value(f"SELECT ({SENT_LSN.format(slot=slot)}) - '0/0'::pg_lsn")
+                now = time.monotonic()
+                while position is not None and beat_id in committed:
+                    if position < lsn_int(committed[beat_id][1]):
+                        break
+                    sent[beat_id] = now
+                    beat_id += 1
+                time.sleep(0.005)
+        finally:
+            source.close()
+
     thread = threading.Thread(target=beat, daemon=True)
-    thread.start()
-    seen = 0
     deadline = time.monotonic() + seconds
     give_up = deadline + 120  # a replica that never catches up must not hang the benchmark
-    while (time.monotonic() < deadline or seen < max(committed_at, default=0)) and (
+    watcher = threading.Thread(target=watch_sent, daemon=True)
+    thread.start()
+    watcher.start()
+    seen = 0
+    while (time.monotonic() < deadline or seen < max(committed, default=0)) and (
         time.monotonic() < give_up
     ):
         newest = probe.max_id("heartbeat")
         now = time.monotonic()
         for beat_id in range(seen + 1, newest + 1):
-            if beat_id in committed_at:
-                lags.append(now - committed_at[beat_id])
+            if beat_id in committed:
+                visible[beat_id] = now
         seen = max(seen, newest)
         if time.monotonic() >= deadline:
             stop.set()
         time.sleep(0.01)
     stop.set()
     thread.join()
-    if not lags:
+    watcher.join()
+    beats = [b for b in sorted(visible) if b in sent]
+    if not beats:
         raise TimeoutError("no heartbeat reached the replica")
-    return lags
+    return Lags(
+        visible=[visible[b] - committed[b][0] for b in beats],
+        # Sent no later than visible: the position is polled, the replica too.
+        sent=[min(sent[b], visible[b]) - committed[b][0] for b in beats],
+    )
+
+
+def lsn_int(lsn: str) -> int:
+    """A pg_lsn's text (`16/B374D848`) as the number `lsn - '0/0'` gives."""
+    high, low = lsn.split("/")
+    return (int(high, 16) << 32) + int(low, 16)
 
 
 def lag_summary(lags: list[float]) -> dict[str, float]:
     lags = sorted(lags)
     return {
         "p50_s": round(statistics.median(lags), 3),
-        "p99_s": round(lags[int(len(lags) * 0.99) - 1], 3),
+        "p99_s": round(lags[max(int(len(lags) * 0.99) - 1, 0)], 3),
         "max_s": round(lags[-1], 3),
         "samples": len(lags),
     }
@@ -554,56 +744,103 @@ def oltp(src: Server, wh: Server) -> dict[str, Any]:
     script.write_text(PGBENCH_SCRIPT)
     versions = dict(zetl_versions())
     labels = [*versions, "native"]
-    tps: dict[str, list[float]] = {label: [] for label in labels}
-    lags: dict[str, list[float]] = {label: [] for label in labels}
+    each: dict[str, list[dict[str, float]]] = {label: [] for label in labels}
     cpu: dict[str, float] = dict.fromkeys(versions, 0.0)
     changes: dict[str, int] = dict.fromkeys(versions, 0)
+    profiles: dict[str, list[dict[str, dict[str, float]]]] = {label: [] for label in versions}
     for round_no, label, db in runs(src, "oltp", labels, OLTP_SOURCE):
         if label == "native":
             run_tps, run_lags = oltp_native(src, wh, db, script)
+            batching: dict[str, float] = {}
         else:
-            run_tps, run_lags, run_cpu, run_changes = oltp_zetl(
-                src, wh, db, script, versions[label]
-            )
-            cpu[label] += run_cpu
-            changes[label] += run_changes
-        tps[label].append(round(run_tps, 1))
-        lags[label] += run_lags
-        log(f"oltp round {round_no + 1} {label}: {run_tps:.0f} tps, {lag_summary(run_lags)}")
+            run = oltp_zetl(src, wh, db, script, versions[label], f"{label}_round{round_no + 1}")
+            run_tps, run_lags, batching = run.tps, run.lags, run.batching()
+            cpu[label] += run.cpu_s
+            changes[label] += run.changes
+            if run.profile:
+                profiles[label].append(run.profile)
+        summary = {**run_lags.summary(), "tps": round(run_tps, 1)} | batching
+        each[label].append(summary)
+        log(f"oltp round {round_no + 1} {label}: {summary}")
     results: dict[str, Any] = {}
     for label in labels:
-        results[label] = {**lag_summary(lags[label]), "tps": median(tps[label])}
-        results[label]["tps_rounds"] = tps[label]
+        results[label] = {
+            key: median([run[key] for run in each[label]])
+            for key in ("p50_s", "p99_s", "sent_p50_s", "after_sent_p50_s", "tps")
+        } | {"rounds": each[label]}
+    native = each["native"]
     for label in versions:
+        for key in ("batches_per_s", "transactions_per_batch"):
+            results[label][key] = median([run[key] for run in each[label]])
         results[f"{label}_cpu_ms_per_1000_changes"] = ms_per_1000(cpu[label], changes[label])
-        # The source's tps while this version replicated, against native's in the same round.
-        each, middle = ratios(tps[label], tps["native"], 3)
-        results[f"{label}_tps_vs_native_rounds"], results[f"{label}_tps_vs_native"] = each, middle
+        # Each round's figure against native's in the same round, and their median.
+        for key, name in (("p50_s", "p50"), ("p99_s", "p99"), ("tps", "tps")):
+            rounds, middle = ratios(
+                [run[key] for run in each[label]], [run[key] for run in native], 3
+            )
+            results[f"{label}_{name}_vs_native_rounds"] = rounds
+            results[f"{label}_{name}_vs_native"] = middle
+        if profiles[label]:
+            results[f"{label}_profile"] = profiles[label]
     return results
 
 
+@dataclass
+class ZetlOltp:
+    """One OLTP run of a zetl version: the source's tps, the heartbeats' lags, zetl's CPU
+    seconds and the source's row changes meanwhile, its batches and transactions committed
+    over ``seconds``, and where its threads' time went (only with BENCH_PROFILE)."""
+
+    tps: float
+    lags: Lags
+    cpu_s: float
+    changes: int
+    batches: int
+    transactions: int
+    seconds: float
+    profile: dict[str, dict[str, float]]
+
+    def batching(self) -> dict[str, float]:
+        """Batches committed per second, and source transactions per batch."""
+        return {
+            "batches_per_s": round(self.batches / self.seconds, 1),
+            "transactions_per_batch": round(self.transactions / max(self.batches, 1), 1),
+        }
+
+
 def oltp_zetl(
-    src: Server, wh: Server, db: str, script: Path, python_path: str
-) -> tuple[float, list[float], float, int]:
-    """(tps, heartbeat lags, CPU seconds, row changes) of pgbench on ``db`` while one zetl
-    version replicates it."""
+    src: Server, wh: Server, db: str, script: Path, python_path: str, name: str
+) -> ZetlOltp:
+    """pgbench on ``db`` while one zetl version replicates it."""
     with replicating(src, wh, db, python_path, "heartbeat") as (zetl, probe):
         cpu_before, changes_before = zetl.cpu_s(), row_changes(src, db)
+        batches, transactions = (
+            zetl.counter(f"{c}_total") for c in ("batches_committed", "transactions_applied")
+        )
+        started = time.monotonic()
         tps = pgbench_tps(src.url(db), script)
-        lags = heartbeat_lags(src, db, probe, OLTP_SECONDS)
+        sampler = Profile.start(zetl.pid, OLTP_SECONDS, name)
+        lags = heartbeat_lags(src, db, zetl.slot, probe, OLTP_SECONDS)
         run_tps = tps()
-        cpu = zetl.cpu_s() - cpu_before
-        changes = row_changes(src, db) - changes_before
-    return run_tps, lags, cpu, changes
+        return ZetlOltp(
+            tps=run_tps,
+            lags=lags,
+            cpu_s=zetl.cpu_s() - cpu_before,
+            changes=row_changes(src, db) - changes_before,
+            batches=zetl.counter("batches_committed_total") - batches,
+            transactions=zetl.counter("transactions_applied_total") - transactions,
+            seconds=time.monotonic() - started,
+            profile=sampler.shares() if sampler else {},
+        )
 
 
-def oltp_native(src: Server, wh: Server, db: str, script: Path) -> tuple[float, list[float]]:
+def oltp_native(src: Server, wh: Server, db: str, script: Path) -> tuple[float, Lags]:
     """(tps, heartbeat lags) of pgbench on ``db`` while native replication replicates it."""
     target = subscribe(src, wh, db, OLTP_TABLES, "oltp_pub")
     probe = Probe(wh, target)
     try:
         tps = pgbench_tps(src.url(db), script)
-        lags = heartbeat_lags(src, db, probe, OLTP_SECONDS)
+        lags = heartbeat_lags(src, db, target, probe, OLTP_SECONDS)
         run_tps = tps()
     finally:
         probe.close()

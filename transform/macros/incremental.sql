@@ -4,7 +4,10 @@
   Each incremental mart is split into units (a customer, a day, a block of transaction ids). A run
   recomputes whole units, never patches single rows:
     1. changed units: units of source rows whose updated_at is newer than the mart's watermark
-       (the largest source updated_at it has seen) minus var('zetl_lookback_minutes');
+       (the largest source updated_at it has seen) minus var('zetl_lookback_minutes'), and
+       that the mart's last run had not read already: that run kept the (row, updated_at) of
+       every row in its lookback window (`seen rows`, below), so a run with nothing new
+       recomputes nothing, however long the lookback;
     2. drifted units: units whose row count or amount total in the source differs from what the
        mart holds. Deletes leave no trace in a zero-ETL replica, so this comparison is how they
        (and rows moved from one unit to another) are found, at any age. It runs only when one
@@ -22,19 +25,51 @@
   {{ return(api.Relation.create(identifier='zetl_units__' ~ this.identifier, type='table')) }}
 {%- endmacro %}
 
+{#- The rows of this run's lookback window (source, id, updated_at, unit), a temporary table
+    like the units: kept as the mart's seen rows when the strategy writes the mart. -#}
+{% macro zetl_window_relation() -%}
+  {{ return(api.Relation.create(identifier='zetl_window__' ~ this.identifier, type='table')) }}
+{%- endmacro %}
+
+{#-
+  Seen rows: the window rows (which source, the row's id, its updated_at) the mart's last
+  incremental run read, written with the mart in one transaction (strategy below), beside the
+  mart in its schema. A window row is new when its (source, id, updated_at) is not among them:
+  a row changes its updated_at on every real change (the source's trigger), so a row already
+  seen with the same updated_at is already in the mart. A full build forgets them (pre-hook
+  zetl_forget_seen_rows: the next run treats its whole window as new, which is always right).
+  Marts using them say so in their config: zetl_seen_rows=true.
+-#}
+{% macro zetl_seen_relation() -%}
+  {{ return(this.incorporate(path={'identifier': this.identifier ~ '__zetl_seen'})) }}
+{%- endmacro %}
+
+{#- Pre-hook of the marts (dbt_project.yml): a build that is not incremental drops the seen
+    rows of a mart that keeps them (an empty SQL, which dbt skips, otherwise). -#}
+{% macro zetl_forget_seen_rows() -%}
+  {%- if config.get('zetl_seen_rows') and not var('zetl_offline_render') and not is_incremental() -%}
+    drop table if exists {{ zetl_seen_relation() }}
+  {%- endif -%}
+{%- endmacro %}
+
 {#-
   The unit spec of an incremental mart: what it recomputes by, declared once in the model, and
   turned into the queries of steps 1 and 2 by zetl_incremental_units below. A dict:
     changed:    where changed units come from, a list of sources, each
-                  {'relation': r, 'unit': the unit's expression over r's columns}: a unit of r's
-                  rows whose updated_at is newer than the watermark;
-                  'through': {'relation': c, 'key': k} instead takes the units of r's rows whose
-                  rows in c (joined on k) changed; then `unit` reads r as `parent`
+                  {'relation': r, 'id': r's bigint key, 'unit': the unit's expression over r's
+                   columns}: a unit of r's rows whose updated_at is newer than the watermark;
+                  'through': {'relation': c, 'key': k, 'id': c's bigint key} instead takes the
+                  units of r's rows whose rows in c (joined on k) changed; then `unit` reads r
+                  as `parent`
     dimensions: optional, a list of {'relation': d, 'key': k}: the mart's units holding a row of
-                d (k is a column of both) changed since the watermark, e.g. a renamed game
+                d (k is a column of both, d's bigint key) changed since the watermark, e.g. a
+                renamed game
     facts:      what the mart counts and sums, in the replica, a list of
                   {'relation': r, 'unit': the unit over r, 'measure': the amount one row adds,
-                   'where': optional filter}: n = rows, total = sum(measure), per unit
+                   'where': optional filter}: n = rows, total = sum(measure), per unit;
+                  optional 'all': a relation with the same rows and measure as r but no unit,
+                  cheaper to read, for the check over every unit (a run that changed none):
+                  the lines alone rather than the lines joined to their headers
     mart:       the same count and total over the mart's own rows: {'count': how many fact rows
                 one mart row stands for, 'measure': their amount}
   The mart's own unit is its config's unit_expression (the strategy deletes by it).
@@ -53,10 +88,16 @@
     {{ return('(0)') }}
   {%- endif -%}
   {%- set units = zetl_units_relation() -%}
+  {%- set window = zetl_window_relation() -%}
+  {%- set seen = zetl_seen_relation() -%}
   {%- set build_units -%}
+    create table if not exists {{ seen }} (source integer, id bigint, updated_at timestamptz);
+    drop table if exists {{ window }};
+    create temporary table {{ window }} as
+    {{ zetl_window_sql(spec, zetl_watermark()) }};
     drop table if exists {{ units }};
     create temporary table {{ units }} as
-    select unit from ({{ zetl_changed_units_sql(spec, zetl_watermark()) }}) as changed
+    {{ zetl_changed_units_sql(spec, window, seen) }}
   {%- endset -%}
   {%- do run_query(build_units) -%}
   {%- set changed_units = zetl_unit_literals(units) -%}
@@ -92,24 +133,49 @@
   {{ return("cast('" ~ (watermark if watermark is not none else '1900-01-01 00:00:00+00') ~ "' as timestamptz)") }}
 {%- endmacro %}
 
-{#- Step 1 of a unit spec: SQL selecting column `unit` of every unit changed after `since`. -#}
-{% macro zetl_changed_units_sql(spec, since) -%}
-  {%- for source in spec['changed'] -%}
-    {%- if not loop.first %} union {% endif -%}
+{#- Step 1 of a unit spec, the replica's side: every row of the sources named in `changed` and
+    `dimensions` whose updated_at is after `since`, as (source: its place in the spec, id,
+    updated_at, unit: the unit it changes, null for a dimension's row). Only these rows cross
+    the link. -#}
+{% macro zetl_window_sql(spec, since) -%}
+  {%- set changed = spec['changed'] -%}
+  {%- for source in changed -%}
+    {%- if not loop.first %} union all {% endif -%}
     {%- set through = source.get('through') -%}
     {%- if through -%}
-      select {{ source['unit'] }} as unit from {{ source['relation'] }} as parent
+      select {{ loop.index0 }} as source, child.{{ through['id'] }} as id, child.updated_at, {{ source['unit'] }} as unit
+      from {{ source['relation'] }} as parent
       inner join {{ through['relation'] }} as child on child.{{ through['key'] }} = parent.{{ through['key'] }}
       where child.updated_at > {{ since }}
     {%- else -%}
-      select {{ source['unit'] }} as unit from {{ source['relation'] }} where updated_at > {{ since }}
+      select {{ loop.index0 }} as source, {{ source['id'] }} as id, updated_at, {{ source['unit'] }} as unit
+      from {{ source['relation'] }} where updated_at > {{ since }}
     {%- endif -%}
   {%- endfor -%}
-  {%- set dimensions = spec.get('dimensions') or [] -%}
+  {%- for dimension in spec.get('dimensions') or [] %}
+    union all select {{ changed | length + loop.index0 }}, {{ dimension['key'] }}, updated_at, null
+    from {{ dimension['relation'] }} where updated_at > {{ since }}
+  {%- endfor -%}
+{%- endmacro %}
+
+{#- Step 1 of a unit spec, the warehouse's side: SQL selecting column `unit` of every unit that
+    a window row the mart has not seen changes (for a dimension's row: the mart's units holding
+    it). -#}
+{% macro zetl_changed_units_sql(spec, window, seen) -%}
+  {%- set changed = spec['changed'] | length -%}
+  with fresh as (
+    select w.source, w.id, w.unit from {{ window }} as w
+    where not exists (
+      select 1 from {{ seen }} as s
+      where s.source = w.source and s.id = w.id and s.updated_at = w.updated_at
+    )
+  )
+  select unit from fresh where source < {{ changed }}
+  {%- set dimensions = spec.get('dimensions') or [] %}
   {%- if dimensions %}
-    union select {{ config.require('unit_expression') }} from {{ this }} where
+  union select {{ config.require('unit_expression') }} from {{ this }} where
     {%- for dimension in dimensions %}
-      {{ 'or ' if not loop.first else '' }}{{ dimension['key'] }} in (select {{ dimension['key'] }} from {{ dimension['relation'] }} where updated_at > {{ since }})
+    {{ 'or ' if not loop.first else '' }}{{ dimension['key'] }} in (select id from fresh where source = {{ changed + loop.index0 }})
     {%- endfor -%}
   {%- endif -%}
 {%- endmacro %}
@@ -127,8 +193,9 @@
     {%- if outside is not none -%}
       {%- do conditions.append(zetl_not_in(fact['unit'], outside)) -%}
     {%- endif -%}
+    {%- set relation = fact.get('all', fact['relation']) if outside == [] else fact['relation'] %}
     select {{ fact['unit'] ~ ' as unit, ' if outside is none else '' }}count(*) as n, sum({{ fact['measure'] }}) as total
-    from {{ fact['relation'] }}
+    from {{ relation }}
     {%- if conditions %} where {{ conditions | join(' and ') }}{% endif -%}
     {%- if outside is none %} group by {{ fact['unit'] }}{% endif -%}
   {%- endfor -%}
@@ -183,8 +250,9 @@
   {{ return(expression ~ ' not in (' ~ (literals | join(', ')) ~ ')') }}
 {%- endmacro %}
 
-{#- Custom incremental strategy: replace the units of this run (see the rule above). The mart's
-    config names the unit expression over its own columns: unit_expression='customer_id'. -#}
+{#- Custom incremental strategy: replace the units of this run (see the rule above), and the
+    mart's seen rows by this run's window, in the same transaction. The mart's config names the
+    unit expression over its own columns: unit_expression='customer_id'. -#}
 {% macro get_incremental_zetl_replace_units_sql(arg_dict) -%}
   {%- set target = arg_dict['target_relation'] -%}
   {%- set columns = arg_dict['dest_columns'] | map(attribute='quoted') | join(', ') -%}
@@ -192,6 +260,12 @@
   where {{ config.require('unit_expression') }} in (select unit from {{ zetl_units_relation() }});
   insert into {{ target }} ({{ columns }})
   select {{ columns }} from {{ arg_dict['temp_relation'] }};
+  {%- if config.get('zetl_seen_rows') %}
+  delete from {{ zetl_seen_relation() }};
+  insert into {{ zetl_seen_relation() }} (source, id, updated_at)
+  select source, id, updated_at from {{ zetl_window_relation() }};
+  drop table if exists {{ zetl_window_relation() }};
+  {%- endif %}
   drop table if exists {{ zetl_units_relation() }}
 {%- endmacro %}
 

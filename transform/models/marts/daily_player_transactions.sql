@@ -5,13 +5,14 @@
     indexes=postgres_indexes([{'columns': ['customer_id']}, {'columns': ['zetl_invocation_id']},
              {'columns': ['source_updated_at']}]),
     on_schema_change='fail',
+    zetl_seen_rows=true,
 ) }}
 {#- Incremental unit: one customer (all their days). See README.md, "Incremental builds". -#}
 {%- if is_incremental() %}
   {%- set units = zetl_incremental_units({
       'changed': [
-          {'relation': ref('stg_wallet_transaction'), 'unit': 'customer_id'},
-          {'relation': ref('stg_customer'), 'unit': 'customer_id'},
+          {'relation': ref('stg_wallet_transaction'), 'id': 'wallet_transaction_id', 'unit': 'customer_id'},
+          {'relation': ref('stg_customer'), 'id': 'customer_id', 'unit': 'customer_id'},
       ],
       'facts': [
           {'relation': ref('stg_wallet_transaction'), 'unit': 'customer_id', 'measure': 'amount'},

@@ -5,6 +5,7 @@
     indexes=postgres_indexes([{'columns': ['customer_id']}, {'columns': ['zetl_invocation_id']},
              {'columns': ['source_updated_at']}]),
     on_schema_change='fail',
+    zetl_seen_rows=true,
 ) }}
 {#- Top-three rule: per player AND currency, deposits ranked by amount (largest first) with
     row_number(), so equal amounts take separate places (100, 100, 50 -> 100, 100, 50); the
@@ -13,8 +14,8 @@
 {%- if is_incremental() %}
   {%- set units = zetl_incremental_units({
       'changed': [
-          {'relation': ref('stg_wallet_transaction'), 'unit': 'customer_id'},
-          {'relation': ref('stg_customer'), 'unit': 'customer_id'},
+          {'relation': ref('stg_wallet_transaction'), 'id': 'wallet_transaction_id', 'unit': 'customer_id'},
+          {'relation': ref('stg_customer'), 'id': 'customer_id', 'unit': 'customer_id'},
       ],
       'facts': [
           {'relation': ref('stg_wallet_transaction'), 'unit': 'customer_id', 'measure': 'amount',

@@ -5,6 +5,7 @@
     indexes=postgres_indexes([{'columns': ['transaction_id']}, {'columns': ['zetl_invocation_id']},
              {'columns': ['source_updated_at']}]),
     on_schema_change='fail',
+    zetl_seen_rows=true,
 ) }}
 {#- Incremental unit: a block of 1000 transaction ids (transaction_id / 1000). Changed blocks:
     blocks of changed headers or lines. Drifted blocks: header and line counts or totals differ
@@ -12,8 +13,9 @@
 {%- if is_incremental() %}
   {%- set units = zetl_incremental_units({
       'changed': [
-          {'relation': ref('stg_store_transaction'), 'unit': 'transaction_id / 1000'},
-          {'relation': ref('stg_store_transaction_line'), 'unit': 'transaction_id / 1000'},
+          {'relation': ref('stg_store_transaction'), 'id': 'transaction_id', 'unit': 'transaction_id / 1000'},
+          {'relation': ref('stg_store_transaction_line'), 'id': 'transaction_line_id',
+           'unit': 'transaction_id / 1000'},
       ],
       'facts': [
           {'relation': ref('stg_store_transaction'), 'unit': 'transaction_id / 1000', 'measure': 'total_amount'},
