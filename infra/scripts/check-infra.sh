@@ -37,9 +37,14 @@ terraform fmt -check -recursive -diff "$TF_DIR"
 step "terraform validate"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-cp -r "$TF_DIR"/. "$work"/
-rm -rf "$work/.terraform" "$work/.terraform.lock.hcl" "$work/backend.tf"
-init=(terraform -chdir="$work" init -backend=false -input=false -no-color)
+# The copy keeps the repository's layout: the stack reads zetl's one list of zero-ETL versions
+# from services/common.
+stack="$work/infra/terraform"
+mkdir -p "$stack" "$work/services/common/src/zetl"
+cp -r "$TF_DIR"/. "$stack"/
+cp services/common/src/zetl/zero_etl_versions.json "$work/services/common/src/zetl/"
+rm -rf "$stack/.terraform" "$stack/.terraform.lock.hcl" "$stack/backend.tf"
+init=(terraform -chdir="$stack" init -backend=false -input=false -no-color)
 plugin_dir=${TF_PLUGIN_DIR:-}
 if [[ -z $plugin_dir && -d /opt/tf-plugins ]]; then plugin_dir=/opt/tf-plugins; fi
 if [[ -n $plugin_dir ]]; then init+=(-plugin-dir="$plugin_dir"); fi
@@ -50,7 +55,7 @@ if ! "${init[@]}" >"$work/init.log" 2>&1; then
   exit 0
 fi
 grep -E '^- (Installing|Using) hashicorp/aws' "$work/init.log" || true
-terraform -chdir="$work" validate -no-color
+terraform -chdir="$stack" validate -no-color
 
 step "terraform plan against moto"
 bash infra/scripts/plan-offline.sh

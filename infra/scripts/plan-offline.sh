@@ -37,12 +37,17 @@ for _ in $(seq 50); do
   sleep 0.2
 done
 
-cp -r "$TF_DIR"/. "$work/stack"
-rm -rf "$work/stack/.terraform" "$work/stack/.terraform.lock.hcl" "$work/stack/backend.tf" \
-  "$work/stack/terraform.tfvars"
+# The copy keeps the repository's layout: the stack reads zetl's one list of zero-ETL versions
+# from services/common.
+stack="$work/repo/infra/terraform"
+mkdir -p "$stack" "$work/repo/services/common/src/zetl"
+cp -r "$TF_DIR"/. "$stack"
+cp services/common/src/zetl/zero_etl_versions.json "$work/repo/services/common/src/zetl/"
+rm -rf "$stack/.terraform" "$stack/.terraform.lock.hcl" "$stack/backend.tf" \
+  "$stack/terraform.tfvars"
 endpoint="http://127.0.0.1:$port"
 # An *_override.tf file merges into the stack's provider block.
-cat >"$work/stack/offline_override.tf" <<HCL
+cat >"$stack/offline_override.tf" <<HCL
 # Written by plan-offline.sh: the provider talks to moto, never to AWS.
 provider "aws" {
   access_key                  = "testing"
@@ -65,7 +70,7 @@ provider "aws" {
 }
 HCL
 
-init=(terraform -chdir="$work/stack" init -backend=false -input=false -no-color)
+init=(terraform -chdir="$stack" init -backend=false -input=false -no-color)
 plugin_dir=${TF_PLUGIN_DIR:-}
 if [[ -z $plugin_dir && -d /opt/tf-plugins ]]; then plugin_dir=/opt/tf-plugins; fi
 if [[ -n $plugin_dir ]]; then init+=(-plugin-dir="$plugin_dir"); fi
@@ -77,18 +82,18 @@ fi
 plan() { # scenario, extra terraform arguments...
   local scenario=$1
   shift
-  terraform -chdir="$work/stack" plan -input=false -no-color -var "creator=$CREATOR" \
+  terraform -chdir="$stack" plan -input=false -no-color -var "creator=$CREATOR" \
     -out="$work/$scenario.tfplan" "$@" >"$work/$scenario.log" 2>&1 \
     || { tail -30 "$work/$scenario.log"; echo "plan ($scenario) failed" >&2; return 1; }
   grep '^Plan:' "$work/$scenario.log"
-  terraform -chdir="$work/stack" show -json "$work/$scenario.tfplan" >"$work/$scenario.json"
+  terraform -chdir="$stack" show -json "$work/$scenario.tfplan" >"$work/$scenario.json"
   "$PYTHON" infra/scripts/check_plan.py "$work/$scenario.json" "$scenario" "$CREATOR"
 }
 
 refused() { # what, expected message, terraform arguments...
   local what=$1 message=$2
   shift 2
-  if terraform -chdir="$work/stack" plan -input=false -no-color -var "creator=$CREATOR" "$@" \
+  if terraform -chdir="$stack" plan -input=false -no-color -var "creator=$CREATOR" "$@" \
     >"$work/refused.log" 2>&1; then
     echo "plan accepted $what" >&2
     return 1
@@ -101,5 +106,5 @@ plan default
 plan public -var 'source_public_access_cidrs=["203.0.113.10/32"]'
 refused "a source open to 0.0.0.0/0" "never the whole internet" \
   -var 'source_public_access_cidrs=["0.0.0.0/0"]'
-refused "PostgreSQL 15.4 (no zero-ETL)" "major that RDS zero-ETL supports" \
+refused "PostgreSQL 15.4 (no zero-ETL)" "RDS zero-ETL supports PostgreSQL" \
   -var 'source_engine_version=15.4'
