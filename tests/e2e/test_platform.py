@@ -323,29 +323,18 @@ def test_every_dashboard_page_draws_its_charts(platform: Platform) -> None:
                 height = 1100 if name == "storefront" else 2000
                 page.set_viewport_size({"width": 1440, "height": height})
                 loaded = time.monotonic()
-                # Streamlit loads each widget's code on first use; on a busy machine one such
-                # fetch can fail ("Failed to fetch dynamically imported module"), which a
-                # reload cures: one retry for that, never for anything else.
-                for attempt in (1, 2):
-                    page.goto(f"{base}/{'' if name == 'storefront' else name}")
-                    page.wait_for_selector(
-                        "[data-testid='stMainBlockContainer'] h1", timeout=60_000
-                    )
-                    if charts:
-                        page.wait_for_function(
-                            "n => document.querySelectorAll('.vega-embed').length >= n",
-                            arg=charts,
-                            timeout=90_000,
-                        )
-                    else:
-                        page.wait_for_selector("[data-testid='stMetric']", timeout=90_000)
-                    page.wait_for_timeout(1000)
-                    if attempt == 1 and "Failed to fetch dynamically imported module" in (
-                        page.inner_text("body")
-                    ):
-                        platform.timings[f"page {name} reloaded after a failed fetch"] = 1.0
-                        continue
-                    break
+                wait = (
+                    f"() => document.querySelectorAll('.vega-embed').length >= {charts}"
+                    if charts
+                    else "() => !!document.querySelector(\"[data-testid='stMetric']\")"
+                )
+                open_page(
+                    platform,
+                    page,
+                    f"{base}/{'' if name == 'storefront' else name}",
+                    "[data-testid='stMainBlockContainer'] h1",
+                    then=wait,
+                )
                 page.wait_for_timeout(1500)  # let the charts finish their transition
                 settled(page)
                 platform.timings[f"page {name} loaded in"] = round(time.monotonic() - loaded, 2)
@@ -383,16 +372,32 @@ def browser_page(height: int = 2000) -> Iterator[Page]:
             browser.close()
 
 
-def open_page(page: Page, url: str, ready: str) -> None:
-    """Load ``url`` until ``ready`` (a selector) shows, with the one reload that cures a
-    widget's code failing to load on a busy machine."""
+FETCH_FAILED = "Failed to fetch dynamically imported module"
+
+
+def open_page(
+    platform: Platform, page: Page, url: str, ready: str, then: str | None = None
+) -> None:
+    """Load ``url`` until ``ready`` (a selector) shows, then until ``then`` (a JavaScript
+    condition) holds. Streamlit loads each widget's code on first use; on a busy machine one
+    such fetch can fail, which a reload cures: one retry for that, never for anything else. A
+    page that does not get there fails with what it shows."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     for attempt in (1, 2):
         page.goto(url)
-        page.wait_for_selector(ready, timeout=90_000)
+        try:
+            page.wait_for_selector(ready, timeout=90_000)
+            if then:
+                page.wait_for_function(then, timeout=90_000)
+        except PlaywrightTimeout:
+            body = page.inner_text("body")
+            if attempt == 1 and FETCH_FAILED in body:
+                continue
+            logs = platform.compose("logs", "--tail", "40", "dashboard", check=False).stdout
+            pytest.fail(f"{url}: {then or ready} did not come within 90 s\n{body}\n{logs}")
         page.wait_for_timeout(1500)
-        if attempt == 1 and "Failed to fetch dynamically imported module" in page.inner_text(
-            "body"
-        ):
+        if attempt == 1 and FETCH_FAILED in page.inner_text("body"):
             continue
         return
 
@@ -432,7 +437,7 @@ def test_the_storefront_answers_the_morning_questions(platform: Platform) -> Non
     any sale are a gap, not a slump), each table's CSV, and a publisher's games."""
     base = f"http://127.0.0.1:{platform.env['DASHBOARD_PORT']}"
     with browser_page() as page:
-        open_page(page, f"{base}/", "[data-testid='stMetric']")
+        open_page(platform, page, f"{base}/", "[data-testid='stMetric']")
         body = page.inner_text("body")
         assert re.search(r"On \d{4}-\d\d-\d\d, against the day before", body), body[:2000]
         assert re.search(r"7 days to \d{4}-\d\d-\d\d, against the 7 days before", body)
@@ -444,6 +449,7 @@ def test_the_storefront_answers_the_morning_questions(platform: Platform) -> Non
 
         # The sample export sold on 2025-01-01 only; the next six days have no sale at all.
         open_page(
+            platform,
             page,
             f"{base}/?currency=USD&period=2025-01-01&period=2025-01-07",
             "[data-testid='stDataFrame']",
@@ -485,7 +491,7 @@ def test_the_storefront_answers_the_morning_questions(platform: Platform) -> Non
         )
 
         # Players: readable labels in the table and its CSV.
-        open_page(page, f"{base}/players", "[data-testid='stDataFrame']")
+        open_page(platform, page, f"{base}/players", "[data-testid='stDataFrame']")
         depositors = download(page, 0)
         assert depositors[0] == ["Player", "Largest deposit", "Second largest", "Third largest"]
         assert len(depositors) > 1
@@ -504,7 +510,7 @@ def test_a_direct_link_after_a_restart_has_the_navigation(platform: Platform) ->
     base = f"http://127.0.0.1:{platform.env['DASHBOARD_PORT']}"
     with browser_page(height=1100) as page:
         for path in ("health", "players"):
-            open_page(page, f"{base}/{path}", "[data-testid='stMainBlockContainer'] h1")
+            open_page(platform, page, f"{base}/{path}", "[data-testid='stMainBlockContainer'] h1")
             nav = page.locator("[data-testid='stSidebarNav'] a").all_inner_texts()
             assert nav == ["Storefront", "Players", "Reconciliation", "Platform health"], nav
             box = page.locator("[data-testid='stMainBlockContainer']").bounding_box()
