@@ -41,6 +41,10 @@ CREATE TABLE public.svv_integration_table_state (
     table_state text, table_last_replicated_checkpoint text, reason text,
     last_updated_timestamp timestamp, table_rows bigint, table_size bigint,
     is_history_mode boolean);
+CREATE TABLE public.svv_integration (
+    integration_id char(128), target_database char(128), state char(128), current_lag bigint,
+    last_replicated_checkpoint char(128), total_tables_replicated bigint,
+    total_tables_failed bigint);
 CREATE SCHEMA zetl;
 CREATE TABLE zetl.lag_history (
     sampled_at timestamptz, lag_seconds double precision, applied_lsn pg_lsn);
@@ -85,6 +89,8 @@ INSERT INTO analytics.transaction_reconciliation VALUES
 INSERT INTO public.svv_integration_table_state (schema_name, table_name, table_state,
     last_updated_timestamp, table_rows)
 VALUES ('public', 'customer', 'Synced', now(), 200), ('public', 'game', 'Synced', now(), 20);
+INSERT INTO public.svv_integration VALUES
+  ('6a2b1f0e', 'zetl_replica', 'CdcRefreshState', 400, '0/16B3748', 2, 0);
 INSERT INTO zetl.lag_history
 SELECT now() - make_interval(secs => s * 5), (s % 7) / 10.0, '0/16B3748'
 FROM generate_series(0, 100) s;

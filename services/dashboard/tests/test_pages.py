@@ -261,6 +261,30 @@ def test_the_lag_line_breaks_where_the_replicator_did_not_report(
     assert "the replicator sent no report for over 30 s" in texts(app)
 
 
+def test_health_shows_the_integration_as_svv_integration_says_now(
+    filled_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = run_page("health.py", filled_url, monkeypatch)
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["State of zetl_replica"] == "CdcRefreshState"
+    assert metrics["Lag now"] == "0.4 s"
+    assert metrics["Tables replicated / failed"] == "2 / 0"
+    assert not app.warning
+
+
+def test_health_shows_a_silent_replicator_as_error_state_with_its_lag(
+    filled_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What svv_integration says 95 s after the replicator's last report (its lag grows as it
+    # is read; the replicator's own samples stopped with it).
+    sql(filled_url, "UPDATE svv_integration SET state = 'ErrorState', current_lag = 95000")
+    app = run_page("health.py", filled_url, monkeypatch)
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["State of zetl_replica"] == "ErrorState"
+    assert metrics["Lag now"] == "1 min 35 s"
+    assert "The replicator has not reported for over 30 s" in texts(app)
+
+
 def chart_spec(app: AppTest, index: int) -> dict[str, Any]:
     spec: dict[str, Any] = json.loads(app.get("vega_lite_chart")[index].proto.spec)
     return spec

@@ -121,32 +121,47 @@ def read_tables(
     ]
 
 
+_INTEGRATIONS_SQL = (
+    "SELECT target_database, integration_id, state, current_lag,"
+    " last_replicated_checkpoint, total_tables_replicated, total_tables_failed"
+    f" FROM {INTEGRATION_VIEW}"
+)
+
+
+def read_integrations(
+    cur: psycopg2.extensions.cursor, replica_database: str | None = None
+) -> list[IntegrationStatus] | None:
+    """svv_integration's rows, by target database: the integration into ``replica_database``,
+    or every integration when it is None. The state and lag are the view's, computed when it
+    is read (a silent replicator is in ErrorState with a growing lag), never a stored sample.
+    None when the view does not exist (yet)."""
+    if not has_views(cur, INTEGRATION_VIEW):
+        return None
+    if replica_database is None:
+        cur.execute(_INTEGRATIONS_SQL + " ORDER BY target_database")
+    else:
+        cur.execute(_INTEGRATIONS_SQL + " WHERE target_database = %s", (replica_database,))
+    return [
+        IntegrationStatus(
+            text(target) or "",
+            text(integration_id) or "",
+            text(state) or "",
+            None if lag is None else float(lag) / 1000.0,
+            text(checkpoint),
+            replicated,
+            failed,
+        )
+        for target, integration_id, state, lag, checkpoint, replicated, failed in cur.fetchall()
+    ]
+
+
 def read_integration(
     cur: psycopg2.extensions.cursor, replica_database: str
 ) -> IntegrationStatus | None:
     """The integration whose target is ``replica_database``; None when there is none (or no
     view)."""
-    if not has_views(cur, INTEGRATION_VIEW):
-        return None
-    cur.execute(
-        "SELECT target_database, integration_id, state, current_lag,"
-        " last_replicated_checkpoint, total_tables_replicated, total_tables_failed"
-        f" FROM {INTEGRATION_VIEW} WHERE target_database = %s",
-        (replica_database,),
-    )
-    row = cur.fetchone()
-    if row is None:
-        return None
-    target, integration_id, state, lag, checkpoint, replicated, failed = row
-    return IntegrationStatus(
-        text(target) or "",
-        text(integration_id) or "",
-        text(state) or "",
-        None if lag is None else float(lag) / 1000.0,
-        text(checkpoint),
-        replicated,
-        failed,
-    )
+    found = read_integrations(cur, replica_database)
+    return found[0] if found else None
 
 
 # --- the target database's options ---------------------------------------------------------

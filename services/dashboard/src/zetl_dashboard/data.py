@@ -7,8 +7,9 @@ transform has not run, no checkpoint yet) is an empty state, not an error: ``Res
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import astuple, dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -16,6 +17,10 @@ from zetl import integration
 from zetl.db import connect
 from zetl.errors import ConfigError
 from zetl.settings import EnvSpec, Settings, integer, setting
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+    from psycopg2.extensions import cursor
 
 DEFAULT_REFRESH_SECONDS = 30
 
@@ -86,20 +91,44 @@ def read(url: str, relations: tuple[str, ...], query: str, params: tuple[Any, ..
 
 
 def read_table_states(url: str) -> Result:
-    """svv_integration_table_state of every integration, through zetl.integration's reader
-    (in a read-only transaction, like every other read)."""
+    """svv_integration_table_state of every integration."""
+    return _read_view(
+        url, integration.read_tables, integration.TABLE_STATE_VIEW, integration.TableStatus
+    )
+
+
+def read_integrations(url: str) -> Result:
+    """svv_integration of every integration: its state and its lag as of now, so a stopped
+    replicator shows as ErrorState with a growing lag (as ``zetl status`` says)."""
+    return _read_view(
+        url,
+        integration.read_integrations,
+        integration.INTEGRATION_VIEW,
+        integration.IntegrationStatus,
+    )
+
+
+def _read_view(
+    url: str,
+    reader: Callable[[cursor], Sequence[DataclassInstance] | None],
+    view: str,
+    row: type[DataclassInstance],
+) -> Result:
+    """The ``row`` dataclasses one of zetl.integration's readers returns, as a frame, read in a
+    read-only transaction like every other read; ``view`` is missing when the reader finds
+    no view."""
     conn = connect(url, application_name="zetl-dashboard", connect_timeout=5)
     try:
         conn.set_session(readonly=True, autocommit=False)
         with conn.cursor() as cur:
-            tables = integration.read_tables(cur)
+            found = reader(cur)
     finally:
         conn.rollback()
         conn.close()
-    if tables is None:
-        return Result(missing=integration.TABLE_STATE_VIEW)
-    columns = [f.name for f in fields(integration.TableStatus)]
-    return Result(frame=pd.DataFrame([astuple(t) for t in tables], columns=columns))
+    if found is None:
+        return Result(missing=view)
+    columns = [f.name for f in fields(row)]
+    return Result(frame=pd.DataFrame([astuple(r) for r in found], columns=columns))
 
 
 def numeric(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:

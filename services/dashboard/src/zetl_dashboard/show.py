@@ -92,6 +92,18 @@ def as_of(moment: Any) -> str | None:
     return f"{when:%Y-%m-%d %H:%M:%S} UTC ({age})"
 
 
+def duration(seconds: float) -> str:
+    """A lag as people read it: "0.4 s", "42 s", "3 min 5 s", "2 h 10 min"."""
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{minutes} min {secs} s" if minutes else f"{secs} s"
+
+
 def change(now: float, before: float, money: bool) -> str:
     """A delta as "+12.50 (+4%)"; without the percentage when there was nothing before."""
     diff = now - before

@@ -18,12 +18,14 @@ from streamlit.runtime.scriptrunner import add_script_run_ctx, get_script_run_ct
 
 from zetl import integration
 from zetl.errors import ZetlError, first_line
+from zetl.integration import ERROR_STATE
 from zetl_dashboard import queries
 from zetl_dashboard.data import (
     Result,
     default_currency,
     numeric,
     read,
+    read_integrations,
     read_table_states,
     refresh_seconds,
     warehouse_url,
@@ -34,6 +36,7 @@ from zetl_dashboard.show import (
     change,
     daily_chart,
     days_of,
+    duration,
     label,
     period_sum,
     table,
@@ -44,6 +47,8 @@ REFRESH_SECONDS = refresh_seconds()
 WAITING = {
     "analytics": "Waiting for the first transform: the marts are built once the replica is"
     " Synced (the transform service, `zetl transform`).",
+    integration.INTEGRATION_VIEW: "Waiting for the first replication: the replicator has not"
+    " started yet.",
     integration.TABLE_STATE_VIEW: "Waiting for the first replication: the replicator has"
     " not reported any table yet.",
     "zetl.lag_history": "No lag samples yet: the replicator records one every few seconds.",
@@ -62,6 +67,11 @@ def fetch(url: str, query: queries.Query, params: tuple[Any, ...] = ()) -> Resul
 @st.cache_data(ttl=REFRESH_SECONDS, show_spinner=False)
 def fetch_table_states(url: str) -> Result:
     return read_table_states(url)
+
+
+@st.cache_data(ttl=REFRESH_SECONDS, show_spinner=False)
+def fetch_integrations(url: str) -> Result:
+    return read_integrations(url)
 
 
 def fetch_all(url: str, batch: list[tuple[queries.Query, tuple[Any, ...]]]) -> list[Result]:
@@ -343,6 +353,12 @@ def reconciliation(url: str) -> None:
 
 
 def health(url: str) -> None:
+    st.subheader("Replication")
+    integrations = fetch_integrations(url)
+    if not empty_state(integrations, "Waiting for the first replication: no integration yet."):
+        for _, row in integrations.frame.iterrows():
+            integration_now(row)
+
     st.subheader("Replication, per table")
     states = fetch_table_states(url)
     if not empty_state(states, "Waiting for the first replication: no table reported yet."):
@@ -352,7 +368,7 @@ def health(url: str) -> None:
             col.metric(str(state), int(count))
         table(states.frame, "replication-tables")
 
-    st.subheader("Replication lag, last hour")
+    st.subheader("Replication lag, last hour, as the replicator reported it")
     lag = fetch(url, queries.LAG, (60,))
     if not empty_state(lag, "No lag sample in the last hour."):
         frame = numeric(lag.frame, "lag_seconds")
@@ -389,6 +405,26 @@ def health(url: str) -> None:
             table(dag.frame, "airflow-runs")
         else:
             st.caption(WAITING["zetl_orchestration.dag_run"])
+
+
+def integration_now(row: pd.Series) -> None:
+    """One integration as svv_integration says it is now: its state, and its lag measured at
+    this read, which goes on growing while the replicator is silent (the chart below holds only
+    what the replicator reported)."""
+    state, lag = str(row["state"]), row["lag_seconds"]
+    left, middle, right = st.columns(3)
+    left.metric(f"State of {row['target_database']}", state)
+    middle.metric("Lag now", MISSING if pd.isna(lag) else duration(float(lag)))
+    replicated, failed = (
+        int(row[c] or 0) for c in ("total_tables_replicated", "total_tables_failed")
+    )
+    right.metric("Tables replicated / failed", f"{replicated} / {failed}")
+    if state == ERROR_STATE:
+        st.warning(
+            f"{row['target_database']}: {ERROR_STATE}. The replicator has not reported for over"
+            " 30 s (stopped, or stuck): the replica holds the source as of its last report, and"
+            " the lag grows until it is back. `zetl status` says more."
+        )
 
 
 # Lag samples further apart than this mean the replicator did not report: the line breaks.
