@@ -172,3 +172,17 @@ def start_replicator(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+
+# The replica refusing every write to {table} with SQLSTATE {code}, as the server would (drop
+# the trigger zetl_test_refuse to take it back).
+REFUSE_WRITES = """
+CREATE FUNCTION public.zetl_test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION '{message}' USING ERRCODE = '{code}';
+END $$;
+CREATE TRIGGER zetl_test_refuse BEFORE INSERT OR UPDATE OR DELETE ON public.{table}
+    FOR EACH ROW EXECUTE FUNCTION public.zetl_test_refuse();
+-- The replicator applies as a replica session: only an ALWAYS trigger fires for it.
+ALTER TABLE public.{table} ENABLE ALWAYS TRIGGER zetl_test_refuse;
+"""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from services.replicator.tests.support import Query, execute, zetl
+from services.replicator.tests.support import REFUSE_WRITES, Query, execute, table_state, zetl
 from tests.harness import PostgresServer
 from tests.support import running, wait_for
 from zetl_replicator.config import ReplicatorConfig
@@ -102,3 +102,23 @@ def test_resync_recopies_one_table(
         assert zetl(config, "verify").returncode == 0
     result = zetl(config, "resync", "public.nope", "--no-wait")
     assert result.returncode == 2
+
+
+def test_verify_fails_while_a_table_is_failed_by_the_replica_refusing_its_changes(
+    config: ReplicatorConfig, replica: Query, warehouse_server: PostgresServer
+) -> None:
+    """A table the zero-ETL rules leave out is not compared; a table whose changes the replica
+    refused stopped at that change, which verify reports as a difference."""
+    execute(config.source_url, "CREATE TABLE t (id int PRIMARY KEY)", "INSERT INTO t VALUES (1)")
+    with running(config):
+        wait_for(lambda: replica("SELECT count(*) FROM t") == [(1,)], "the copy")
+        warehouse_server.execute(
+            REFUSE_WRITES.format(message="refused by the replica", code="23514", table="t"),
+            config.replica_database,
+        )
+        execute(config.source_url, "INSERT INTO t VALUES (2)")
+        wait_for(lambda: (table_state(config, "public.t") or ("",))[0] == "Failed", "t Failed")
+    result = zetl(config, "verify")
+    assert result.returncode == 1, result.stdout
+    assert "public.t: Failed, the replica refused its changes" in result.stdout
+    assert "replica differs from source: public.t" in result.stdout

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import psycopg2
 import pytest
 
-from services.replicator.tests.support import Query, execute
+from services.replicator.tests.support import REFUSE_WRITES, Query, execute, table_state, zetl
 from tests.harness import SOURCE_SETTINGS, PostgresServer, running_postgres
 from tests.support import running, wait_for
 from zetl_replicator.config import ReplicatorConfig
@@ -107,3 +107,44 @@ def test_a_synced_table_that_loses_its_primary_key_fails_without_breaking_the_so
         wait_for(lambda: replica("SELECT * FROM other") == [(1, 1)], "the others to keep streaming")
     reason = {n: r for n, _, r in replica(STATES)}["public.keyed"]
     assert "primary key" in str(reason)
+
+
+def test_a_full_warehouse_disk_is_retried_and_fails_no_table(
+    config: ReplicatorConfig, replica: Query, warehouse_server: PostgresServer
+) -> None:
+    """Postgres' own disk-full error (SQLSTATE 53100) on the replica is a condition of the
+    warehouse: the replicator says so and retries from its last commit, the table stays
+    Synced, and once space is back every change arrives."""
+    execute(
+        config.source_url,
+        "CREATE TABLE stored (id int PRIMARY KEY, note text)",
+        "INSERT INTO stored VALUES (1, 'before')",
+    )
+    with running(config) as replicator:
+        wait_for(lambda: replica("SELECT count(*) FROM stored") == [(1,)], "the copy")
+        message = 'could not extend file "base/16384/16385": No space left on device'
+        warehouse_server.execute(
+            REFUSE_WRITES.format(message=message, code="53100", table="stored"),
+            config.replica_database,
+        )
+        execute(
+            config.source_url, "INSERT INTO stored SELECT g, 'full' FROM generate_series(2, 50) g"
+        )
+
+        def told() -> bool:
+            return "cannot take changes now" in (replicator.metrics.last_error or "")
+
+        wait_for(told, "the replicator to say the warehouse cannot take changes")
+        reconnects = replicator.metrics.reconnects
+        wait_for(lambda: replicator.metrics.reconnects > reconnects, "a retry")
+        assert table_state(config, "public.stored") == ("Synced", None)
+        assert replica("SELECT count(*) FROM stored") == [(1,)]
+
+        warehouse_server.execute(
+            "DROP TRIGGER zetl_test_refuse ON public.stored", config.replica_database
+        )  # space is back
+        wait_for(lambda: replica("SELECT count(*) FROM stored") == [(50,)], "every change")
+        assert table_state(config, "public.stored") == ("Synced", None)
+        assert replicator.metrics.tables_failed == 0
+    result = zetl(config, "verify")
+    assert result.returncode == 0, result.stdout

@@ -16,6 +16,8 @@ from typing import Protocol
 import psycopg2
 from psycopg2 import sql
 
+from zetl.db import ConnectionLost
+from zetl.errors import first_line
 from zetl.integration import TableState
 from zetl_replicator.apply.netchange import Row
 from zetl_replicator.source.tables import TableInfo
@@ -37,13 +39,36 @@ class ApplyError(Exception):
         super().__init__(text or type(error).__name__)
 
 
+class WarehouseExhausted(ConnectionLost):
+    """The warehouse as a whole cannot take changes now (its disk is full, it is out of memory
+    or connections, or its storage fails): not a table refusing them. Retried as a lost
+    connection is, from the last committed position, so no table fails and no change is
+    skipped; the error is the integration's last error meanwhile."""
+
+
+# SQLSTATE class 53 (insufficient resources: disk full, out of memory, too many connections)
+# and 58030 (I/O error): conditions of the server, which heal when space or memory is back.
+_EXHAUSTED_CLASS, _IO_ERROR = "53", "58030"
+
+
+def raise_if_exhausted(error: psycopg2.Error) -> None:
+    """Raise ``WarehouseExhausted`` when ``error`` is the warehouse short of a resource."""
+    code = error.pgcode or ""
+    if code.startswith(_EXHAUSTED_CLASS) or code == _IO_ERROR:
+        raise WarehouseExhausted(
+            f"the warehouse cannot take changes now ({first_line(error)}, SQLSTATE {code});"
+            " retrying from the last committed position"
+        ) from error
+
+
 class Destination(Protocol):
     """Where the apply loop's changes go: one open batch at a time.
 
     Changes accumulate in the open batch and become durable only with ``commit``, together with
     the LSN they cover; ``rollback`` forgets them. Within a batch, changes must take effect in
     the order given for the same row, and a table's changes before ``truncate``, ``execute``
-    and ``savepoint`` come before them. Lost connections raise ``zetl.db.ConnectionLost``; a
+    and ``savepoint`` come before them. Lost connections raise ``zetl.db.ConnectionLost``, and a
+    warehouse out of disk or memory its subclass ``WarehouseExhausted``; a
     change the destination refuses raises ``ApplyError`` naming the tables it may belong to,
     from the call that sent it or a later one of the same batch (writes may still be in flight
     when a call returns; ``commit`` returns once they all are done).

@@ -29,7 +29,7 @@ from psycopg2 import sql
 from zetl.integration import TableState
 from zetl_replicator.apply.netchange import Key, NetChanges, Row
 from zetl_replicator.destination.history import HistoryChanges
-from zetl_replicator.destination.interface import ApplyError
+from zetl_replicator.destination.interface import ApplyError, raise_if_exhausted
 from zetl_replicator.destination.statements import (
     Statement,
     column_list,
@@ -443,10 +443,12 @@ class PostgresDestination:
 
     @contextmanager
     def _refused(self, tables: set[str]) -> Iterator[None]:
-        """Turn the warehouse refusing a statement into an ApplyError naming its tables."""
+        """Turn the warehouse refusing a statement into an ApplyError naming its tables (a
+        warehouse out of a resource is no table's fault: WarehouseExhausted)."""
         try:
             yield
         except psycopg2.Error as exc:
+            raise_if_exhausted(exc)
             named = exc.diag.table_name
             if named and exc.diag.schema_name:  # constraint errors name their table
                 tables = {f"{exc.diag.schema_name}.{named}"}

@@ -50,10 +50,18 @@ class VerifyReport:
     not_in_step: tuple[str, ...]  # tables Initializing or ResyncRequired
     failed: tuple[str, ...]  # tables zero-ETL does not replicate (Failed): not compared
     missing: tuple[str, ...] = ()  # Synced tables absent on one side: why, one line each
+    # Failed because the replica refused their changes: their copies stopped at that change,
+    # which a difference is, unlike a table the zero-ETL rules leave out.
+    apply_failed: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
-        return all(c.ok for c in self.checks) and not self.not_in_step and not self.missing
+        return (
+            all(c.ok for c in self.checks)
+            and not self.not_in_step
+            and not self.missing
+            and not self.apply_failed
+        )
 
 
 def checksum_sql(table: TableInfo) -> sql.Composed:
@@ -172,8 +180,15 @@ def verify_once(config: ReplicatorConfig, wait_seconds: float = 60.0) -> VerifyR
                 if s.state in (TableState.INITIALIZING, TableState.RESYNC_REQUIRED)
             )
         ),
-        failed=tuple(sorted(n for n, s in states.items() if s.state == TableState.FAILED)),
+        failed=tuple(
+            sorted(
+                n for n, s in states.items() if s.state == TableState.FAILED and not s.apply_failed
+            )
+        ),
         missing=tuple(missing),
+        apply_failed=tuple(
+            sorted(n for n, s in states.items() if s.state == TableState.FAILED and s.apply_failed)
+        ),
     )
 
 

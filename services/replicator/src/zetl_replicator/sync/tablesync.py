@@ -27,6 +27,7 @@ from zetl_replicator.apply.registry import NOT_APPLIED, TableRegistry
 from zetl_replicator.config import ReplicatorConfig
 from zetl_replicator.destination.ddl import ensure_schema, refusal_reason
 from zetl_replicator.destination.history import is_history_table
+from zetl_replicator.destination.interface import raise_if_exhausted
 from zetl_replicator.destination.replica import connect_replica
 from zetl_replicator.source import catalog, pgoutput, server
 from zetl_replicator.source.tables import TableInfo
@@ -403,6 +404,7 @@ def copy_synced(
         rows = copy_table(source_url, point.snapshot, table, warehouse, options)
     except psycopg2.Error as exc:
         warehouse.rollback()
+        raise_if_exhausted(exc)
         raise CopyRefusedError(f"copy refused: {refusal_reason(exc)}") from exc
     store.set_table_state(
         table.schema,
