@@ -539,6 +539,7 @@ def test_the_replica_survives_a_stopped_replicator_and_a_source_restart(
     platform.compose("stop", "replicator")
     written = generated(platform)
     wait_for("the generator to write on", lambda: generated(platform) >= written + 100, platform)
+    stopped_replicator_is_told(platform)
     platform.compose("start", "replicator")
     verify_clean(platform, "the replicator restarted")
 
@@ -553,6 +554,55 @@ def test_the_replica_survives_a_stopped_replicator_and_a_source_restart(
         platform,
     )
     verify_clean(platform, "the source restarted")
+
+
+def stopped_replicator_is_told(platform: Platform) -> None:
+    """With the replicator stopped and the source writing on, `zetl status`, svv_integration
+    and the health page all say ErrorState, with a lag that grows, not the last sample's."""
+    base = f"http://127.0.0.1:{platform.env['DASHBOARD_PORT']}"
+    with browser_page() as page:
+        open_page(platform, page, f"{base}/health", "[data-testid='stMetric']")
+        # A replicator stopped cleanly says ErrorState as it stops (a silent one is in it 30 s
+        # after its last report); the page refreshes every 5 s.
+        page.wait_for_function(
+            "() => document.body.innerText.includes('The replicator is stopped')", timeout=90_000
+        )
+        first = lag_now(page)
+        shown = page_metric(page, "Lag now")
+        page.wait_for_function(
+            """shown => [...document.querySelectorAll("[data-testid='stMetric']")].some(
+                m => m.innerText.startsWith("Lag now")
+                     && m.innerText.split(/\\s+/).join(" ").trim() !== shown)""",
+            arg=shown,
+            timeout=60_000,
+        )
+        assert lag_now(page) > first
+        assert page_metric(page, "State of").endswith("ErrorState")
+    status = platform.zetl("status")
+    assert status.returncode != 0, status.stdout + status.stderr
+    assert "ErrorState" in status.stdout, status.stdout
+    view = platform.url("zetl_dashboard", "REDSHIFT", "dev") + "?sslmode=require"
+    with psycopg2.connect(view) as conn, conn.cursor() as cur:
+        cur.execute("SELECT state, current_lag FROM svv_integration")
+        state, lag_ms = cur.fetchone()  # type: ignore[misc]
+    conn.close()
+    assert (state.strip(), int(lag_ms) / 1000 >= first) == ("ErrorState", True)
+    platform.mark("a stopped replicator told by status, svv_integration and the health page")
+
+
+def page_metric(page: Page, label: str) -> str:
+    """The text of the metric whose label starts with ``label`` (label, then value)."""
+    metric = page.get_by_test_id("stMetric").filter(has_text=label).first
+    return " ".join(metric.inner_text().split())
+
+
+def lag_now(page: Page) -> float:
+    """The health page's "Lag now" in seconds ("0.4 s", "42 s", "1 min 5 s", "2 h 3 min")."""
+    text = page_metric(page, "Lag now").removeprefix("Lag now").strip()
+    units = {"h": 3600, "min": 60, "s": 1}
+    parts = re.findall(r"([0-9.]+) (h|min|s)\b", text)
+    assert parts, text
+    return sum(float(number) * units[unit] for number, unit in parts)
 
 
 def test_a_second_up_leaves_the_live_data_alone(platform: Platform) -> None:

@@ -282,7 +282,7 @@ def test_health_shows_a_silent_replicator_as_error_state_with_its_lag(
     metrics = {m.label: m.value for m in app.metric}
     assert metrics["State of zetl_replica"] == "ErrorState"
     assert metrics["Lag now"] == "1 min 35 s"
-    assert "The replicator has not reported for over 30 s" in texts(app)
+    assert "The replicator is stopped, or has not reported for over 30 s" in texts(app)
 
 
 def chart_spec(app: AppTest, index: int) -> dict[str, Any]:

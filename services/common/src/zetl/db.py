@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import re
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -13,6 +17,8 @@ import psycopg2
 import psycopg2.extensions
 
 from zetl.errors import ConfigError, MissingDatabaseError, first_line
+
+log = logging.getLogger(__name__)
 
 
 def redact(dsn: str) -> str:
@@ -75,53 +81,194 @@ def connection_edge(*, stream: bool = False) -> Iterator[None]:
 class _Cursor(psycopg2.extensions.cursor):
     """A cursor whose round trips raise ConnectionLost when the server is gone."""
 
+    connection: _Connection
+
     def execute(self, query: Any, vars: Any = None) -> None:
-        with connection_edge():
+        with self.connection.round_trip():
             super().execute(query, vars)
 
     def executemany(self, query: Any, vars_list: Any) -> None:
-        with connection_edge():
+        with self.connection.round_trip():
             super().executemany(query, vars_list)
 
     def copy_expert(self, sql: Any, file: Any, size: int = 8192) -> None:
-        with connection_edge():
+        with self.connection.round_trip():
             super().copy_expert(sql, file, size)
 
 
 class _Connection(psycopg2.extensions.connection):
     """A connection whose cursors, commits and rollbacks raise ConnectionLost when the server
-    is gone (``with conn:`` included)."""
+    is gone (``with conn:`` included), and whose round trips the stall watchdog watches when
+    ``stall_seconds`` is set."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, dsn: str, *args: Any, **kwargs: Any) -> None:
+        super().__init__(dsn, *args, **kwargs)
         self.cursor_factory = _Cursor
+        self.side_dsn = dsn  # the watchdog's own connection: ``self.dsn`` hides the password
+        self.stall_seconds: float | None = None
+
+    @contextmanager
+    def round_trip(self) -> Iterator[None]:
+        with connection_edge():
+            if self.stall_seconds is None:
+                yield
+            else:
+                with WATCHDOG.watching(self):
+                    yield
 
     def cursor(self, *args: Any, **kwargs: Any) -> Any:
         with connection_edge():
             return super().cursor(*args, **kwargs)
 
     def commit(self) -> None:
-        with connection_edge():
+        with self.round_trip():
             super().commit()
 
     def rollback(self) -> None:
-        with connection_edge():
+        with self.round_trip():
             super().rollback()
 
     def __exit__(self, *exc_info: Any) -> None:
-        with connection_edge():
+        with self.round_trip():
             super().__exit__(*exc_info)
 
 
-def connect(url: str, *, raise_lost: bool = False, **kwargs: Any) -> psycopg2.extensions.connection:
+@dataclass
+class _Flight:
+    """One round trip in flight on a watched connection."""
+
+    conn: _Connection
+    started: float
+    suspect: int = 0  # checks in a row that found the server waiting for us, not working
+
+
+class StallWatchdog:
+    """Breaks round trips that a frozen network holds for ever.
+
+    A statement sent into a connection that stays open but carries nothing (a hung load
+    balancer, a dead NAT entry) waits for ever: the server never got it, or its answer never
+    got back, and TCP keepalives cannot tell while the peer's kernel still acknowledges. A
+    statement that simply runs long looks the same from the client. So once a round trip has
+    lasted ``stall_seconds``, the watchdog asks the server over a connection of its own whether
+    that backend is working on it. A backend that is idle (waiting for our statement), blocked
+    writing its answer to us, gone, or a server that cannot be asked, on two checks in a row,
+    is a stall: the watchdog shuts the socket down, libpq fails the call, and the caller's
+    ``ConnectionLost`` handling starts again from its last commit (nothing uncommitted was
+    applied). One thread for the process, started on first use.
+    """
+
+    CHECK_SECONDS = 5.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._flights: dict[int, _Flight] = {}
+        self._thread: threading.Thread | None = None
+        self.broken = 0  # round trips it broke (for tests and logs)
+
+    @contextmanager
+    def watching(self, conn: _Connection) -> Iterator[None]:
+        flight = _Flight(conn, time.monotonic())
+        with self._lock:
+            self._flights[id(flight)] = flight
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="zetl-stalls", daemon=True)
+                self._thread.start()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._flights.pop(id(flight), None)
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                limits = [f.conn.stall_seconds or 0.0 for f in self._flights.values()]
+            # Checked twice within a limit: a stall is broken within about twice its limit.
+            time.sleep(min([self.CHECK_SECONDS, *(limit / 2 for limit in limits)]))
+            now = time.monotonic()
+            with self._lock:
+                due = [
+                    f
+                    for f in self._flights.values()
+                    if now - f.started >= (f.conn.stall_seconds or 0.0)
+                ]
+            for flight in due:
+                try:
+                    self._check(flight)
+                except Exception:  # the watchdog must outlive anything one check meets
+                    log.exception("stall check failed")
+
+    def _check(self, flight: _Flight) -> None:
+        conn = flight.conn
+        reason = _waiting_for_us(conn)
+        with self._lock:
+            if id(flight) not in self._flights:  # it ended meanwhile
+                return
+            flight.suspect = flight.suspect + 1 if reason else 0
+            if flight.suspect < 2:
+                return
+        self.broken += 1
+        log.warning(
+            "a round trip stalled; closing its connection",
+            extra={"seconds": round(time.monotonic() - flight.started, 1), "reason": reason},
+        )
+        with socket.socket(fileno=conn.fileno()) as sock:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            finally:
+                sock.detach()  # libpq still owns the descriptor and closes it
+
+
+def _waiting_for_us(conn: _Connection) -> str | None:
+    """Why the server is not working on ``conn``'s round trip, or None while it is."""
+    try:
+        side = psycopg2.connect(
+            conn.side_dsn,
+            connect_timeout=5,
+            options="-c statement_timeout=5000",
+            application_name="zetl-stall-check",
+        )
+    except psycopg2.Error as exc:
+        return f"the server cannot be asked: {first_line(exc)}"
+    try:
+        with side.cursor() as cur:
+            cur.execute(
+                "SELECT state, wait_event FROM pg_stat_activity WHERE pid = %s",
+                (conn.info.backend_pid,),
+            )
+            row = cur.fetchone()
+    except psycopg2.Error as exc:
+        return f"the server cannot be asked: {first_line(exc)}"
+    finally:
+        side.close()
+    if row is None:
+        return "its backend is gone"
+    state, wait_event = row
+    if state != "active":
+        return f"its backend is {state}, waiting for the statement"
+    if wait_event == "ClientWrite":
+        return "its backend is blocked sending the answer"
+    return None
+
+
+WATCHDOG = StallWatchdog()
+
+
+def connect(
+    url: str, *, raise_lost: bool = False, stall_seconds: float | None = None, **kwargs: Any
+) -> psycopg2.extensions.connection:
     """Open a psycopg2 connection: ConnectionLost while the server cannot be reached (yet),
     ConfigError when it refuses us for good or the URL is wrong. ``raise_lost``: its
     statements, commits and rollbacks raise ConnectionLost too when the server goes away
-    (else the driver's error, for callers that handle psycopg2's errors themselves)."""
+    (else the driver's error, for callers that handle psycopg2's errors themselves).
+    ``stall_seconds`` (with ``raise_lost``): a round trip that lasts longer while the server
+    is not working on it is broken into a ConnectionLost (``StallWatchdog``)."""
     if raise_lost:
         kwargs.setdefault("connection_factory", _Connection)
     try:
         conn: psycopg2.extensions.connection = psycopg2.connect(url, **{**KEEPALIVES, **kwargs})
+        if isinstance(conn, _Connection):
+            conn.stall_seconds = stall_seconds
         return conn
     except psycopg2.ProgrammingError as exc:  # libpq could not parse the string at all
         raise ConfigError(

@@ -421,8 +421,8 @@ def integration_now(row: pd.Series) -> None:
     right.metric("Tables replicated / failed", f"{replicated} / {failed}")
     if state == ERROR_STATE:
         st.warning(
-            f"{row['target_database']}: {ERROR_STATE}. The replicator has not reported for over"
-            " 30 s (stopped, or stuck): the replica holds the source as of its last report, and"
+            f"{row['target_database']}: {ERROR_STATE}. The replicator is stopped, or has not"
+            " reported for over 30 s: the replica holds the source as of its last report, and"
             " the lag grows until it is back. `zetl status` says more."
         )
 

@@ -67,6 +67,11 @@ class ReplicatorConfig(EnvSpec):
     copy_workers: int = setting("ZETL_COPY_WORKERS", 2, _workers)
     discovery_interval_seconds: float = setting("ZETL_DISCOVERY_INTERVAL_SECONDS", 5.0, number)
     metrics_port: int = setting("ZETL_METRICS_PORT", 0, port)  # 0: no HTTP endpoint
+    # How long a connection may carry nothing before the replicator suspects a frozen network
+    # (Postgres' wal_receiver_timeout, for both sides): a silent stream asks the source for a
+    # keepalive and reconnects if none comes within as long again; a statement running longer
+    # is checked with the server, and broken if the server is not working on it.
+    stall_seconds: float = setting("ZETL_STALL_SECONDS", 30.0, number)
 
     @classmethod
     def from_env(

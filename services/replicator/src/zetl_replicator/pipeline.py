@@ -60,6 +60,9 @@ class Replicator:
         self.isolation = Isolation()
         self.ever_streamed = False
         self.streamed_in_session = False
+        # The walsender of this process's last stream: after a frozen network it may still hold
+        # the slot (until its wal_sender_timeout), and is ended rather than waited for.
+        self.walsender_pid: int | None = None
         self.monitor: Monitor | None = None
 
     @property
@@ -84,6 +87,7 @@ class Replicator:
             urlsplit(config.source_url).path.lstrip("/") or "",
             self._sample,
             self._counts,
+            stall_seconds=config.stall_seconds,
         )
         self.monitor.start()
         try:
@@ -191,8 +195,9 @@ class Replicator:
     def _session(self, stop: threading.Event) -> None:
         config = self.config
         ensure_replica_database(config.warehouse_url, config.replica_database)
-        warehouse = connect_replica(config.warehouse_url, config.replica_database)
-        src = server.connect_source(config.source_url)
+        stall = config.stall_seconds
+        warehouse = connect_replica(config.warehouse_url, config.replica_database, stall)
+        src = server.connect_source(config.source_url, stall)
         replication = server.connect_replication(config.source_url)
         try:
             store = PostgresStateStore(warehouse)
@@ -245,11 +250,21 @@ class Replicator:
         gc.set_threshold(GC_THRESHOLD, 50, 100)
         config = self.config
         version = pgoutput.protocol_version(server.server_version(src))
+        if self.walsender_pid is not None and server.end_walsender(
+            src, config.slot, self.walsender_pid
+        ):
+            log.warning(
+                "ended this replicator's previous stream, which still held the slot",
+                extra={"slot": config.slot, "pid": self.walsender_pid},
+            )
+        self.walsender_pid = replication.info.backend_pid
         cursor = start_stream(
             replication, config.slot, config.publication, version, loop.applied_lsn
         )
         inbox: queue.Queue[QueueItem] = queue.Queue(maxsize=QUEUE_LISTS)
-        receiver = Receiver(cursor, inbox, parallel_abort=version >= 4)
+        receiver = Receiver(
+            cursor, inbox, parallel_abort=version >= 4, silence_seconds=config.stall_seconds
+        )
         receiver.flush_lsn = loop.durable_lsn  # none yet: flushed ones only
         receiver.start()
         self.metrics.streaming = True

@@ -23,9 +23,15 @@ def replica_url(warehouse_url: str, replica_database: str) -> str:
     return with_database(warehouse_url, replica_database)
 
 
-def connect_replica(warehouse_url: str, replica_database: str) -> psycopg2.extensions.connection:
+def connect_replica(
+    warehouse_url: str, replica_database: str, stall_seconds: float | None = None
+) -> psycopg2.extensions.connection:
+    """A connection to the replica database; ``stall_seconds``: see ``zetl.db.connect``."""
     return connect(
-        replica_url(warehouse_url, replica_database), raise_lost=True, options=TEXT_FORMAT_OPTIONS
+        replica_url(warehouse_url, replica_database),
+        raise_lost=True,
+        stall_seconds=stall_seconds,
+        options=TEXT_FORMAT_OPTIONS,
     )
 
 

@@ -275,9 +275,11 @@ class Monitor(threading.Thread):
         source_database: str,
         sample: Callable[[], Sample],
         counts: Callable[[int, int], None] | None = None,
+        stall_seconds: float | None = None,
     ) -> None:
         super().__init__(name="zetl-monitor", daemon=True)
         self.warehouse_url = warehouse_url
+        self.stall_seconds = stall_seconds  # its round trips are watched as the session's
         self.replica_database = replica_database
         self.slot = slot
         self.source_database = source_database
@@ -344,9 +346,13 @@ class Monitor(threading.Thread):
             ensure_monitoring(self.warehouse_url)
             self._ready = True
         if self._warehouse is None or self._warehouse.closed:
-            self._warehouse = connect(self.warehouse_url)
+            self._warehouse = connect(
+                self.warehouse_url, raise_lost=True, stall_seconds=self.stall_seconds
+            )
         if self._replica is None or self._replica.closed:
-            self._replica = connect_replica(self.warehouse_url, self.replica_database)
+            self._replica = connect_replica(
+                self.warehouse_url, self.replica_database, self.stall_seconds
+            )
             self._replica.set_session(readonly=True, autocommit=True)
         return self._warehouse, self._replica
 

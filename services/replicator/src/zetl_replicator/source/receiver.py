@@ -14,11 +14,12 @@ import select
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import psycopg2.extras
 
-from zetl.db import connection_edge
+from zetl.db import ConnectionLost, connection_edge
 from zetl_replicator.source import pgoutput
 
 QUEUE_LISTS = 64  # lists of up to LIST_SIZE messages between receiver and applier
@@ -82,6 +83,34 @@ def start_stream(
     return cursor
 
 
+class Silence:
+    """How long the source has sent nothing, as Postgres' own subscriber keeps it
+    (``wal_receiver_timeout``). The walsender is silent on an idle stream that keeps sending
+    feedback, so silence alone proves nothing: after half the limit the receiver asks for a
+    keepalive, and the stream is frozen only when none comes within the other half (time the
+    receiver spent waiting for the applier does not count: the keepalive is asked first)."""
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds = seconds
+        self.clock = clock
+        self._heard = clock()
+        self._asked: float | None = None
+
+    def heard(self) -> None:
+        self._heard, self._asked = self.clock(), None
+
+    def ask_now(self) -> bool:
+        """Whether to ask the server for a keepalive now (once per silence)."""
+        if self._asked is None and self.clock() - self._heard >= self.seconds / 2:
+            self._asked = self.clock()
+            return True
+        return False
+
+    def broken(self) -> bool:
+        """Whether the keepalive asked for has not come within the other half."""
+        return self._asked is not None and self.clock() - self._asked >= self.seconds / 2
+
+
 class Receiver(threading.Thread):
     """Reads and decodes the stream; answers the server's keepalives even while apply is busy."""
 
@@ -91,11 +120,13 @@ class Receiver(threading.Thread):
         out: queue.Queue[QueueItem],
         *,
         parallel_abort: bool = False,
+        silence_seconds: float = 30.0,
     ):
         super().__init__(name="zetl-receiver", daemon=True)
         self.cursor = cursor
         self.out = out
         self.parallel_abort = parallel_abort  # protocol 4, streaming 'parallel'
+        self.silence = Silence(silence_seconds)
         self.flush_lsn = 0  # set by the applier once durable; read here (an int: atomic)
         self.received_lsn = 0
         self.stopping = threading.Event()
@@ -115,6 +146,13 @@ class Receiver(threading.Thread):
         while not self.stopping.is_set():
             message = self.cursor.read_message()
             if message is None:  # all read for now
+                if self.silence.broken():
+                    raise ConnectionLost(
+                        f"the source sent nothing for {self.silence.seconds:.0f} s, not even"
+                        " the keepalive asked for: a frozen connection; reconnecting"
+                    )
+                if self.silence.ask_now():
+                    self._feedback(force=True, reply=True)
                 wal_end = int(self.cursor.wal_end)
                 if not in_transaction and wal_end > last_idle:
                     idle = wal_end
@@ -134,9 +172,13 @@ class Receiver(threading.Thread):
                     # one per message): see RECEIVE_WINDOW_BYTES. Only inside a streamed
                     # transaction: between small transactions, polling cost CPU (measured).
                     time.sleep(HOLD_POLL_SECONDS)
+                    wait = 0.0
                 else:
-                    select.select([stream], [], [], 0.2)
+                    wait = 0.2
+                if select.select([stream], [], [], wait)[0]:
+                    self.silence.heard()  # bytes from the server: data or a keepalive
                 continue
+            self.silence.heard()
             decoded = pgoutput.decode(
                 message.payload, in_stream=in_stream, parallel_abort=self.parallel_abort
             )
@@ -158,9 +200,9 @@ class Receiver(threading.Thread):
                 batch = []
                 self._feedback()
 
-    def _feedback(self, force: bool = False) -> None:
+    def _feedback(self, force: bool = False, reply: bool = False) -> None:
         self.cursor.send_feedback(  # type: ignore[no-untyped-call]  # untyped in the stubs
-            write_lsn=self.received_lsn, flush_lsn=self.flush_lsn, force=force
+            write_lsn=self.received_lsn, flush_lsn=self.flush_lsn, force=force, reply=reply
         )
 
     def _put(self, item: QueueItem) -> None:

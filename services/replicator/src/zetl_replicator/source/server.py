@@ -35,8 +35,9 @@ class SnapshotPoint:
     snapshot: str
 
 
-def connect_source(url: str) -> psycopg2.extensions.connection:
-    conn = connect(url, raise_lost=True, options=TEXT_FORMAT_OPTIONS)
+def connect_source(url: str, stall_seconds: float | None = None) -> psycopg2.extensions.connection:
+    """A connection to the source database; ``stall_seconds``: see ``zetl.db.connect``."""
+    conn = connect(url, raise_lost=True, stall_seconds=stall_seconds, options=TEXT_FORMAT_OPTIONS)
     conn.autocommit = True
     return conn
 
@@ -183,6 +184,21 @@ def slot_info(conn: psycopg2.extensions.connection, slot: str) -> SlotInfo | Non
         confirmed_flush_lsn=str_to_lsn(row[3]) if row[3] else None,
         lag_bytes=int(row[4]) if row[4] is not None else None,
     )
+
+
+def end_walsender(conn: psycopg2.extensions.connection, slot: str, pid: int) -> bool:
+    """End the walsender ``pid`` if it still holds ``slot`` (waiting up to 10 s for it to go);
+    whether it did. Only ever a walsender of this replicator's own: a stream the network froze
+    goes on holding the slot until the source's wal_sender_timeout, while the replicator has
+    already reconnected (a role may end its own backends, on RDS too)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT pg_terminate_backend(active_pid, 10000) FROM pg_replication_slots"
+            " WHERE slot_name = %s AND active_pid = %s",
+            (slot, pid),
+        )
+        row = cur.fetchone()
+    return bool(row and row[0])
 
 
 def drop_slot(conn: psycopg2.extensions.connection, slot: str) -> None:

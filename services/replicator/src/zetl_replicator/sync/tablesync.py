@@ -133,7 +133,9 @@ class TableSync:
         copy_refused: dict[str, str] = {}
 
         def copy_one(table: TableInfo) -> None:
-            conn = connect_replica(config.warehouse_url, config.replica_database)
+            conn = connect_replica(
+                config.warehouse_url, config.replica_database, config.stall_seconds
+            )
             try:
                 started = time.monotonic()
                 try:
