@@ -19,7 +19,6 @@ from zetl.errors import ConfigError
 from zetl.settings import EnvSpec, Settings, integer, setting
 
 if TYPE_CHECKING:
-    from _typeshed import DataclassInstance
     from psycopg2.extensions import cursor
 
 DEFAULT_REFRESH_SECONDS = 30
@@ -110,9 +109,9 @@ def read_integrations(url: str) -> Result:
 
 def _read_view(
     url: str,
-    reader: Callable[[cursor], Sequence[DataclassInstance] | None],
+    reader: Callable[[cursor], Sequence[Any] | None],
     view: str,
-    row: type[DataclassInstance],
+    row: type[Any],  # the dataclass the reader returns
 ) -> Result:
     """The ``row`` dataclasses one of zetl.integration's readers returns, as a frame, read in a
     read-only transaction like every other read; ``view`` is missing when the reader finds
