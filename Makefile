@@ -37,7 +37,7 @@ lock: install ## re-resolve requirements.lock from requirements.in (after changi
 	$(BIN)/uv pip compile requirements.in --universal --python-version 3.11 -o requirements.lock
 
 test: install ## run the whole test suite against real Postgres in containers
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=15
 
 # Marks decide what runs (pyproject.toml): a test that needs a container is marked docker in its
 # module. Check that none is missing with the engine unreachable:

@@ -96,7 +96,7 @@ CASES = {
         {"SOURCE_DATABASE_URL": "{source:wrong-password}"},
     ),
     "generate: an unreachable host": Case(
-        ("generate", "--max-events", "1"),
+        ("generate", "--max-events", "1", "--wait", "1"),
         USAGE,
         "Connection refused",
         {"SOURCE_DATABASE_URL": "{source:unreachable}"},

@@ -314,13 +314,15 @@ def is_connection_lost(exc: BaseException) -> bool:
 
 
 def wait_until_ready(url: str, timeout_s: float = 60.0) -> None:
-    """Retry with backoff until the server accepts a connection, for containers still starting."""
+    """Retry with backoff until the server accepts a connection, for containers still starting
+    (a server not answering yet, a database not created yet). A refusal that retrying cannot
+    heal (a wrong password, no pg_hba entry) is raised at once."""
     deadline, delay = time.monotonic() + timeout_s, 0.2
     while True:
         try:
             connect(url, connect_timeout=5).close()
             return
-        except ConfigError:
+        except (ConnectionLost, MissingDatabaseError):
             if time.monotonic() + delay > deadline:
                 raise
             time.sleep(delay)

@@ -77,6 +77,9 @@ def generate(
     ),
     duration: float = typer.Option(None, min=0, help="stop after this many seconds"),
     max_events: int = typer.Option(None, min=0, help="stop after this many events"),
+    wait: float = typer.Option(
+        60.0, min=0, help="seconds to wait for the source to accept connections"
+    ),
     seed: int = typer.Option(0, help="same seed and same starting state give the same data"),
     mix: str = typer.Option(
         None,
@@ -100,7 +103,7 @@ def generate(
 
     url = Settings.from_env().require_source()
     options = WorkloadOptions(rate, duration, max_events, seed, Mix.parse(mix), simulated_clock)
-    wait_until_ready(url)
+    wait_until_ready(url, timeout_s=wait)
     workload = Workload(url, options)
     if metrics_port is not None:
         serve_metrics(lambda: render_metrics(workload.stats), workload.healthy, metrics_port)
