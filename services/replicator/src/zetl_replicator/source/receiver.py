@@ -101,8 +101,9 @@ class Silence:
 
     def ask_now(self) -> bool:
         """Whether to ask the server for a keepalive now (once per silence)."""
-        if self._asked is None and self.clock() - self._heard >= self.seconds / 2:
-            self._asked = self.clock()
+        now = self.clock()
+        if self._asked is None and now - self._heard >= self.seconds / 2:
+            self._asked = now
             return True
         return False
 
