@@ -9,6 +9,7 @@ from __future__ import annotations
 from services.replicator.tests.support import (
     Query,
     columns,
+    copied_then_streamed,
     count,
     execute,
     table_state,
@@ -41,13 +42,7 @@ def test_more_types_replicate_in_aws_redshift_types(
         "CREATE TABLE geometric (id int PRIMARY KEY, p point)",
     )
     with running(config):
-        wait_for(lambda: count(replica, "public.t") == 1, "t copied")
-        execute(
-            src,
-            "INSERT INTO t SELECT 2, m8, nm, lsn, ctid_copy, x8, jp, ts, ps, rc, i2, ov,"
-            " b4 FROM t WHERE id = 1",
-        )
-        wait_for(lambda: count(replica, "public.t") == 2, "row streamed")
+        copied_then_streamed(src, replica)
         assert table_state(config, "public.t") == ("Synced", None)
         types = dict(columns(replica, "public.t"))
         assert types["m8"] == "character varying(23)"
