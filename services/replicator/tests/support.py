@@ -69,21 +69,14 @@ def columns(replica: Query, table: str) -> list[tuple[str, str]]:
     ]
 
 
-def copied_then_streamed(url: str, replica: Query, table: str = "t") -> None:
-    """Wait for row 1 of ``public.<table>`` to be copied, then insert a copy of it as row 2 on
-    the source (``url``) and wait for it to stream: every column's type through both paths."""
-    wait_for(lambda: count(replica, f"public.{table}") == 1, f"{table} copied")
-    names = [name for (name,) in rows(url, _COLUMN_NAMES.format(table=table))]
+def copied_then_streamed(url: str, replica: Query) -> None:
+    """Wait for row 1 of ``public.t`` to be copied, then insert a copy of it as row 2 on the
+    source (``url``) and wait for it to stream: every column's type through both paths."""
+    wait_for(lambda: count(replica, "public.t") == 1, "t copied")
+    names = [name for name, _ in columns(replica, "public.t")]  # the source's, in order
     assert names[0] == "id", names
-    others = ", ".join(names[1:])
-    execute(url, f"INSERT INTO {table} SELECT 2, {others} FROM {table} WHERE id = 1")
-    wait_for(lambda: count(replica, f"public.{table}") == 2, f"{table}'s second row streamed")
-
-
-_COLUMN_NAMES = (
-    "SELECT attname FROM pg_attribute WHERE attrelid = 'public.{table}'::regclass"
-    " AND attnum > 0 AND NOT attisdropped ORDER BY attnum"
-)
+    execute(url, f"INSERT INTO t SELECT 2, {', '.join(names[1:])} FROM t WHERE id = 1")
+    wait_for(lambda: count(replica, "public.t") == 2, "t's second row streamed")
 
 
 def states(replica: Query) -> dict[str, tuple[str, str | None]]:
